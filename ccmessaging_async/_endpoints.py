@@ -1,0 +1,315 @@
+"""Endpoints as data, and the one send step that applies SPEC section 3 to all of them."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import anyio
+import attrs
+
+from . import _http
+from ._auth import TokenManager
+from ._config import RetryPolicy, backoff_delay
+from ._converter import structure_create_call, unstructure
+from ._errors import (
+    MAX_ERROR_BODY,
+    AuthenticationError,
+    CCMessagingError,
+    HTTPStatusError,
+    InvalidRequestError,
+    NotSentError,
+    OutcomeUnknownError,
+    ResponseDecodeError,
+    ResultCodeError,
+    ServerError,
+)
+from ._models import CreateCallRequest, CreateCallResult, mask_number
+
+__all__ = ["CREATE_CALL", "CallStats", "Endpoint", "RetryBudget", "Sender"]
+
+logger = logging.getLogger("ccmessaging_async")
+
+RequestT = TypeVar("RequestT")
+ResultT = TypeVar("ResultT")
+
+_MAX_SUCCESS_BODY = 64 * 1024
+
+
+@attrs.frozen
+class Endpoint(Generic[RequestT, ResultT]):
+    """One interface: where it lives and how its request and answer are converted.
+
+    ``decode`` turns the decoded JSON of a 200 answer into the result, raising a
+    :class:`CCMessagingError` for a business failure and anything else for a body that is
+    not the documented shape. ``describe`` names a request in logs (numbers masked).
+    """
+
+    name: str
+    method: str
+    path: str
+    request_type: type[RequestT]
+    encode: Callable[[RequestT], dict[str, Any]]
+    decode: Callable[[Any], ResultT]
+    describe: Callable[[RequestT], str]
+
+
+def _decode_create_call(data: Any) -> CreateCallResult:
+    result = structure_create_call(data)
+    if result.result_code != "0":
+        raise ResultCodeError(result.result_code, result.result_desc)
+    return result
+
+
+CREATE_CALL: Endpoint[CreateCallRequest, CreateCallResult] = Endpoint(
+    name="createcall",
+    method="POST",
+    path="/apiaccess/ccmessaging/v1/mobileagent/createcall",
+    request_type=CreateCallRequest,
+    encode=unstructure,
+    decode=_decode_create_call,
+    describe=lambda request: f"called={mask_number(request.called)}",
+)
+
+
+class RetryBudget:
+    """Re-sends shared by a whole batch, so an outage cannot multiply the load.
+
+    Each re-send spends one unit; each success returns a fraction of one, up to the
+    capacity (botocore's retry quota works the same way).
+    """
+
+    def __init__(self, capacity: int, refill_per_success: float = 0.1) -> None:
+        self.capacity = capacity
+        self._available = float(capacity)
+        self._refill = refill_per_success
+
+    def __repr__(self) -> str:
+        return f"<RetryBudget {self._available:.1f}/{self.capacity}>"
+
+    def try_spend(self) -> bool:
+        """Take one re-send from the budget; ``False`` when it is empty."""
+        if self._available < 1:
+            return False
+        self._available -= 1
+        return True
+
+    def refund(self) -> None:
+        """Give back part of a re-send after a success."""
+        self._available = min(float(self.capacity), self._available + self._refill)
+
+
+@attrs.define(slots=True)
+class CallStats:
+    """What one call cost: how many times it was sent."""
+
+    attempts: int = 0
+
+
+class Sender:
+    """Sends endpoint requests with a token, re-sending only what SPEC section 3 allows."""
+
+    def __init__(
+        self,
+        client: _http.AsyncClient,
+        base_url: str,
+        app_key: str,
+        tokens: TokenManager,
+        policy: RetryPolicy,
+    ) -> None:
+        self._client = client
+        self._base_url = base_url
+        self._app_key = app_key
+        self._tokens = tokens
+        self._policy = policy
+
+    async def send(  # noqa: PLR0912, PLR0915 - SPEC section 3's decision table, kept in one place
+        self,
+        endpoint: Endpoint[RequestT, ResultT],
+        request: RequestT,
+        *,
+        stats: CallStats | None = None,
+        budget: RetryBudget | None = None,
+    ) -> ResultT:
+        """Send ``request`` and return its result, or raise a typed error."""
+        if not isinstance(request, endpoint.request_type):
+            raise InvalidRequestError(
+                f"{endpoint.name} takes a {endpoint.request_type.__name__}, "
+                f"not {type(request).__name__}"
+            )
+        if stats is None:
+            stats = CallStats()
+        body = json.dumps(endpoint.encode(request), ensure_ascii=False).encode()
+        url = self._base_url + endpoint.path
+        debug = logger.isEnabledFor(logging.DEBUG)
+        label = endpoint.describe(request) if debug else ""
+        resends = 0
+        token_refused = False
+        while True:
+            token = await self._tokens.get()
+            stats.attempts += 1
+            started = time.perf_counter()
+            retry_delay: float | None = None
+            try:
+                response = await self._client.send(
+                    self._client.build_request(
+                        endpoint.method,
+                        url,
+                        content=body,
+                        headers={
+                            "X-APP-Key": self._app_key,
+                            "Authorization": "Bearer " + token.value,
+                            "Content-Type": "application/json",
+                        },
+                    ),
+                    stream=True,
+                )
+            except _http.NOT_SENT_ERRORS as exc:
+                self._log(
+                    debug,
+                    endpoint=endpoint,
+                    label=label,
+                    what=type(exc).__name__,
+                    started=started,
+                    stats=stats,
+                )
+                if resends >= self._policy.max_resends or (budget and not budget.try_spend()):
+                    raise NotSentError(
+                        f"{endpoint.name} was not sent: {type(exc).__name__}: {exc}"
+                    ) from exc
+                resends += 1
+                await anyio.sleep(
+                    backoff_delay(resends, self._policy.backoff_initial, self._policy.backoff_max)
+                )
+                continue
+            except _http.TransportError as exc:
+                self._log(
+                    debug,
+                    endpoint=endpoint,
+                    label=label,
+                    what=type(exc).__name__,
+                    started=started,
+                    stats=stats,
+                )
+                raise OutcomeUnknownError(
+                    f"{endpoint.name} may have reached the platform: {type(exc).__name__}: {exc}"
+                ) from exc
+            status = response.status_code
+            try:
+                limit = _MAX_SUCCESS_BODY if status == 200 else MAX_ERROR_BODY
+                content, truncated = await _http.read_bounded(response, limit)
+            except _http.TransportError as exc:
+                self._log(
+                    debug,
+                    endpoint=endpoint,
+                    label=label,
+                    what=type(exc).__name__,
+                    started=started,
+                    stats=stats,
+                )
+                raise OutcomeUnknownError(
+                    f"{endpoint.name} answered HTTP {status} but reading the body failed: "
+                    f"{type(exc).__name__}"
+                ) from exc
+            finally:
+                await response.aclose()
+            self._log(
+                debug,
+                endpoint=endpoint,
+                label=label,
+                what=str(status),
+                started=started,
+                stats=stats,
+            )
+            if status == 200:
+                if truncated:
+                    raise ResponseDecodeError(
+                        f"{endpoint.name} answered 200 with a body over {limit} bytes"
+                    )
+                result = self._decode(endpoint, content)
+                if budget is not None:
+                    budget.refund()
+                return result
+            text = content.decode("utf-8", "replace")
+            if status in (401, 403):
+                if token_refused:
+                    raise AuthenticationError(
+                        f"the gateway refused a freshly fetched access token (HTTP {status})",
+                        status_code=status,
+                    )
+                token_refused = True
+                self._tokens.invalidate(token)
+                continue
+            if status == 429:
+                retry_delay = _http.parse_retry_after(response)
+                if (
+                    resends < self._policy.max_resends
+                    and (retry_delay is None or retry_delay <= self._policy.max_retry_after)
+                    and (budget is None or budget.try_spend())
+                ):
+                    resends += 1
+                    if retry_delay is None:
+                        retry_delay = backoff_delay(
+                            resends, self._policy.backoff_initial, self._policy.backoff_max
+                        )
+                    await anyio.sleep(retry_delay)
+                    continue
+                raise HTTPStatusError(
+                    f"{endpoint.name} was rate limited (HTTP 429) and not re-sent",
+                    status_code=status,
+                    body=text,
+                    retry_after=_http.parse_retry_after(response),
+                )
+            error_type = ServerError if status >= 500 else HTTPStatusError
+            raise error_type(
+                f"{endpoint.name} answered HTTP {status}",
+                status_code=status,
+                body=text,
+                retry_after=_http.parse_retry_after(response),
+            )
+
+    @staticmethod
+    def _decode(endpoint: Endpoint[Any, ResultT], content: bytes) -> ResultT:
+        try:
+            return endpoint.decode(json.loads(content))
+        except CCMessagingError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every malformed body is the same failure
+            raise ResponseDecodeError(
+                f"{endpoint.name} answered 200 with a body that is not the documented JSON "
+                f"({_describe_decode_error(exc)}); the call may have been created"
+            ) from None
+
+    @staticmethod
+    def _log(
+        debug: bool,
+        *,
+        endpoint: Endpoint[Any, Any],
+        label: str,
+        what: str,
+        started: float,
+        stats: CallStats,
+    ) -> None:
+        if debug:
+            logger.debug(
+                "%s %s %s -> %s in %.1f ms (attempt %d)",
+                endpoint.method,
+                endpoint.path,
+                label,
+                what,
+                (time.perf_counter() - started) * 1000,
+                stats.attempts,
+            )
+
+
+def _describe_decode_error(exc: Exception) -> str:
+    import cattrs  # noqa: PLC0415 - only needed on this rare path
+
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc))
+    if isinstance(exc, json.JSONDecodeError):
+        return f"invalid JSON at position {exc.pos}"
+    return type(exc).__name__

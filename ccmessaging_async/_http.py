@@ -1,0 +1,75 @@
+"""Every use of httpx goes through this module, so that swapping it is a small change."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+
+import httpx
+
+__all__ = [
+    "NOT_SENT_ERRORS",
+    "URL",
+    "AsyncBaseTransport",
+    "AsyncClient",
+    "Limits",
+    "Request",
+    "Response",
+    "Timeout",
+    "TransportError",
+    "parse_retry_after",
+    "read_bounded",
+]
+
+AsyncClient = httpx.AsyncClient
+AsyncBaseTransport = httpx.AsyncBaseTransport
+Limits = httpx.Limits
+Request = httpx.Request
+Response = httpx.Response
+Timeout = httpx.Timeout
+TransportError = httpx.TransportError
+URL = httpx.URL
+
+#: Failures that happen before the request is written: SPEC section 3 "provably unsent".
+#: Everything else under ``httpx.TransportError`` (read/write errors, read timeouts,
+#: ``RemoteProtocolError``) may come after the bytes left, so its outcome is unknown.
+NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
+    httpx.ConnectError,
+    httpx.ConnectTimeout,
+    httpx.PoolTimeout,
+    httpx.ProxyError,
+    httpx.UnsupportedProtocol,
+)
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of a streamed response; say whether it was cut short."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False
+
+
+def parse_retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), if usable."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            parsed = email.utils.parsedate_to_datetime(value)
+        except (ValueError, TypeError):
+            return None
+        if parsed.tzinfo is None:
+            return None
+        seconds = parsed.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return max(seconds, 0.0)

@@ -1,0 +1,111 @@
+"""Request and result classes of the createcall interface and the token service."""
+
+from __future__ import annotations
+
+import attrs
+
+from ._errors import InvalidRequestError
+
+__all__ = ["AccessToken", "CreateCallRequest", "CreateCallResult", "mask_number"]
+
+MAX_CALLED = 32
+MAX_CALLER_PRESENT = 32
+MAX_CALL_DATA = 1024
+
+
+def mask_number(number: str) -> str:
+    """Mask a phone number for logs: ``"88884432"`` becomes ``"8888****32"``.
+
+    The mask always has four stars so that it does not reveal the number's length.
+    """
+    if len(number) <= 4:
+        return "****"
+    head = min(4, len(number) - 4)
+    return f"{number[:head]}****{number[-2:]}"
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value)
+
+
+def _check_str(name: str, value: object, limit: int, *, number: bool) -> None:
+    if not isinstance(value, str):
+        raise InvalidRequestError(f"{name} must be a str, not {type(value).__name__}", field=name)
+    if len(value) > limit:
+        raise InvalidRequestError(
+            f"{name} is {len(value)} characters long; at most {limit} are allowed", field=name
+        )
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequestError(
+                f"{name} is not valid Unicode text (lone surrogate)", field=name
+            ) from None
+    if number:
+        if not value.strip():
+            raise InvalidRequestError(f"{name} must not be empty", field=name)
+        if _has_control(value):
+            raise InvalidRequestError(f"{name} must not contain control characters", field=name)
+
+
+def _validate_called(_inst: object, _attr: object, value: str) -> None:
+    _check_str("called", value, MAX_CALLED, number=True)
+
+
+def _validate_caller_present(_inst: object, _attr: object, value: str | None) -> None:
+    if value is not None:
+        _check_str("caller_present", value, MAX_CALLER_PRESENT, number=True)
+
+
+def _validate_call_data(_inst: object, _attr: object, value: str | None) -> None:
+    if value is not None:
+        _check_str("call_data", value, MAX_CALL_DATA, number=False)
+
+
+def _masked_repr(value: str | None) -> str:
+    return "None" if value is None else repr(mask_number(value))
+
+
+@attrs.frozen(slots=True)
+class CreateCallRequest:
+    """One anonymous call to create.
+
+    ``called`` is the number to ring (1 to 32 characters, no control characters),
+    ``call_data`` optional call data (at most 1024 characters), ``caller_present`` the
+    number shown to the called party (at most 32 characters; the platform's default when
+    omitted). Bad values raise :class:`InvalidRequestError` here, before anything is sent.
+    The repr masks both numbers.
+    """
+
+    called: str = attrs.field(validator=_validate_called, repr=_masked_repr)
+    call_data: str | None = attrs.field(
+        default=None, validator=_validate_call_data, repr=lambda v: "None" if v is None else "..."
+    )
+    caller_present: str | None = attrs.field(
+        default=None, validator=_validate_caller_present, repr=_masked_repr
+    )
+
+
+@attrs.frozen(slots=True)
+class CreateCallResult:
+    """A created call: what the platform answered with ``resultCode "0"``."""
+
+    result_code: str
+    result_desc: str | None = None
+    call_serial_no: str | None = None
+    sip_service_address: str | None = None
+    access_code: str | None = None
+
+
+@attrs.frozen(slots=True)
+class AccessToken:
+    """The token service's answer. The token value never appears in the repr."""
+
+    access_token: str = attrs.field(repr=False)
+    apply_type: str | None = None
+    expires: float | None = None
+    create_time: float | None = None
+    scope: str | None = None
+    app_key: str | None = None
+    user_id: str | None = None
