@@ -288,7 +288,11 @@ class TokenManager:
         if error.status_code in (401, 403):
             delay = maximum
         else:
-            delay = backoff_delay(self._failures, self._policy.backoff_initial, maximum)
+            # Half fixed, half jitter: never zero, so a failing service is not hammered.
+            ceiling = min(
+                maximum, self._policy.token_backoff_initial * 2 ** min(self._failures - 1, 32)
+            )
+            delay = ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311
         self._retry_at = self._clock() + delay
         logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)
 

@@ -52,6 +52,8 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=30.0, validator=_non_negative)
     #: Sends of one token request (it is idempotent) on connection errors, 429 and 5xx.
     token_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
+    #: First delay before the background refresher tries again after a failed refresh.
+    token_backoff_initial: float = attrs.field(default=1.0, validator=_positive)
     #: Longest delay between background refresh attempts after failures, in seconds; also
     #: the pause after the token service rejects the credentials, so they are not hammered.
     token_backoff_max: float = attrs.field(default=30.0, validator=_positive)

@@ -45,12 +45,19 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
 
 async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
     """Read at most ``limit`` bytes of a streamed response; say whether it was cut short."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit():
+        if int(length) > limit:
+            return b"", True
+        return await response.aread(), False
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
+            # Leaving early abandons httpx's nested stream generators; closing the response
+            # afterwards releases the connection (trio may warn when it collects them).
             return b"".join(chunks)[:limit], True
     return b"".join(chunks), False
 

@@ -207,9 +207,9 @@ class AsyncSession:
             async with AsyncExitStack() as stack:
                 if self._owns_client:
                     await stack.enter_async_context(self._client)
+                await self._tokens.start()
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(task_group.cancel_scope.cancel)
-                await self._tokens.start()
                 task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
                 self._stack = stack.pop_all()
         except BaseException:

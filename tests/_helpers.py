@@ -1,0 +1,57 @@
+"""Test helpers: canned wire answers, constants, a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+BASE_URL = "https://127.0.0.1:8443"
+TOKEN_PATH = "/apigovernance/api/oauth/tokenByAkSk"
+CALL_PATH = "/apiaccess/ccmessaging/v1/mobileagent/createcall"
+APP_KEY = "test-app-key"
+APP_SECRET = "s3cr3t-app-secret-value"
+
+
+def token_json(value: str = "tok-1", expires: Any = "3600") -> dict[str, Any]:
+    """A token-service answer as documented (numbers as strings)."""
+    return {
+        "AccessToken": value,
+        "ApplyType": "Bearer",
+        "CreateTime": "1545650171",
+        "Expires": expires,
+        "Scope": "default",
+        "AppKey": APP_KEY,
+        "UserID": "Anonymous",
+    }
+
+
+def call_json(serial: str = "1") -> dict[str, Any]:
+    """A successful createcall answer."""
+    return {
+        "resultCode": "0",
+        "resultDesc": "Success",
+        "resultData": {
+            "callSerialNo": serial,
+            "sipServiceAddress": "10.137.203.215:5063",
+            "accesscode": "179080024609291",
+        },
+    }
+
+
+def tokens_in_order(*values: str, expires: Any = "3600") -> list[httpx.Response]:
+    """Token answers handing out ``values`` one after another."""
+    return [httpx.Response(200, json=token_json(v, expires)) for v in values]
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -1,0 +1,23 @@
+"""Shared fixtures: both anyio backends and a respx router on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import respx
+
+from tests._helpers import BASE_URL
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every async test on asyncio and on trio."""
+    return str(request.param)
+
+
+@pytest.fixture
+def router() -> Iterator[respx.MockRouter]:
+    """A respx router for the loopback base URL; unmatched requests fail the test."""
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        yield mock
