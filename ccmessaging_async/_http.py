@@ -11,9 +11,11 @@ import httpx
 __all__ = [
     "NOT_SENT_ERRORS",
     "URL",
+    "ASGITransport",
     "AsyncBaseTransport",
     "AsyncClient",
     "Limits",
+    "RemoteProtocolError",
     "Request",
     "Response",
     "Timeout",
@@ -23,6 +25,7 @@ __all__ = [
 ]
 
 AsyncClient = httpx.AsyncClient
+ASGITransport = httpx.ASGITransport
 AsyncBaseTransport = httpx.AsyncBaseTransport
 Limits = httpx.Limits
 Request = httpx.Request
@@ -30,6 +33,7 @@ Response = httpx.Response
 Timeout = httpx.Timeout
 TransportError = httpx.TransportError
 URL = httpx.URL
+RemoteProtocolError = httpx.RemoteProtocolError
 
 #: Failures that happen before the request is written: SPEC section 3 "provably unsent".
 #: Everything else under ``httpx.TransportError`` (read/write errors, read timeouts,

@@ -1,0 +1,22 @@
+"""Test helpers for users of ccmessaging_async: an emulator, a loopback server, respx routes.
+
+- :class:`Emulator`: an in-memory platform as an ASGI app; use it in-process with
+  ``httpx.ASGITransport(app=emulator)`` or served by :class:`EmulatorServer` (uvicorn).
+- :func:`mock_routes`: documented token and createcall answers on a respx router.
+- The pytest plugin (installed with the package) adds the fixtures
+  ``ccmessaging_emulator``, ``ccmessaging_session`` and ``ccmessaging_server``.
+"""
+
+from ._emulator import DropPoint, Emulator, RecordedCall, TokenFailure
+from ._respx import MockedRoutes, mock_routes
+from ._server import EmulatorServer
+
+__all__ = [
+    "DropPoint",
+    "Emulator",
+    "EmulatorServer",
+    "MockedRoutes",
+    "RecordedCall",
+    "TokenFailure",
+    "mock_routes",
+]
