@@ -2,6 +2,7 @@
 
 from importlib.metadata import version as _version
 
+from ._batch import CallOutcome, OutcomeStatus
 from ._config import RetryPolicy
 from ._errors import (
     AuthenticationError,
@@ -27,12 +28,14 @@ __all__ = [
     "AsyncSession",
     "AuthenticationError",
     "CCMessagingError",
+    "CallOutcome",
     "ConfigurationError",
     "CreateCallRequest",
     "CreateCallResult",
     "HTTPStatusError",
     "InvalidRequestError",
     "NotSentError",
+    "OutcomeStatus",
     "OutcomeUnknownError",
     "ResponseDecodeError",
     "ResultCode",

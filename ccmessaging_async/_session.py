@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import ipaddress
 import logging
@@ -10,7 +11,7 @@ import ssl
 import sys
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -20,6 +21,7 @@ import anyio.abc
 
 from . import _http
 from ._auth import MAX_TOKEN_LIFETIME, TOKEN_PATH, Credentials, TokenFetcher, TokenManager
+from ._batch import CallOutcome, run_batch
 from ._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, RetryPolicy
 from ._endpoints import CREATE_CALL, Sender
 from ._errors import ConfigurationError, SessionStateError
@@ -160,6 +162,7 @@ class AsyncSession:
         self._sender = Sender(client, self._base_url, app_key, self._tokens, self._retry)
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncSession:
@@ -211,6 +214,7 @@ class AsyncSession:
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(task_group.cancel_scope.cancel)
                 task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
+                self._task_group = task_group
                 self._stack = stack.pop_all()
         except BaseException:
             self._state = _State.CLOSED
@@ -258,3 +262,45 @@ class AsyncSession:
         """
         self._check_open()
         return await self._sender.send(CREATE_CALL, request)
+
+    async def create_calls(
+        self,
+        requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
+        *,
+        concurrency: int = 50,
+        rate: float | None = None,
+        ordered: bool = False,
+        retry_budget: int | None = None,
+        on_send: Callable[[int, CreateCallRequest], object] | None = None,
+    ) -> AsyncGenerator[CallOutcome, None]:
+        """Create many calls; yield one :class:`CallOutcome` per input.
+
+        ``requests`` (sync or async iterable) is consumed lazily: the next input is pulled
+        only when one of the ``concurrency`` slots is free. ``rate`` caps the starts per
+        second, evenly spaced. Outcomes come as calls finish, or in input order with
+        ``ordered=True``. One failing call never stops the batch. Re-sends after
+        not-sent failures and 429s draw from one budget of ``retry_budget`` re-sends
+        (default ``max(10, concurrency)``, replenished by successes) shared by the whole
+        batch. ``on_send(index, request)`` is called just before an input is first sent
+        (a journal hook); if it raises, that input fails unsent.
+
+        Keep ``concurrency`` at or below the pool's ``max_connections`` (100 by default)
+        so requests never queue for a connection. Stopping the iteration cancels the
+        calls in flight and waits for them to end.
+        """
+        self._check_open()
+        assert self._task_group is not None  # noqa: S101 - set whenever the state is OPEN
+        async with contextlib.aclosing(
+            run_batch(
+                self._sender,
+                self._task_group,
+                requests,
+                concurrency=concurrency,
+                rate=rate,
+                ordered=ordered,
+                retry_budget=retry_budget,
+                on_send=on_send,
+            )
+        ) as outcomes:
+            async for outcome in outcomes:
+                yield outcome

@@ -27,8 +27,8 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
-EXPIRED_TOKEN_INFO = (  # noqa: S105 - an error message
-    "auth fail! illegal or expired token info. please apply or refresh the access token "
+EXPIRED_TOKEN_INFO = (
+    "auth fail! illegal or expired token info. please apply or refresh the access token "  # noqa: S105
     "from the server!"
 )
 _MAX_BODY = 64 * 1024

@@ -1,0 +1,250 @@
+"""The batch engine: bounded concurrency, a smooth rate, one outcome per input."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import math
+import time
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+
+import anyio
+import anyio.abc
+import attrs
+
+from ._endpoints import CREATE_CALL, CallStats, RetryBudget, Sender
+from ._errors import CCMessagingError, NotSentError, OutcomeUnknownError
+from ._models import CreateCallRequest, CreateCallResult
+
+__all__ = ["CallOutcome", "OutcomeStatus", "run_batch"]
+
+
+class OutcomeStatus(enum.Enum):
+    """What is known about one call of a batch."""
+
+    #: The platform created the call.
+    SUCCEEDED = "succeeded"
+    #: The call was certainly not created.
+    FAILED = "failed"
+    #: The call may have been created: do not re-send it blindly.
+    UNKNOWN = "unknown"
+
+
+@attrs.frozen(slots=True)
+class CallOutcome:
+    """The one outcome of one input of :meth:`AsyncSession.create_calls`."""
+
+    #: Position of the input in the iterable (from 0).
+    index: int
+    #: The input as given (normally a :class:`CreateCallRequest`).
+    request: CreateCallRequest
+    status: OutcomeStatus
+    result: CreateCallResult | None = None
+    error: CCMessagingError | None = None
+    #: How many times the request was sent (0: never sent).
+    attempts: int = 0
+    #: Seconds from the first attempt to the outcome, waits included.
+    latency: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Whether the call was created."""
+        return self.status is OutcomeStatus.SUCCEEDED
+
+
+class _RateLimiter:
+    """Spaces starts ``1/rate`` seconds apart: a smooth rate, never a burst."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = -math.inf
+
+    async def wait(self) -> None:
+        now = anyio.current_time()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await anyio.sleep(start - now)
+
+
+class _InputFailed:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def _aiter(
+    requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
+) -> AsyncGenerator[CreateCallRequest, None]:
+    if isinstance(requests, AsyncIterable):
+        async for request in requests:
+            yield request
+    else:
+        for request in requests:
+            yield request
+
+
+class _Batch:
+    def __init__(
+        self,
+        sender: Sender,
+        requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
+        *,
+        concurrency: int,
+        rate: float | None,
+        retry_budget: int | None,
+        on_send: Callable[[int, CreateCallRequest], object] | None,
+    ) -> None:
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError("concurrency must be an int >= 1")
+        if rate is not None and not rate > 0:
+            raise ValueError("rate must be > 0 calls per second, or None")
+        self._sender = sender
+        self._requests = requests
+        self._concurrency = concurrency
+        self._limiter = _RateLimiter(rate) if rate is not None else None
+        self._budget = RetryBudget(
+            retry_budget if retry_budget is not None else max(10, concurrency)
+        )
+        self._on_send = on_send
+        self._slots = anyio.Semaphore(concurrency)
+        self.send_stream, self.receive_stream = anyio.create_memory_object_stream[
+            CallOutcome | _InputFailed
+        ](max_buffer_size=concurrency)
+        self.scope = anyio.CancelScope()
+        self.finished = anyio.Event()
+
+    async def feed(self) -> None:
+        failure: Exception | None = None
+        try:
+            with self.scope:
+                async with self.send_stream:
+                    async with anyio.create_task_group() as calls:
+                        try:
+                            await self._start_all(calls)
+                        except Exception as exc:  # noqa: BLE001 - raised to the consumer
+                            failure = exc
+                    if failure is not None:
+                        await self.send_stream.send(_InputFailed(failure))
+        finally:
+            self.finished.set()
+
+    async def _start_all(self, calls: anyio.abc.TaskGroup) -> None:
+        async with contextlib.aclosing(_aiter(self._requests)) as inputs:
+            index = 0
+            while True:
+                # Wait for a free slot before pulling the next input, so live tasks and
+                # pulled inputs stay bounded (a generator of millions is never drained).
+                await self._slots.acquire()
+                try:
+                    request = await anext(inputs)
+                except StopAsyncIteration:
+                    self._slots.release()
+                    return
+                if self._limiter is not None:
+                    await self._limiter.wait()
+                calls.start_soon(self._one, index, request)
+                index += 1
+
+    async def _one(self, index: int, request: CreateCallRequest) -> None:
+        stats = CallStats()
+        started = time.perf_counter()
+        outcome: CallOutcome
+        try:
+            if self._on_send is not None:
+                self._on_send(index, request)
+        except Exception as exc:  # noqa: BLE001 - the hook failed, so nothing is sent
+            error = NotSentError(f"on_send hook failed ({type(exc).__name__}); not sent")
+            error.__cause__ = exc
+            outcome = _outcome(index, request, OutcomeStatus.FAILED, error, stats, started)
+        else:
+            outcome = await self._send(index, request, stats, started)
+        # The slot is held until the outcome is handed over, so a slow consumer slows the
+        # intake instead of piling up finished outcomes.
+        await self.send_stream.send(outcome)
+        self._slots.release()
+
+    async def _send(
+        self, index: int, request: CreateCallRequest, stats: CallStats, started: float
+    ) -> CallOutcome:
+        try:
+            result = await self._sender.send(CREATE_CALL, request, stats=stats, budget=self._budget)
+        except OutcomeUnknownError as exc:
+            return _outcome(index, request, OutcomeStatus.UNKNOWN, exc, stats, started)
+        except CCMessagingError as exc:
+            return _outcome(index, request, OutcomeStatus.FAILED, exc, stats, started)
+        except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
+            error = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")
+            error.__cause__ = exc
+            return _outcome(index, request, OutcomeStatus.UNKNOWN, error, stats, started)
+        return CallOutcome(
+            index=index,
+            request=request,
+            status=OutcomeStatus.SUCCEEDED,
+            result=result,
+            attempts=stats.attempts,
+            latency=time.perf_counter() - started,
+        )
+
+
+async def run_batch(
+    sender: Sender,
+    task_group: anyio.abc.TaskGroup,
+    requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
+    *,
+    concurrency: int,
+    rate: float | None,
+    ordered: bool,
+    retry_budget: int | None,
+    on_send: Callable[[int, CreateCallRequest], object] | None,
+) -> AsyncGenerator[CallOutcome, None]:
+    """Run ``requests`` through ``sender``; yield one outcome per input.
+
+    The work runs in ``task_group`` (the session's), not inside this generator, so that a
+    consumer may stop iterating at any point: closing the generator cancels the work and
+    waits for it to end.
+    """
+    batch = _Batch(
+        sender,
+        requests,
+        concurrency=concurrency,
+        rate=rate,
+        retry_budget=retry_budget,
+        on_send=on_send,
+    )
+    task_group.start_soon(batch.feed, name="ccmessaging-batch")
+    pending: dict[int, CallOutcome] = {}
+    next_index = 0
+    try:
+        async with batch.receive_stream:
+            async for item in batch.receive_stream:
+                if isinstance(item, _InputFailed):
+                    raise item.error
+                if not ordered:
+                    yield item
+                    continue
+                pending[item.index] = item
+                while next_index in pending:
+                    yield pending.pop(next_index)
+                    next_index += 1
+    finally:
+        batch.scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await batch.finished.wait()
+
+
+def _outcome(  # noqa: PLR0917 - a private constructor shortcut
+    index: int,
+    request: CreateCallRequest,
+    status: OutcomeStatus,
+    error: CCMessagingError,
+    stats: CallStats,
+    started: float,
+) -> CallOutcome:
+    return CallOutcome(
+        index=index,
+        request=request,
+        status=status,
+        error=error,
+        attempts=stats.attempts,
+        latency=time.perf_counter() - started,
+    )
