@@ -15,7 +15,7 @@ import anyio
 import attrs
 
 from .._batch import CallOutcome, OutcomeStatus
-from .._errors import CCMessagingError
+from .._errors import CCMessagingError, ConfigurationError
 from .._models import CreateCallRequest
 from .._session import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL, AsyncSession
 from ._job import Summary, run_job, stderr_is_terminal
@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; re-run the same command to resume", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except ConfigurationError as exc:
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except CCMessagingError as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_CALLS_FAILED

@@ -80,6 +80,7 @@ class Emulator:
         self.app_secret = app_secret
         self._clock = clock
         self._lock = threading.Lock()
+        self._recorded = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
         self._serials = itertools.count(1)
         self._token_failures: collections.deque[tuple[TokenFailure, float]] = collections.deque()
@@ -135,6 +136,14 @@ class Emulator:
     def calls_for(self, called: str) -> int:
         """How many calls were created to ``called``."""
         return self.calls_per_number[called]
+
+    def wait_for_calls(self, count: int, timeout: float) -> bool:
+        """Block this thread until ``count`` calls exist (for a server in another thread).
+
+        Returns whether they did within ``timeout`` seconds.
+        """
+        with self._recorded:
+            return self._recorded.wait_for(lambda: len(self.calls) >= count, timeout)
 
     def duplicates(self) -> dict[str, int]:
         """Numbers for which more than one call was created, with their counts."""
@@ -280,6 +289,7 @@ class Emulator:
                 )
             )
             self.calls_per_number[called] += 1
+            self._recorded.notify_all()
         if drop is DropPoint.AFTER_RECORD:
             await _drop(send)
         await _respond(

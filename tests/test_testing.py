@@ -1,0 +1,105 @@
+"""The helpers users test with: emulator behaviour, respx routes, the pytest plugin."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import respx
+
+from ccmessaging_async import (
+    AsyncSession,
+    AuthenticationError,
+    CreateCallRequest,
+    ResultCode,
+    ResultCodeError,
+    RetryPolicy,
+)
+from ccmessaging_async.testing import Emulator, TokenFailure, mock_routes
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "/apigovernance/api/oauth/tokenByAkSk"
+CALL = "/apiaccess/ccmessaging/v1/mobileagent/createcall"
+
+
+async def test_plugin_session_fixture(
+    ccmessaging_session: AsyncSession, ccmessaging_emulator: Emulator
+) -> None:
+    """The pytest plugin's fixtures give a ready session wired to an emulator."""
+    result = await ccmessaging_session.create_call(CreateCallRequest(called="88884432"))
+    assert result.access_code
+    assert ccmessaging_emulator.calls_for("88884432") == 1
+    assert ccmessaging_emulator.token_requests == 1
+
+
+async def test_mock_routes_success_by_default() -> None:
+    """mock_routes registers documented answers; a session works against them."""
+    with respx.mock(assert_all_called=False) as router:
+        routes = mock_routes(router, "https://127.0.0.1:8443")
+        async with AsyncSession("https://127.0.0.1:8443", "k", "s") as session:
+            result = await session.create_call(CreateCallRequest(called="1"))
+    assert result.sip_service_address == "10.137.203.215:5063"
+    assert routes.token.call_count == 1
+    assert routes.create_call.call_count == 1
+
+
+async def test_mock_routes_failures() -> None:
+    """mock_routes can answer a result code or refuse the credentials."""
+    with respx.mock(assert_all_called=False) as router:
+        mock_routes(router, "https://127.0.0.1:8443", result_code="30010010002")
+        async with AsyncSession("https://127.0.0.1:8443", "k", "s") as session:
+            with pytest.raises(ResultCodeError) as info:
+                await session.create_call(CreateCallRequest(called="1"))
+    assert info.value.result_code is ResultCode.VDN_UNAVAILABLE
+    with respx.mock(assert_all_called=False) as router:
+        mock_routes(router, "https://127.0.0.1:8443", token_status=401)
+        with pytest.raises(AuthenticationError):
+            async with AsyncSession("https://127.0.0.1:8443", "k", "s"):
+                pass
+
+
+async def test_emulator_refuses_wrong_credentials_and_bad_tokens() -> None:
+    """Wrong key/secret get 401; a missing or unknown token gets the gateway's 403."""
+    emulator = Emulator()
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=emulator), base_url="http://127.0.0.1"
+    ) as client:
+        bad = await client.post(TOKEN, json={"app_key": emulator.app_key, "app_secret": "no"})
+        assert bad.status_code == 401
+        good = await client.post(
+            TOKEN,
+            json={"app_key": emulator.app_key, "app_secret": emulator.app_secret},
+            headers={"X-Token-Expire": "99999"},
+        )
+        assert good.json()["Expires"] == "3600"
+        refused = await client.post(CALL, json={"called": "1"}, headers={"Authorization": "x"})
+        assert refused.status_code == 403
+        assert "auth fail" in refused.json()["exceptionInfo"]
+        headers = {
+            "Authorization": "Bearer " + good.json()["AccessToken"],
+            "X-APP-Key": emulator.app_key,
+        }
+        invalid = await client.post(CALL, json={"called": "1" * 33}, headers=headers)
+        assert invalid.json()["resultCode"] == ResultCode.INVALID_PARAMETER.value
+        missing = await client.post(CALL, json={"callData": "1"}, headers=headers)
+        assert missing.json()["resultCode"] == ResultCode.INVALID_PARAMETER.value
+        ok = await client.post(CALL, json={"called": "1"}, headers=headers)
+        assert ok.json()["resultCode"] == "0"
+    assert emulator.calls_for("1") == 1
+    assert emulator.createcall_requests == 4
+
+
+@pytest.mark.parametrize("kind", list(TokenFailure))
+async def test_token_failures_then_recovery(kind: TokenFailure) -> None:
+    """Token-service failures are retried; the session opens once the service answers."""
+    emulator = Emulator()
+    emulator.fail_token_requests(2, kind)
+    async with AsyncSession(
+        "http://127.0.0.1",
+        emulator.app_key,
+        emulator.app_secret,
+        transport=httpx.ASGITransport(app=emulator),
+        retry=RetryPolicy(backoff_initial=0, token_attempts=3),
+    ) as session:
+        await session.create_call(CreateCallRequest(called="1"))
+    assert emulator.token_requests == 3
