@@ -148,6 +148,23 @@ class Sender:
         label = endpoint.describe(request) if debug else ""
         resends = 0
         token_refused = False
+        started = 0.0
+
+        def log(what: str) -> None:
+            if debug:
+                logger.debug(
+                    "%s %s %s -> %s in %.1f ms (attempt %d)",
+                    endpoint.method,
+                    endpoint.path,
+                    label,
+                    what,
+                    (time.perf_counter() - started) * 1000,
+                    stats.attempts,
+                )
+
+        def may_resend() -> bool:
+            return resends < self._policy.max_resends and (budget is None or budget.try_spend())
+
         while True:
             token = await self._tokens.get()
             stats.attempts += 1
@@ -168,15 +185,8 @@ class Sender:
                     stream=True,
                 )
             except _http.NOT_SENT_ERRORS as exc:
-                self._log(
-                    debug,
-                    endpoint=endpoint,
-                    label=label,
-                    what=type(exc).__name__,
-                    started=started,
-                    stats=stats,
-                )
-                if resends >= self._policy.max_resends or (budget and not budget.try_spend()):
+                log(type(exc).__name__)
+                if not may_resend():
                     raise NotSentError(
                         f"{endpoint.name} was not sent: {type(exc).__name__}: {exc}"
                     ) from exc
@@ -186,14 +196,7 @@ class Sender:
                 )
                 continue
             except _http.TransportError as exc:
-                self._log(
-                    debug,
-                    endpoint=endpoint,
-                    label=label,
-                    what=type(exc).__name__,
-                    started=started,
-                    stats=stats,
-                )
+                log(type(exc).__name__)
                 raise OutcomeUnknownError(
                     f"{endpoint.name} may have reached the platform: {type(exc).__name__}: {exc}"
                 ) from exc
@@ -202,28 +205,14 @@ class Sender:
                 limit = _MAX_SUCCESS_BODY if status == 200 else MAX_ERROR_BODY
                 content, truncated = await _http.read_bounded(response, limit)
             except _http.TransportError as exc:
-                self._log(
-                    debug,
-                    endpoint=endpoint,
-                    label=label,
-                    what=type(exc).__name__,
-                    started=started,
-                    stats=stats,
-                )
+                log(type(exc).__name__)
                 raise OutcomeUnknownError(
                     f"{endpoint.name} answered HTTP {status} but reading the body failed: "
                     f"{type(exc).__name__}"
                 ) from exc
             finally:
                 await response.aclose()
-            self._log(
-                debug,
-                endpoint=endpoint,
-                label=label,
-                what=str(status),
-                started=started,
-                stats=stats,
-            )
+            log(str(status))
             if status == 200:
                 if truncated:
                     raise ResponseDecodeError(
@@ -246,10 +235,8 @@ class Sender:
             if status == 429:
                 retry_delay = _http.parse_retry_after(response)
                 if (
-                    resends < self._policy.max_resends
-                    and (retry_delay is None or retry_delay <= self._policy.max_retry_after)
-                    and (budget is None or budget.try_spend())
-                ):
+                    retry_delay is None or retry_delay <= self._policy.max_retry_after
+                ) and may_resend():
                     resends += 1
                     if retry_delay is None:
                         retry_delay = backoff_delay(
@@ -261,7 +248,7 @@ class Sender:
                     f"{endpoint.name} was rate limited (HTTP 429) and not re-sent",
                     status_code=status,
                     body=text,
-                    retry_after=_http.parse_retry_after(response),
+                    retry_after=retry_delay,
                 )
             error_type = ServerError if status >= 500 else HTTPStatusError
             raise error_type(
@@ -282,27 +269,6 @@ class Sender:
                 f"{endpoint.name} answered 200 with a body that is not the documented JSON "
                 f"({_describe_decode_error(exc)}); the call may have been created"
             ) from None
-
-    @staticmethod
-    def _log(
-        debug: bool,
-        *,
-        endpoint: Endpoint[Any, Any],
-        label: str,
-        what: str,
-        started: float,
-        stats: CallStats,
-    ) -> None:
-        if debug:
-            logger.debug(
-                "%s %s %s -> %s in %.1f ms (attempt %d)",
-                endpoint.method,
-                endpoint.path,
-                label,
-                what,
-                (time.perf_counter() - started) * 1000,
-                stats.attempts,
-            )
 
 
 def _describe_decode_error(exc: Exception) -> str:
