@@ -141,9 +141,14 @@ def test_interrupted_rows_are_resent_only_on_request(
     source, out = tmp_path / "in.csv", tmp_path / "out.jsonl"
     _write_csv(source, [f"{n},," for n in numbers(3)])
     out.write_text('{"row": 1, "line": 3, "event": "sending"}\n{"row": 0, "li')  # torn line
-    assert main(["batch", str(source), "--out", str(out)]) == 0
-    finals = {int(str(f["row"])): f["status"] for f in _final_lines(out)}
-    assert finals == {0: "succeeded", 1: "unknown", 2: "succeeded"}
+    assert main(["batch", str(source), "--out", str(out)]) == 1  # one outcome is unknown
+    finals = {int(str(f["row"])): f for f in _final_lines(out)}
+    assert {row: f["status"] for row, f in finals.items()} == {
+        0: "succeeded",
+        1: "unknown",
+        2: "succeeded",
+    }
+    assert (finals[1]["line"], finals[1]["called"]) == (3, numbers(3)[1])
     assert emulator.calls_for(numbers(3)[1]) == 0
     assert main(["batch", str(source), "--out", str(out), "--resend-unknown"]) == 0
     assert emulator.calls_for(numbers(3)[1]) == 1

@@ -143,9 +143,9 @@ class Journal:
         """Flush and close the file."""
         self._handle.close()
 
-    def interrupted_rows(self) -> list[int]:
-        """Rows an earlier run started sending but never finished."""
-        return [row for row, state in enumerate(self._states) if state == _SENDING]
+    def interrupted(self, row: int) -> bool:
+        """Whether an earlier run started sending ``row`` and never recorded its end."""
+        return self._get(row) == _SENDING
 
     def should_send(self, row: int, *, resend_unknown: bool) -> bool:
         """Whether ``row`` still needs sending in this run."""
@@ -258,19 +258,22 @@ async def run_job(
     summary = Summary()
     in_flight: dict[int, InputRow] = {}
     try:
-        if not resend_unknown:
-            for row in journal.interrupted_rows():
-                journal.final(
-                    row,
-                    -1,
-                    OutcomeStatus.UNKNOWN,
-                    called=None,
-                    error="OutcomeUnknownError: the job stopped while this row was being "
-                    "sent; it was not re-sent (use --resend-unknown to send it again)",
-                )
 
         def requests() -> Iterator[CreateCallRequest]:
             for item in read_rows(input_path):
+                if journal.interrupted(item.row) and not resend_unknown:
+                    journal.final(
+                        item.row,
+                        item.line,
+                        OutcomeStatus.UNKNOWN,
+                        called=item.request.called if item.request else None,
+                        error="OutcomeUnknownError: the job stopped while this row was being "
+                        "sent; not sent again (--resend-unknown sends it again)",
+                    )
+                    summary.counts[OutcomeStatus.UNKNOWN] += 1
+                    if progress is not None:
+                        progress(None)
+                    continue
                 if not journal.should_send(item.row, resend_unknown=resend_unknown):
                     summary.skipped += 1
                     if progress is not None:
