@@ -162,8 +162,10 @@ class Sender:
                     stats.attempts,
                 )
 
-        def may_resend() -> bool:
-            return resends < self._policy.max_resends and (budget is None or budget.try_spend())
+        def may_resend(*, from_budget: bool = True) -> bool:
+            if resends >= self._policy.max_resends:
+                return False
+            return budget is None or not from_budget or budget.try_spend()
 
         while True:
             token = await self._tokens.get()
@@ -234,9 +236,11 @@ class Sender:
                 continue
             if status == 429:
                 retry_delay = _http.parse_retry_after(response)
+                # A Retry-After is the platform saying when to come back: honouring it adds
+                # no load, so it does not spend the batch's budget (max_resends still caps).
                 if (
                     retry_delay is None or retry_delay <= self._policy.max_retry_after
-                ) and may_resend():
+                ) and may_resend(from_budget=retry_delay is None):
                     resends += 1
                     if retry_delay is None:
                         retry_delay = backoff_delay(

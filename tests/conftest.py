@@ -21,3 +21,12 @@ def router() -> Iterator[respx.MockRouter]:
     """A respx router for the loopback base URL; unmatched requests fail the test."""
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
         yield mock
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print the fault-injection scenario table when fault scenarios ran."""
+    from tests._report import ROWS, table  # noqa: PLC0415 - only when the suite ran
+
+    if ROWS:
+        terminalreporter.section("fault-injection scenarios")
+        terminalreporter.write_line(table())

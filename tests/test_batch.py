@@ -192,7 +192,7 @@ async def test_failing_input_iterable_raises_after_in_flight_calls() -> None:
 
     async def consume(session: AsyncSession) -> None:
         async for outcome in session.create_calls(source(), concurrency=5):
-            seen.append(outcome)  # noqa: PERF401 - kept as the outcomes arrive
+            seen.append(outcome)
 
     async with in_process(emulator) as session:
         with pytest.raises(KeyError):

@@ -95,6 +95,9 @@ class Emulator:
         #: Calls created (resultCode "0"), in order.
         self.calls: list[RecordedCall] = []
         self.calls_per_number: collections.Counter[str] = collections.Counter()
+        #: A fixed raw answer per called number: (HTTP status, content type, body). The
+        #: call is not created. For 5xx errors and bodies that are not the documented JSON.
+        self.canned_answers: dict[str, tuple[int, str, bytes]] = {}
         #: A fixed resultCode per called number (e.g. ``{"123": "30010010002"}``).
         self.result_codes: dict[str, str] = {}
         #: Seconds to wait before answering a createcall.
@@ -270,6 +273,10 @@ class Emulator:
             )
             return
         called = data["called"]
+        canned = self.canned_answers.get(called)
+        if canned is not None:
+            await _respond_raw(send, canned[0], canned[2], canned[1])
+            return
         code = self.result_codes.get(called)
         if code is not None and code != "0":
             await _respond(send, 200, _failure(code, "emulated failure"))

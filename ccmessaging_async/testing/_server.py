@@ -48,6 +48,11 @@ class EmulatorServer:
         """The base URL the server listens on."""
         return f"{self._scheme}://{self.host}:{self.port}"
 
+    @property
+    def open_connections(self) -> int:
+        """How many client connections the server has open right now."""
+        return len(self._server.server_state.connections)
+
     def start(self) -> None:
         """Start serving and wait until the socket listens."""
         self._thread = threading.Thread(target=self._server.run, name="emulator", daemon=True)
