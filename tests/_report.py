@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import sniffio
@@ -14,10 +15,8 @@ ROWS: list[tuple[str, int, int, int, int, int]] = []
 
 def record_scenario(name: str, outcomes: Iterable[CallOutcome], emulator: Emulator) -> None:
     """Add the scenario's counts (calls, succeeded, failed, unknown, duplicates)."""
-    try:
+    with contextlib.suppress(sniffio.AsyncLibraryNotFoundError):
         name = f"{name} ({sniffio.current_async_library()})"
-    except sniffio.AsyncLibraryNotFoundError:
-        pass
     counts = dict.fromkeys(OutcomeStatus, 0)
     total = 0
     for outcome in outcomes:
