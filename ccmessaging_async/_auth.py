@@ -107,7 +107,7 @@ class TokenFetcher:
         except _http.TransportError as exc:
             logger.debug("POST %s attempt %d failed: %s", TOKEN_PATH, attempt, type(exc).__name__)
             raise _RetryableTokenError(
-                f"token service unreachable ({type(exc).__name__}: {exc})"
+                f"token service unreachable ({_http.describe_error(exc)})"
             ) from exc
         status = response.status_code
         if logger.isEnabledFor(logging.DEBUG):

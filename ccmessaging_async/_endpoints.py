@@ -190,7 +190,7 @@ class Sender:
                 log(type(exc).__name__)
                 if not may_resend():
                     raise NotSentError(
-                        f"{endpoint.name} was not sent: {type(exc).__name__}: {exc}"
+                        f"{endpoint.name} was not sent: {_http.describe_error(exc)}"
                     ) from exc
                 resends += 1
                 await anyio.sleep(
@@ -200,7 +200,7 @@ class Sender:
             except _http.TransportError as exc:
                 log(type(exc).__name__)
                 raise OutcomeUnknownError(
-                    f"{endpoint.name} may have reached the platform: {type(exc).__name__}: {exc}"
+                    f"{endpoint.name} may have reached the platform: {_http.describe_error(exc)}"
                 ) from exc
             status = response.status_code
             try:

@@ -20,6 +20,7 @@ __all__ = [
     "Response",
     "Timeout",
     "TransportError",
+    "describe_error",
     "parse_retry_after",
     "read_bounded",
 ]
@@ -84,3 +85,20 @@ def parse_retry_after(response: httpx.Response) -> float | None:
     if not math.isfinite(seconds):
         return None
     return max(seconds, 0.0)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``TypeName: message``, taking the message from the cause chain when it is empty.
+
+    Some backends raise with an empty message (trio's TLS errors, for one) and keep the
+    useful text on the cause.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current).strip()
+        if text:
+            return f"{type(exc).__name__}: {text}"
+        current = current.__cause__ or current.__context__
+    return type(exc).__name__

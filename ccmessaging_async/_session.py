@@ -71,6 +71,19 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _ssl_verify(
+    verify: ssl.SSLContext | str | os.PathLike[str] | bool,
+) -> ssl.SSLContext | bool:
+    """Turn a CA bundle file or folder into an SSL context (httpx deprecates paths)."""
+    if isinstance(verify, ssl.SSLContext | bool):
+        return verify
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=os.fspath(verify))
+    if not os.path.isfile(verify):
+        raise ConfigurationError(f"verify= names no CA bundle file or folder: {verify!s}")
+    return ssl.create_default_context(cafile=os.fspath(verify))
+
+
 def _configure_env_logging() -> None:
     level = os.environ.get(ENV_LOG, "").strip().upper()
     if not level:
@@ -96,7 +109,8 @@ class AsyncSession:
     ``allow_insecure_http=True``). ``token_lifetime`` is what the token service is asked
     for (at most 3600 s). ``token_timeout`` bounds how long a call waits for a token.
     Pass ``client`` or ``transport`` to bring your own (a client you pass is not closed);
-    ``timeout``, ``limits``, ``http2`` and ``verify`` configure the client otherwise.
+    ``timeout``, ``limits``, ``http2`` and ``verify`` (``False``, an ``ssl.SSLContext``,
+    or the path of a CA bundle file or folder) configure the client otherwise.
     """
 
     def __init__(
@@ -111,7 +125,7 @@ class AsyncSession:
         timeout: _http.Timeout | float = DEFAULT_TIMEOUT,
         limits: _http.Limits = DEFAULT_LIMITS,
         http2: bool = False,
-        verify: ssl.SSLContext | str | bool = True,
+        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
         client: _http.AsyncClient | None = None,
         transport: _http.AsyncBaseTransport | None = None,
         allow_insecure_http: bool = False,
@@ -139,7 +153,7 @@ class AsyncSession:
                 timeout=timeout,
                 limits=limits,
                 http2=http2,
-                verify=verify,
+                verify=_ssl_verify(verify),
                 transport=transport,
                 follow_redirects=False,
                 trust_env=False,
