@@ -6,7 +6,15 @@ import contextlib
 import enum
 import math
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+)
 
 import anyio
 import anyio.abc
@@ -84,6 +92,12 @@ async def _aiter(
 
 
 class _Batch:
+    """Workers that each pull one input, send it and hand over its outcome.
+
+    An outcome is handed straight to the consumer (no buffer), so at most ``concurrency``
+    inputs are ever pulled ahead of the consumer, and no task is spawned per input.
+    """
+
     def __init__(
         self,
         sender: Sender,
@@ -106,62 +120,110 @@ class _Batch:
             retry_budget if retry_budget is not None else max(10, concurrency)
         )
         self._on_send = on_send
-        self._slots = anyio.Semaphore(concurrency)
+        self._next_index = 0
+        self._exhausted = False
+        self._failure: Exception | None = None
+        self._workers = 0
+        self._pull_lock = anyio.Lock()
         self.send_stream, self.receive_stream = anyio.create_memory_object_stream[
             CallOutcome | _InputFailed
-        ](max_buffer_size=concurrency)
+        ](max_buffer_size=0)
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
 
     async def feed(self) -> None:
-        failure: Exception | None = None
         try:
             with self.scope:
                 async with self.send_stream:
-                    async with anyio.create_task_group() as calls:
-                        try:
-                            await self._start_all(calls)
-                        except Exception as exc:  # noqa: BLE001 - raised to the consumer
-                            failure = exc
-                    if failure is not None:
-                        await self.send_stream.send(_InputFailed(failure))
+                    if isinstance(self._requests, AsyncIterable):
+                        async with contextlib.aclosing(_aiter(self._requests)) as inputs:
+                            await self._run_workers(self._async_puller(inputs))
+                    else:
+                        await self._run_workers(self._sync_puller(iter(self._requests)))
+                    if self._failure is not None:
+                        await self.send_stream.send(_InputFailed(self._failure))
         finally:
             self.finished.set()
 
-    async def _start_all(self, calls: anyio.abc.TaskGroup) -> None:
-        async with contextlib.aclosing(_aiter(self._requests)) as inputs:
-            index = 0
-            while True:
-                # Wait for a free slot before pulling the next input, so live tasks and
-                # pulled inputs stay bounded (a generator of millions is never drained).
-                await self._slots.acquire()
+    def _sync_puller(
+        self, inputs: Iterator[CreateCallRequest]
+    ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
+        async def pull() -> tuple[int, CreateCallRequest] | None:
+            if self._exhausted:
+                return None
+            try:
+                request = next(inputs)
+            except StopIteration:
+                self._exhausted = True
+                return None
+            except Exception as exc:  # noqa: BLE001 - raised to the consumer at the end
+                self._failure, self._exhausted = exc, True
+                return None
+            return self._numbered(request)
+
+        return pull
+
+    def _async_puller(
+        self, inputs: AsyncIterator[CreateCallRequest]
+    ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
+        async def pull() -> tuple[int, CreateCallRequest] | None:
+            async with self._pull_lock:  # one anext() at a time
+                if self._exhausted:
+                    return None
                 try:
                     request = await anext(inputs)
                 except StopAsyncIteration:
-                    self._slots.release()
-                    return
-                if self._limiter is not None:
-                    await self._limiter.wait()
-                calls.start_soon(self._one, index, request)
-                index += 1
+                    self._exhausted = True
+                    return None
+                except Exception as exc:  # noqa: BLE001 - raised to the consumer at the end
+                    self._failure, self._exhausted = exc, True
+                    return None
+                return self._numbered(request)
 
-    async def _one(self, index: int, request: CreateCallRequest) -> None:
+        return pull
+
+    def _numbered(self, request: CreateCallRequest) -> tuple[int, CreateCallRequest]:
+        index = self._next_index
+        self._next_index += 1
+        return index, request
+
+    async def _run_workers(
+        self, pull: Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]
+    ) -> None:
+        async with anyio.create_task_group() as workers:
+            self._workers = 1
+            workers.start_soon(self._worker, pull, workers)
+
+    async def _worker(
+        self,
+        pull: Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]],
+        workers: anyio.abc.TaskGroup,
+    ) -> None:
+        while (item := await pull()) is not None:
+            # Grow the pool one worker per input pulled, up to the concurrency: a short
+            # input never starts more workers than it has items.
+            if self._workers < self._concurrency:
+                self._workers += 1
+                workers.start_soon(self._worker, pull, workers)
+            if self._limiter is not None:
+                await self._limiter.wait()
+            outcome = await self._one(*item)
+            try:
+                await self.send_stream.send(outcome)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                return  # the consumer is gone; the batch is being cancelled
+
+    async def _one(self, index: int, request: CreateCallRequest) -> CallOutcome:
         stats = CallStats()
         started = time.perf_counter()
-        outcome: CallOutcome
         try:
             if self._on_send is not None:
                 self._on_send(index, request)
         except Exception as exc:  # noqa: BLE001 - the hook failed, so nothing is sent
             error = NotSentError(f"on_send hook failed ({type(exc).__name__}); not sent")
             error.__cause__ = exc
-            outcome = _outcome(index, request, OutcomeStatus.FAILED, error, stats, started)
-        else:
-            outcome = await self._send(index, request, stats, started)
-        # The slot is held until the outcome is handed over, so a slow consumer slows the
-        # intake instead of piling up finished outcomes.
-        await self.send_stream.send(outcome)
-        self._slots.release()
+            return _outcome(index, request, OutcomeStatus.FAILED, error, stats, started)
+        return await self._send(index, request, stats, started)
 
     async def _send(
         self, index: int, request: CreateCallRequest, stats: CallStats, started: float
@@ -215,21 +277,21 @@ async def run_batch(
     pending: dict[int, CallOutcome] = {}
     next_index = 0
     try:
-        async with batch.receive_stream:
-            async for item in batch.receive_stream:
-                if isinstance(item, _InputFailed):
-                    raise item.error
-                if not ordered:
-                    yield item
-                    continue
-                pending[item.index] = item
-                while next_index in pending:
-                    yield pending.pop(next_index)
-                    next_index += 1
+        async for item in batch.receive_stream:
+            if isinstance(item, _InputFailed):
+                raise item.error
+            if not ordered:
+                yield item
+                continue
+            pending[item.index] = item
+            while next_index in pending:
+                yield pending.pop(next_index)
+                next_index += 1
     finally:
         batch.scope.cancel()
         with anyio.CancelScope(shield=True):
             await batch.finished.wait()
+        batch.receive_stream.close()
 
 
 def _outcome(  # noqa: PLR0917 - a private constructor shortcut

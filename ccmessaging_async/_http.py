@@ -17,6 +17,7 @@ __all__ = [
     "Limits",
     "RemoteProtocolError",
     "Request",
+    "RequestFactory",
     "Response",
     "Timeout",
     "TransportError",
@@ -46,6 +47,36 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
+
+
+class RequestFactory:
+    """Builds requests for one client with its headers and timeouts merged once.
+
+    ``client.build_request`` merges headers, cookies and the timeout and parses the URL on
+    every call; for a fixed set of endpoints all of that can be done up front.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        merged = httpx.Headers(client.headers)
+        merged.update(headers)
+        self._headers = merged.multi_items()
+        self._timeout = client.timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
+
+    def build(
+        self, method: str, url: str, content: bytes, header: tuple[str, str]
+    ) -> httpx.Request:
+        """Build a request to ``url`` with the merged headers plus ``header``."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return httpx.Request(
+            method,
+            parsed,
+            content=content,
+            headers=[*self._headers, header],
+            extensions={"timeout": self._timeout},
+        )
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import ipaddress
 import logging
@@ -173,7 +172,14 @@ class AsyncSession:
             policy=self._retry,
             clock=clock,
         )
-        self._sender = Sender(client, self._base_url, app_key, self._tokens, self._retry)
+        self._sender = Sender(
+            client,
+            self._base_url,
+            app_key,
+            self._tokens,
+            self._retry,
+            max_in_flight=limits.max_connections if self._owns_client else None,
+        )
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
@@ -277,7 +283,7 @@ class AsyncSession:
         self._check_open()
         return await self._sender.send(CREATE_CALL, request)
 
-    async def create_calls(
+    def create_calls(
         self,
         requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
         *,
@@ -304,17 +310,13 @@ class AsyncSession:
         """
         self._check_open()
         assert self._task_group is not None  # noqa: S101 - set whenever the state is OPEN
-        async with contextlib.aclosing(
-            run_batch(
-                self._sender,
-                self._task_group,
-                requests,
-                concurrency=concurrency,
-                rate=rate,
-                ordered=ordered,
-                retry_budget=retry_budget,
-                on_send=on_send,
-            )
-        ) as outcomes:
-            async for outcome in outcomes:
-                yield outcome
+        return run_batch(
+            self._sender,
+            self._task_group,
+            requests,
+            concurrency=concurrency,
+            rate=rate,
+            ordered=ordered,
+            retry_budget=retry_budget,
+            on_send=on_send,
+        )
