@@ -2,6 +2,7 @@
 
 from importlib.metadata import version as _version
 
+from ._aiohttp import aiohttp_transport
 from ._batch import CallOutcome, OutcomeStatus
 from ._config import RetryPolicy
 from ._errors import (
@@ -44,5 +45,6 @@ __all__ = [
     "ServerError",
     "SessionStateError",
     "__version__",
+    "aiohttp_transport",
     "mask_number",
 ]
