@@ -159,8 +159,10 @@ class Sender:
         policy: RetryPolicy,
         *,
         max_in_flight: int | None = None,
+        direct: bool = False,
     ) -> None:
         self._client = client
+        self._direct = direct
         self._base_url = base_url
         self._tokens = tokens
         self._policy = policy
@@ -306,7 +308,10 @@ class Sender:
             await slots.acquire()
         try:
             try:
-                response = await self._client.send(request, stream=True)
+                if self._direct:
+                    response = await _http.send_direct(self._client, request)
+                else:
+                    response = await self._client.send(request, stream=True)
             except _http.NOT_SENT_ERRORS:
                 raise
             except _http.TransportError as exc:

@@ -24,6 +24,7 @@ __all__ = [
     "describe_error",
     "parse_retry_after",
     "read_bounded",
+    "send_direct",
 ]
 
 AsyncClient = httpx.AsyncClient
@@ -77,6 +78,20 @@ class RequestFactory:
             headers=[*self._headers, header],
             extensions={"timeout": self._timeout},
         )
+
+
+async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send through the client's transport, skipping ``AsyncClient.send``'s per-call work.
+
+    That work (auth and redirect flows, cookie extraction, event hooks, elapsed-time
+    wrapping) is not used by a client the session built itself and costs as much CPU as
+    the SDK's own per-call work. The transport is looked up the way ``send`` does (and the
+    way ``respx.mock(using="httpx")`` intercepts). The response is streamed: close it.
+    """
+    transport = client._transport_for_url(request.url)
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:

@@ -178,7 +178,10 @@ class AsyncSession:
             app_key,
             self._tokens,
             self._retry,
+            # With a client of its own the session knows the pool's size and that no
+            # hooks or auth need AsyncClient.send; a user's client gets the full path.
             max_in_flight=limits.max_connections if self._owns_client else None,
+            direct=self._owns_client,
         )
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None

@@ -14,6 +14,7 @@ from typing import Any
 import anyio
 import attrs
 
+from .._aiohttp import aiohttp_transport
 from .._batch import CallOutcome, OutcomeStatus
 from .._errors import CCMessagingError, ConfigurationError
 from .._models import CreateCallRequest
@@ -49,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
         "--resend-unknown",
         action="store_true",
         help="send again rows whose outcome is unknown (may ring someone twice)",
+    )
+    batch.add_argument(
+        "--transport",
+        choices=("httpx", "aiohttp"),
+        default="httpx",
+        help="aiohttp: several times less CPU per call (needs the aiohttp extra)",
     )
 
     emulator = commands.add_parser("emulator", help="serve the platform emulator on loopback")
@@ -169,7 +176,8 @@ def _batch(args: argparse.Namespace) -> int:
         raise ValueError(f"input file {args.input} does not exist")
 
     async def run() -> Summary:
-        async with AsyncSession.from_env() as session:
+        transport = aiohttp_transport() if args.transport == "aiohttp" else None
+        async with AsyncSession.from_env(transport=transport) as session:
             with _progress(_count_rows(args.input), "calls") as progress:
                 return await run_job(
                     session,
