@@ -53,4 +53,70 @@ def aiohttp_transport(
                 raise
             return response
 
+        async def exchange(  # noqa: PLR0917 - the FastExchange signature the Sender calls
+            self,
+            method: str,
+            url: str,
+            headers: list[tuple[str, str]],
+            body: bytes,
+            timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
+            limits: tuple[int, int],
+        ) -> _http.Answer:
+            """One request straight through aiohttp, skipping httpx's request/response.
+
+            The SDK uses this for createcall when the session owns the client; the
+            classification is the same as ``handle_async_request``'s.
+            """
+            if not isinstance(self.client, aiohttp.ClientSession):
+                self.client = self.get_client()
+            try:
+                response = await self.client.request(
+                    method,
+                    url,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=False,
+                    auto_decompress=False,
+                    compress=False,
+                    timeout=aiohttp.ClientTimeout(
+                        sock_connect=timeout.get("connect"),
+                        sock_read=timeout.get("read"),
+                        connect=timeout.get("pool"),
+                    ),
+                )
+            except connect_failures as exc:
+                raise httpx.ConnectError(str(exc)) from exc
+            except connect_timeouts as exc:
+                raise httpx.ConnectTimeout(str(exc)) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            try:
+                limit = limits[0] if response.status == 200 else limits[1]
+                chunks: list[bytes] = []
+                size = 0
+                truncated = False
+                length = response.content_length
+                if length is not None and length > limit:
+                    truncated = True
+                else:
+                    while chunk := await response.content.read(65536):
+                        chunks.append(chunk)
+                        size += len(chunk)
+                        if size > limit:
+                            truncated = True
+                            break
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                response.close()
+                raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+            if truncated:
+                response.close()  # the rest is never read: the connection cannot be reused
+            else:
+                response.release()
+            return _http.Answer(
+                response.status,
+                response.headers.get("Retry-After"),
+                b"".join(chunks)[:limit],
+                truncated,
+            )
+
     return _SafeAiohttpTransport(limits=limits, verify=verify)

@@ -136,7 +136,7 @@ class TokenFetcher:
             raise _RetryableTokenError(
                 f"token service answered HTTP {status}",
                 status_code=status,
-                retry_after=_http.parse_retry_after(response),
+                retry_after=_http.parse_retry_after(response.headers.get("retry-after")),
             )
         raise AuthenticationError(f"token service answered HTTP {status}", status_code=status)
 

@@ -6,7 +6,7 @@ import collections
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version as _version
 from typing import Any, Generic, TypeVar
 
@@ -35,10 +35,19 @@ __all__ = ["CREATE_CALL", "USER_AGENT", "CallStats", "Endpoint", "RetryBudget", 
 
 logger = logging.getLogger("ccmessaging_async")
 
+#: A transport's own way to do one exchange without httpx's request and response objects:
+#: (method, url, headers, body, timeouts, body limits) -> Answer. It raises httpx's
+#: transport errors, with connect failures as ConnectError / ConnectTimeout only.
+FastExchange = Callable[
+    [str, str, list[tuple[str, str]], bytes, dict[str, float | None], tuple[int, int]],
+    Awaitable[_http.Answer],
+]
+
 RequestT = TypeVar("RequestT")
 ResultT = TypeVar("ResultT")
 
 _MAX_SUCCESS_BODY = 64 * 1024
+_BODY_LIMITS = (_MAX_SUCCESS_BODY, MAX_ERROR_BODY)
 USER_AGENT = f"ccmessaging-async/{_version('ccmessaging-async')}"
 
 
@@ -160,9 +169,11 @@ class Sender:
         *,
         max_in_flight: int | None = None,
         direct: bool = False,
+        fast: FastExchange | None = None,
     ) -> None:
         self._client = client
         self._direct = direct
+        self._fast = fast
         self._base_url = base_url
         self._tokens = tokens
         self._policy = policy
@@ -226,12 +237,7 @@ class Sender:
             started = time.perf_counter()
             retry_delay: float | None = None
             try:
-                response, content, truncated = await self._exchange(
-                    self._requests.build(
-                        endpoint.method, url, body, ("Authorization", "Bearer " + token.value)
-                    ),
-                    endpoint.name,
-                )
+                answer = await self._exchange(endpoint, url, body, token.value)
             except _http.NOT_SENT_ERRORS as exc:
                 log(type(exc).__name__)
                 if not may_resend():
@@ -246,10 +252,10 @@ class Sender:
             except OutcomeUnknownError as exc:
                 log(type(exc.__cause__).__name__)
                 raise
-            status = response.status_code
+            status, content = answer.status, answer.content
             log(str(status))
             if status == 200:
-                if truncated:
+                if answer.truncated:
                     raise ResponseDecodeError(
                         f"{endpoint.name} answered 200 with a body over {_MAX_SUCCESS_BODY} bytes"
                     )
@@ -268,7 +274,7 @@ class Sender:
                 self._tokens.invalidate(token)
                 continue
             if status == 429:
-                retry_delay = _http.parse_retry_after(response)
+                retry_delay = _http.parse_retry_after(answer.retry_after)
                 # A Retry-After is the platform saying when to come back: honouring it adds
                 # no load, so it does not spend the batch's budget (max_resends still caps).
                 if (
@@ -292,12 +298,12 @@ class Sender:
                 f"{endpoint.name} answered HTTP {status}",
                 status_code=status,
                 body=text,
-                retry_after=_http.parse_retry_after(response),
+                retry_after=_http.parse_retry_after(answer.retry_after),
             )
 
     async def _exchange(
-        self, request: _http.Request, name: str
-    ) -> tuple[_http.Response, bytes, bool]:
+        self, endpoint: Endpoint[Any, Any], url: str, body: bytes, token: str
+    ) -> _http.Answer:
         """Send one request and read its body (bounded), holding an in-flight slot.
 
         Raises the not-sent transport errors as they are (the caller may re-send) and
@@ -306,29 +312,29 @@ class Sender:
         slots = self._in_flight
         if slots is not None:
             await slots.acquire()
+        authorization = ("Authorization", "Bearer " + token)
         try:
-            try:
-                if self._direct:
-                    response = await _http.send_direct(self._client, request)
-                else:
-                    response = await self._client.send(request, stream=True)
-            except _http.NOT_SENT_ERRORS:
-                raise
-            except _http.TransportError as exc:
-                raise OutcomeUnknownError(
-                    f"{name} may have reached the platform: {_http.describe_error(exc)}"
-                ) from exc
-            try:
-                limit = _MAX_SUCCESS_BODY if response.status_code == 200 else MAX_ERROR_BODY
-                content, truncated = await _http.read_bounded(response, limit)
-            except _http.TransportError as exc:
-                raise OutcomeUnknownError(
-                    f"{name} answered HTTP {response.status_code} but reading the body "
-                    f"failed: {_http.describe_error(exc)}"
-                ) from exc
-            finally:
-                await response.aclose()
-            return response, content, truncated
+            if self._fast is not None:
+                return await self._fast(
+                    endpoint.method,
+                    url,
+                    [*self._requests.headers, authorization],
+                    body,
+                    self._requests.timeout,
+                    _BODY_LIMITS,
+                )
+            return await _http.exchange(
+                self._client,
+                self._requests.build(endpoint.method, url, body, authorization),
+                _BODY_LIMITS,
+                direct=self._direct,
+            )
+        except _http.NOT_SENT_ERRORS:
+            raise
+        except _http.TransportError as exc:
+            raise OutcomeUnknownError(
+                f"{endpoint.name} may have reached the platform: {_http.describe_error(exc)}"
+            ) from exc
         finally:
             if slots is not None:
                 slots.release()

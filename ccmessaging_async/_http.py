@@ -6,12 +6,14 @@ import email.utils
 import math
 import time
 
+import attrs
 import httpx
 
 __all__ = [
     "NOT_SENT_ERRORS",
     "URL",
     "ASGITransport",
+    "Answer",
     "AsyncBaseTransport",
     "AsyncClient",
     "Limits",
@@ -22,6 +24,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "describe_error",
+    "exchange",
     "parse_retry_after",
     "read_bounded",
     "send_direct",
@@ -60,8 +63,10 @@ class RequestFactory:
     def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
         merged = httpx.Headers(client.headers)
         merged.update(headers)
-        self._headers = merged.multi_items()
-        self._timeout = client.timeout.as_dict()
+        #: The merged headers, as (name, value) pairs.
+        self.headers = merged.multi_items()
+        #: The client's timeouts, as httpx passes them to transports.
+        self.timeout = client.timeout.as_dict()
         self._urls: dict[str, httpx.URL] = {}
 
     def build(
@@ -75,9 +80,43 @@ class RequestFactory:
             method,
             parsed,
             content=content,
-            headers=[*self._headers, header],
-            extensions={"timeout": self._timeout},
+            headers=[*self.headers, header],
+            extensions={"timeout": self.timeout},
         )
+
+
+@attrs.frozen(slots=True)
+class Answer:
+    """What one exchange brought back: the status, its Retry-After and a bounded body."""
+
+    status: int
+    retry_after: str | None
+    content: bytes
+    #: The body was longer than the limit and was cut.
+    truncated: bool
+
+
+async def exchange(
+    client: httpx.AsyncClient,
+    request: httpx.Request,
+    limits: tuple[int, int],
+    *,
+    direct: bool,
+) -> Answer:
+    """Send ``request`` and read at most ``limits[0]`` bytes of a 200 body (else ``[1]``).
+
+    Raises httpx's transport errors unchanged.
+    """
+    if direct:
+        response = await send_direct(client, request)
+    else:
+        response = await client.send(request, stream=True)
+    try:
+        limit = limits[0] if response.status_code == 200 else limits[1]
+        content, truncated = await read_bounded(response, limit)
+    finally:
+        await response.aclose()
+    return Answer(response.status_code, response.headers.get("retry-after"), content, truncated)
 
 
 async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
@@ -113,9 +152,8 @@ async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, boo
     return b"".join(chunks), False
 
 
-def parse_retry_after(response: httpx.Response) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (seconds or HTTP date), if usable."""
-    value = response.headers.get("retry-after")
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header value (seconds or HTTP date), if usable."""
     if value is None:
         return None
     try:

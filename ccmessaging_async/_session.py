@@ -182,6 +182,7 @@ class AsyncSession:
             # hooks or auth need AsyncClient.send; a user's client gets the full path.
             max_in_flight=limits.max_connections if self._owns_client else None,
             direct=self._owns_client,
+            fast=getattr(transport, "exchange", None) if self._owns_client else None,
         )
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None

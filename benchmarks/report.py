@@ -1,0 +1,182 @@
+"""Render benchmarks/RESULTS.md from results.json (and before.json, if present).
+
+python benchmarks/report.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+CONCURRENCIES = ["1", "10", "100"]
+
+
+def _ok(passed: bool) -> str:
+    return "met" if passed else "**missed**"
+
+
+def targets(r: dict[str, Any]) -> list[str]:
+    t = r["throughput"]
+    raw, sdk = t["raw httpx"], t["sdk"]
+    aio, sdk_aio = t["raw aiohttp"], t["sdk + aiohttp transport"]
+    lines = ["| # | measurement | target | measured | |", "|---|---|---|---|---|"]
+    for c in CONCURRENCIES:
+        ratio = sdk[c]["calls_s"] / raw[c]["calls_s"]
+        added = sdk[c]["cpu_us"] - raw[c]["cpu_us"]
+        lines.append(
+            f"| 1 | SDK / raw httpx calls/s, concurrency {c} | ≥ 0.9× | {ratio:.2f}× "
+            f"| {_ok(ratio >= 0.9)} |"
+        )
+        lines.append(
+            f"| 1 | SDK-added CPU over raw httpx, concurrency {c} | ≤ 25 µs/call "
+            f"| {added:+.0f} µs/call | {_ok(added <= 25)} |"
+        )
+    for c in CONCURRENCIES:
+        lines.append(
+            f"| 2 | raw httpx / raw aiohttp calls/s, concurrency {c} | (measure) "
+            f"| {raw[c]['calls_s'] / aio[c]['calls_s']:.2f}× | |"
+        )
+    ratio = sdk_aio["100"]["calls_s"] / aio["100"]["calls_s"]
+    lines.append(
+        f"| 3 | SDK + aiohttp transport / raw aiohttp calls/s, concurrency 100 | ≥ 0.6× "
+        f"| {ratio:.2f}× | {_ok(ratio >= 0.6)} |"
+    )
+    best = max(v["calls_s"] for by_c in t.values() for v in by_c.values())
+    lines.append(
+        f"| 4 | server ceiling (wrk, 1 thread, 100 connections) | (measure) "
+        f"| {r['wrk_calls_s']:,.0f} calls/s ({r['wrk_calls_s'] / best:.0f}× the fastest "
+        f"Python client) | |"
+    )
+    s = r["stampede"]
+    wanted = 1 + s["expiries"]
+    lines.append(
+        f"| 5 | token requests, {s['calls']:,} concurrent calls, {s['expiries']} forced "
+        f"expiry | {wanted} (1 + 1 per expiry) | {s['token_requests']} "
+        f"({s['pool_timeouts']} PoolTimeout, {s['failures']} failures) "
+        f"| {_ok(s['token_requests'] == wanted and s['failures'] == 0)} |"
+    )
+    for b in r["big_batch"]:
+        lines.append(
+            f"| 6 | batch CLI peak RSS, {b['rows']:,} rows | flat, < 150 MB "
+            f"| {b['peak_rss_mb']:.0f} MB (first quarter {b['rss_after_first_quarter_mb']:.0f}"
+            f" MB, last {b['rss_last_quarter_mb']:.0f} MB) | {_ok(b['peak_rss_mb'] < 150)} |"
+        )
+    o = r["overhead"]
+    own = sum(o["parts"].values())
+    lines.append(
+        f"| 7 | SDK's own CPU per call in-process (validate + encode + decode) | < 20 µs "
+        f"| {own:.1f} µs | {_ok(own < 20)} |"
+    )
+    m = o["medians"]
+    lines.append(
+        f"| 7 | create_call vs raw httpx in-process (same MockTransport) | < 20 µs more "
+        f"| {m['sdk create_call'] - m['raw httpx']:+.0f} µs "
+        f"({m['sdk create_call']:.0f} vs {m['raw httpx']:.0f}) "
+        f"| {_ok(m['sdk create_call'] - m['raw httpx'] < 20)} |"
+    )
+    return lines
+
+
+def throughput_table(t: dict[str, Any]) -> list[str]:
+    lines = [
+        "| client | " + " | ".join(f"c={c}: CPU µs/call, calls/s" for c in CONCURRENCIES) + " |",
+        "|---|" + "---|" * len(CONCURRENCIES),
+    ]
+    for name, by_c in t.items():
+        cells = [f"{by_c[c]['cpu_us']:,.0f} µs, {by_c[c]['calls_s']:,.0f}/s" for c in CONCURRENCIES]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def main() -> None:
+    r = json.loads((HERE / "results.json").read_text())
+    before_path = HERE / "before.json"
+    m = r["machine"]
+    out = [
+        "# Benchmark results",
+        "",
+        f"Measured {m['date']} with `{r['command']}` on {m['cores']} cores "
+        f"({m['cpu']}), Python {m['python']}, httpx {m['httpx']} / httpcore {m['httpcore']}, "
+        f"aiohttp {m['aiohttp']}, httpx-aiohttp {m['httpx-aiohttp']}, {m['nginx']}.",
+        "Throughput: nginx returns the documented JSON, pinned to CPU 1; each client runs in",
+        "its own process pinned to CPU 0; clients alternate within each round and the medians",
+        "over rounds are shown. CPU is user+sys of the client process divided by calls.",
+        "",
+        "## Targets",
+        "",
+        *targets(r),
+        "",
+        "## Throughput",
+        "",
+        *throughput_table(r["throughput"]),
+        "",
+        "![calls/s and CPU per call against concurrency](results.png)",
+        "",
+    ]
+    if before_path.exists():
+        before = json.loads(before_path.read_text())["throughput"]
+        out += [
+            "## Before and after the optimisation",
+            "",
+            "`before` is the SDK at commit 18f227e (httpx `build_request` + `send` per call,",
+            "a task per input in the batch engine), measured in the same way right after.",
+            "",
+            "| client | "
+            + " | ".join(f"c={c}: CPU µs/call, calls/s" for c in CONCURRENCIES)
+            + " |",
+            "|---|" + "---|" * len(CONCURRENCIES),
+        ]
+        for label, data in (
+            ("raw httpx (before run)", before["raw httpx"]),
+            ("sdk before", before["sdk"]),
+            ("sdk after", r["throughput"]["sdk"]),
+        ):
+            cells = [
+                f"{data[c]['cpu_us']:,.0f} µs, {data[c]['calls_s']:,.0f}/s" for c in CONCURRENCIES
+            ]
+            out.append(f"| {label} | " + " | ".join(cells) + " |")
+        out.append("")
+    s = r["stampede"]
+    out += [
+        "## Token stampede",
+        "",
+        f"{s['calls']:,} `create_call()` tasks started at once against the emulator under "
+        f"uvicorn, with every token expired when half were done: {s['token_requests']} token "
+        f"requests, {s['created']:,} calls created, {s['failures']} failures, "
+        f"{s['pool_timeouts']} PoolTimeouts, {s['duplicates']} duplicates, "
+        f"{s['seconds']:.1f} s.",
+        "",
+        "## Big batch memory",
+        "",
+        "`ccmessaging-async batch` (aiohttp transport, concurrency 100) over a generated CSV,",
+        "against nginx; RSS sampled every 0.5 s from /proc.",
+        "",
+        "| rows | time | calls/s | peak RSS | RSS, first quarter | RSS, last quarter |",
+        "|---|---|---|---|---|---|",
+    ]
+    for b in r["big_batch"]:
+        out.append(
+            f"| {b['rows']:,} | {b['seconds']:.0f} s | {b['calls_s']:,.0f} "
+            f"| {b['peak_rss_mb']:.0f} MB | {b['rss_after_first_quarter_mb']:.0f} MB "
+            f"| {b['rss_last_quarter_mb']:.0f} MB |"
+        )
+    o = r["overhead"]
+    out += [
+        "",
+        "## In-process overhead",
+        "",
+        "`benchmarks/overhead.py`: the same instant `httpx.MockTransport` behind each client.",
+        "",
+        "| path | CPU µs/call |",
+        "|---|---|",
+        *(f"| {name} | {value:.1f} |" for name, value in o["medians"].items()),
+        *(f"| part: {name} | {value:.1f} |" for name, value in o["parts"].items()),
+        "",
+    ]
+    (HERE / "RESULTS.md").write_text("\n".join(out))
+
+
+if __name__ == "__main__":
+    main()
