@@ -94,8 +94,9 @@ async def _aiter(
 class _Batch:
     """Workers that each pull one input, send it and hand over its outcome.
 
-    An outcome is handed straight to the consumer (no buffer), so at most ``concurrency``
-    inputs are ever pulled ahead of the consumer, and no task is spawned per input.
+    Finished outcomes wait in a buffer of ``concurrency`` places, and a worker whose outcome
+    finds the buffer full waits before pulling again, so at most ``2 * concurrency`` inputs
+    are ever pulled ahead of the consumer; no task is spawned per input.
     """
 
     def __init__(
@@ -127,7 +128,7 @@ class _Batch:
         self._pull_lock = anyio.Lock()
         self.send_stream, self.receive_stream = anyio.create_memory_object_stream[
             CallOutcome | _InputFailed
-        ](max_buffer_size=0)
+        ](max_buffer_size=concurrency)
         self.scope = anyio.CancelScope()
         self.finished = anyio.Event()
 
@@ -209,9 +210,15 @@ class _Batch:
                 await self._limiter.wait()
             outcome = await self._one(*item)
             try:
-                await self.send_stream.send(outcome)
+                # Without a scheduler round trip when the buffer has room (the common case).
+                self.send_stream.send_nowait(outcome)
+            except anyio.WouldBlock:
+                try:
+                    await self.send_stream.send(outcome)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return  # the consumer is gone; the batch is being cancelled
             except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return  # the consumer is gone; the batch is being cancelled
+                return
 
     async def _one(self, index: int, request: CreateCallRequest) -> CallOutcome:
         stats = CallStats()
@@ -276,8 +283,18 @@ async def run_batch(
     task_group.start_soon(batch.feed, name="ccmessaging-batch")
     pending: dict[int, CallOutcome] = {}
     next_index = 0
+    receive = batch.receive_stream
     try:
-        async for item in batch.receive_stream:
+        while True:
+            try:
+                item = receive.receive_nowait()
+            except anyio.WouldBlock:
+                try:
+                    item = await receive.receive()
+                except anyio.EndOfStream:
+                    break
+            except anyio.EndOfStream:
+                break
             if isinstance(item, _InputFailed):
                 raise item.error
             if not ordered:

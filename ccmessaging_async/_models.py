@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 
 from ._errors import InvalidRequestError
@@ -24,8 +26,7 @@ def mask_number(number: str) -> str:
     return f"{number[:head]}****{number[-2:]}"
 
 
-def _has_control(value: str) -> bool:
-    return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in value)
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
 
 
 def _check_str(name: str, value: object, limit: int, *, number: bool) -> None:
@@ -45,7 +46,7 @@ def _check_str(name: str, value: object, limit: int, *, number: bool) -> None:
     if number:
         if not value.strip():
             raise InvalidRequestError(f"{name} must not be empty", field=name)
-        if _has_control(value):
+        if _CONTROL.search(value):
             raise InvalidRequestError(f"{name} must not contain control characters", field=name)
 
 
