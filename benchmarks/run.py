@@ -37,6 +37,7 @@ from servers import CALL_JSON, ensure_tools, nginx
 CLIENT_CPU, SERVER_CPU = 0, 1
 CLIENTS = ["raw httpx", "sdk", "raw aiohttp", "sdk + aiohttp transport"]
 CONCURRENCIES = [1, 10, 100]
+PARTS = ["throughput", "ceiling", "batch", "stampede", "overhead"]
 
 
 def run_client(name: str, url: str, calls: int, concurrency: int) -> dict[str, float]:
@@ -303,7 +304,10 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="calls per client run")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--stampede", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, nargs="+", default=[100_000, 300_000])
+    parser.add_argument("--batch-rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--parts", nargs="+", choices=PARTS, default=PARTS, help="measure only these parts"
+    )
     parser.add_argument("--json", type=Path, default=HERE / "results.json")
     parser.add_argument(
         "--only-throughput",
@@ -321,22 +325,32 @@ def main() -> None:
         return
     if args.smoke:
         args.calls, args.rounds, args.stampede, args.batch_rows = 200, 1, 500, [2000]
-    results: dict[str, Any] = {"machine": machine(), "smoke": args.smoke}
-    command = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
-    results["command"] = command
+        if args.json == HERE / "results.json":  # smoke figures mean nothing: keep them out
+            args.json = Path(tempfile.gettempdir()) / "ccmessaging-benchmark-smoke.json"
+    parts = set(args.parts)
+    results: dict[str, Any] = {}
+    if parts != set(PARTS) and args.json.exists():  # re-measure some parts, keep the rest
+        results = json.loads(args.json.read_text())
+    results.update({"machine": machine(), "smoke": args.smoke})
+    results["command"] = "python benchmarks/run.py" + (" --smoke" if args.smoke else "")
     with nginx(SERVER_CPU) as url:
-        print("throughput (nginx pinned to CPU 1, clients to CPU 0)", flush=True)
-        results["throughput"] = throughput(url, args.calls, args.rounds)
-        print("ceiling (wrk)", flush=True)
-        results["wrk_calls_s"] = ceiling(url, 2 if args.smoke else 10)
-        print("big batch memory", flush=True)
-        results["big_batch"] = [big_batch(url, rows, "aiohttp") for rows in args.batch_rows]
-    print("token stampede (emulator under uvicorn)", flush=True)
-    results["stampede"] = stampede(args.stampede)
-    print("in-process overhead", flush=True)
-    results["overhead"] = overhead(2000 if args.smoke else 20000, 3 if args.smoke else 9)
+        if "throughput" in parts:
+            print("throughput (nginx pinned to CPU 1, clients to CPU 0)", flush=True)
+            results["throughput"] = throughput(url, args.calls, args.rounds)
+        if "ceiling" in parts:
+            print("ceiling (wrk)", flush=True)
+            results["wrk_calls_s"] = ceiling(url, 2 if args.smoke else 10)
+        if "batch" in parts:
+            print("big batch memory", flush=True)
+            results["big_batch"] = [big_batch(url, rows, "aiohttp") for rows in args.batch_rows]
+    if "stampede" in parts:
+        print("token stampede (emulator under uvicorn)", flush=True)
+        results["stampede"] = stampede(args.stampede)
+    if "overhead" in parts:
+        print("in-process overhead", flush=True)
+        results["overhead"] = overhead(2000 if args.smoke else 20000, 3 if args.smoke else 9)
     args.json.write_text(json.dumps(results, indent=2, default=str))
-    if not args.smoke:
+    if not args.smoke and "throughput" in parts:
         chart(results["throughput"], HERE / "results.png")
     print(json.dumps(results, indent=2, default=str))
 
