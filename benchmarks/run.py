@@ -73,6 +73,7 @@ def throughput(url: str, calls: int, rounds: int) -> dict[str, dict[int, dict[st
             c: {
                 "cpu_us": statistics.median(r["cpu"] / r["calls"] * 1e6 for r in runs),
                 "calls_s": statistics.median(r["calls"] / r["wall"] for r in runs),
+                "cpu_us_rounds": [round(r["cpu"] / r["calls"] * 1e6) for r in runs],
             }
             for c, runs in by_c.items()
         }
@@ -302,7 +303,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--smoke", action="store_true", help="a few hundred calls per part")
     parser.add_argument("--calls", type=int, default=3000, help="calls per client run")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--stampede", type=int, default=10_000)
     parser.add_argument("--batch-rows", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument(

@@ -149,39 +149,37 @@ class _Batch:
     def _sync_puller(
         self, inputs: Iterator[CreateCallRequest]
     ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
-        async def pull() -> tuple[int, CreateCallRequest] | None:
-            if self._exhausted:
-                return None
+        async def take() -> CreateCallRequest:
             try:
-                request = next(inputs)
-            except StopIteration:
-                self._exhausted = True
-                return None
-            except Exception as exc:  # noqa: BLE001 - raised to the consumer at the end
-                self._failure, self._exhausted = exc, True
-                return None
-            return self._numbered(request)
+                return next(inputs)
+            except StopIteration:  # a coroutine must not raise StopIteration (PEP 479)
+                raise StopAsyncIteration from None
 
-        return pull
+        return lambda: self._pull(take)
 
     def _async_puller(
         self, inputs: AsyncIterator[CreateCallRequest]
     ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
-        async def pull() -> tuple[int, CreateCallRequest] | None:
+        async def take() -> CreateCallRequest:
             async with self._pull_lock:  # one anext() at a time
-                if self._exhausted:
-                    return None
-                try:
-                    request = await anext(inputs)
-                except StopAsyncIteration:
-                    self._exhausted = True
-                    return None
-                except Exception as exc:  # noqa: BLE001 - raised to the consumer at the end
-                    self._failure, self._exhausted = exc, True
-                    return None
-                return self._numbered(request)
+                return await anext(inputs)
 
-        return pull
+        return lambda: self._pull(take)
+
+    async def _pull(
+        self, take: Callable[[], Awaitable[CreateCallRequest]]
+    ) -> tuple[int, CreateCallRequest] | None:
+        if self._exhausted:
+            return None
+        try:
+            request = await take()
+        except StopAsyncIteration:
+            self._exhausted = True
+            return None
+        except Exception as exc:  # noqa: BLE001 - raised to the consumer at the end
+            self._failure, self._exhausted = exc, True
+            return None
+        return self._numbered(request)
 
     def _numbered(self, request: CreateCallRequest) -> tuple[int, CreateCallRequest]:
         index = self._next_index
