@@ -235,7 +235,6 @@ class Sender:
             token = await self._tokens.get()
             stats.attempts += 1
             started = time.perf_counter()
-            retry_delay: float | None = None
             try:
                 answer = await self._exchange(endpoint, url, body, token.value)
             except _http.NOT_SENT_ERRORS as exc:
