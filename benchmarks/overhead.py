@@ -20,21 +20,11 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import httpx
+from servers import CALL_JSON, TOKEN_JSON
 
 from ccmessaging_async import AsyncSession, CreateCallRequest
 
-TOKEN = json.dumps({"AccessToken": "bench-token", "Expires": "3600"}).encode()
-CALL = json.dumps(
-    {
-        "resultCode": "0",
-        "resultDesc": "Success",
-        "resultData": {
-            "callSerialNo": "000000000001",
-            "sipServiceAddress": "10.137.203.215:5063",
-            "accesscode": "179080024609291",
-        },
-    }
-).encode()
+TOKEN, CALL = TOKEN_JSON.encode(), CALL_JSON.encode()
 URL = "http://127.0.0.1/apiaccess/ccmessaging/v1/mobileagent/createcall"
 JSON = {"content-type": "application/json"}
 

@@ -84,10 +84,13 @@ def throughput_table(t: dict[str, Any]) -> list[str]:
         "| client | " + " | ".join(f"c={c}: CPU µs/call, calls/s" for c in CONCURRENCIES) + " |",
         "|---|" + "---|" * len(CONCURRENCIES),
     ]
-    for name, by_c in t.items():
-        cells = [f"{by_c[c]['cpu_us']:,.0f} µs, {by_c[c]['calls_s']:,.0f}/s" for c in CONCURRENCIES]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [_row(name, by_c) for name, by_c in t.items()]
     return lines
+
+
+def _row(label: str, by_c: dict[str, Any]) -> str:
+    cells = [f"{by_c[c]['cpu_us']:,.0f} µs, {by_c[c]['calls_s']:,.0f}/s" for c in CONCURRENCIES]
+    return f"| {label} | " + " | ".join(cells) + " |"
 
 
 def _spread(by_c: dict[str, Any], c: str) -> str:
@@ -161,20 +164,14 @@ def main() -> None:
             "`before` is the SDK at commit 18f227e (httpx `build_request` + `send` per call,",
             "a task per input in the batch engine), measured in the same way right after.",
             "",
-            "| client | "
-            + " | ".join(f"c={c}: CPU µs/call, calls/s" for c in CONCURRENCIES)
-            + " |",
-            "|---|" + "---|" * len(CONCURRENCIES),
+            *throughput_table(
+                {
+                    "raw httpx (before run)": before["raw httpx"],
+                    "sdk before": before["sdk"],
+                    "sdk after": r["throughput"]["sdk"],
+                }
+            ),
         ]
-        for label, data in (
-            ("raw httpx (before run)", before["raw httpx"]),
-            ("sdk before", before["sdk"]),
-            ("sdk after", r["throughput"]["sdk"]),
-        ):
-            cells = [
-                f"{data[c]['cpu_us']:,.0f} µs, {data[c]['calls_s']:,.0f}/s" for c in CONCURRENCIES
-            ]
-            out.append(f"| {label} | " + " | ".join(cells) + " |")
         out.append("")
     s = r["stampede"]
     out += [
