@@ -292,7 +292,9 @@ class Sender:
                     body=text,
                     retry_after=retry_delay,
                 )
-            error_type = ServerError if status >= 500 else HTTPStatusError
+            # Only a 4xx says the platform refused the call; a 5xx, or any 1xx/2xx/3xx other
+            # than the documented 200, leaves it unknown whether the call was created.
+            error_type = HTTPStatusError if 400 <= status < 500 else ServerError
             raise error_type(
                 f"{endpoint.name} answered HTTP {status}",
                 status_code=status,

@@ -10,7 +10,7 @@ Every exception the SDK raises derives from :class:`CCMessagingError`::
     ├── NotSentError                        transport failure before the request was written
     ├── ResultCodeError                     the platform answered resultCode != "0"
     ├── HTTPStatusError                     a non-2xx answer (4xx: the call was not created)
-    │   └── ServerError (also OutcomeUnknownError)   5xx
+    │   └── ServerError (also OutcomeUnknownError)   5xx, or any non-200 non-4xx
     └── OutcomeUnknownError                 the request may have reached the platform
         ├── ResponseDecodeError             200 whose body is not the documented JSON
         └── ServerError
@@ -151,7 +151,7 @@ class HTTPStatusError(CCMessagingError):
 
 
 class ServerError(HTTPStatusError, OutcomeUnknownError):
-    """A 5xx answer: the platform may have acted before failing, so the outcome is unknown."""
+    """A 5xx answer (or any other than 200 and 4xx): the platform may have acted."""
 
 
 class ResultCodeError(CCMessagingError):

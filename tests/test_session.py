@@ -336,6 +336,19 @@ async def test_5xx_is_a_status_error_with_unknown_outcome(
     assert call_route.call_count == 1
 
 
+@pytest.mark.parametrize("status", [202, 204, 302])
+async def test_unexpected_non_error_statuses_are_unknown(
+    router: respx.MockRouter, status: int
+) -> None:
+    """A 2xx/3xx other than 200 is not a refusal: outcome unknown, sent once."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    call_route = router.post(CALL_PATH).respond(status)
+    async with session() as s:
+        with pytest.raises(OutcomeUnknownError):
+            await s.create_call(REQUEST)
+    assert call_route.call_count == 1
+
+
 @pytest.mark.parametrize("status", [400, 404])
 async def test_4xx_is_a_status_error_not_resent(router: respx.MockRouter, status: int) -> None:
     """A 4xx (other than 401/403/429) raises HTTPStatusError after one send."""
