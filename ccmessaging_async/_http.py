@@ -18,9 +18,7 @@ __all__ = [
     "AsyncClient",
     "Limits",
     "RemoteProtocolError",
-    "Request",
     "RequestFactory",
-    "Response",
     "Timeout",
     "TransportError",
     "describe_error",
@@ -34,8 +32,6 @@ AsyncClient = httpx.AsyncClient
 ASGITransport = httpx.ASGITransport
 AsyncBaseTransport = httpx.AsyncBaseTransport
 Limits = httpx.Limits
-Request = httpx.Request
-Response = httpx.Response
 Timeout = httpx.Timeout
 TransportError = httpx.TransportError
 URL = httpx.URL

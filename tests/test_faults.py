@@ -167,12 +167,10 @@ async def test_token_service_failing_at_start(server: EmulatorServer, kind: Toke
 # 2. token service failing during a refresh --------------------------------------------
 
 
-async def test_refresh_failing_while_old_token_valid(server: EmulatorServer) -> None:
+async def test_refresh_failing_while_old_token_valid() -> None:
     """While the old token is still valid, a failing refresh fails no call."""
     clock = FakeClock()
-    emulator = Emulator(clock=clock)
-    server.app.__dict__.update(emulator.__dict__)  # the served app shares the fake clock
-    emulator = server.app
+    emulator = Emulator(clock=clock)  # the SDK and the platform share one fake clock
 
     def during(done: int) -> None:
         if done == 50:
@@ -181,14 +179,15 @@ async def test_refresh_failing_while_old_token_valid(server: EmulatorServer) -> 
         if done == 150:
             clock.advance(75)  # mandatory window: callers wait for an attempt, then use old
 
-    outcomes = await run_batch(
-        "2. token refresh failing while the old token is valid",
-        session_for(server.url, emulator, clock=clock),
-        emulator,
-        numbers("1302", 300),
-        server=server,
-        during=during,
-    )
+    with EmulatorServer(emulator) as server:
+        outcomes = await run_batch(
+            "2. token refresh failing while the old token is valid",
+            session_for(server.url, emulator, clock=clock),
+            emulator,
+            numbers("1302", 300),
+            server=server,
+            during=during,
+        )
     assert statuses(outcomes)[OutcomeStatus.SUCCEEDED] == 300
     assert emulator.token_requests > 1
 
