@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import inspect
 import math
 import time
 from collections.abc import (
@@ -21,7 +22,7 @@ import anyio.abc
 import attrs
 
 from ._endpoints import CREATE_CALL, CallStats, RetryBudget, Sender
-from ._errors import CCMessagingError, NotSentError, OutcomeUnknownError
+from ._errors import CCMessagingError, OutcomeUnknownError
 from ._models import CreateCallRequest, CreateCallResult
 
 __all__ = ["CallOutcome", "OutcomeStatus", "run_batch"]
@@ -221,20 +222,12 @@ class _Batch:
     async def _one(self, index: int, request: CreateCallRequest) -> CallOutcome:
         stats = CallStats()
         started = time.perf_counter()
+        hook = self._on_send
+        before_send = None if hook is None else (lambda: _run_hook(hook, index, request))
         try:
-            if self._on_send is not None:
-                self._on_send(index, request)
-        except Exception as exc:  # noqa: BLE001 - the hook failed, so nothing is sent
-            error = NotSentError(f"on_send hook failed ({type(exc).__name__}); not sent")
-            error.__cause__ = exc
-            return _outcome(index, request, OutcomeStatus.FAILED, error, stats, started)
-        return await self._send(index, request, stats, started)
-
-    async def _send(
-        self, index: int, request: CreateCallRequest, stats: CallStats, started: float
-    ) -> CallOutcome:
-        try:
-            result = await self._sender.send(CREATE_CALL, request, stats=stats, budget=self._budget)
+            result = await self._sender.send(
+                CREATE_CALL, request, stats=stats, budget=self._budget, before_send=before_send
+            )
         except OutcomeUnknownError as exc:
             return _outcome(index, request, OutcomeStatus.UNKNOWN, exc, stats, started)
         except CCMessagingError as exc:
@@ -307,6 +300,14 @@ async def run_batch(
         with anyio.CancelScope(shield=True):
             await batch.finished.wait()
         batch.receive_stream.close()
+
+
+async def _run_hook(
+    hook: Callable[[int, CreateCallRequest], object], index: int, request: CreateCallRequest
+) -> None:
+    result = hook(index, request)
+    if inspect.isawaitable(result):
+        await result
 
 
 def _outcome(  # noqa: PLR0917 - a private constructor shortcut

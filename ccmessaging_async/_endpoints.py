@@ -197,8 +197,14 @@ class Sender:
         *,
         stats: CallStats | None = None,
         budget: RetryBudget | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> ResultT:
-        """Send ``request`` and return its result, or raise a typed error."""
+        """Send ``request`` and return its result, or raise a typed error.
+
+        ``before_send`` is awaited once, just before the first request can be written: the
+        call then holds a token and an in-flight slot. If it raises, nothing is sent and
+        :class:`NotSentError` is raised.
+        """
         if not isinstance(request, endpoint.request_type):
             raise InvalidRequestError(
                 f"{endpoint.name} takes a {endpoint.request_type.__name__}, "
@@ -236,7 +242,9 @@ class Sender:
             stats.attempts += 1
             started = time.perf_counter()
             try:
-                answer = await self._exchange(endpoint, url, body, token.value)
+                answer = await self._exchange(
+                    endpoint, url, body, token.value, before_send if stats.attempts == 1 else None
+                )
             except _http.NOT_SENT_ERRORS as exc:
                 log(type(exc).__name__)
                 if not may_resend():
@@ -303,7 +311,12 @@ class Sender:
             )
 
     async def _exchange(
-        self, endpoint: Endpoint[Any, Any], url: str, body: bytes, token: str
+        self,
+        endpoint: Endpoint[Any, Any],
+        url: str,
+        body: bytes,
+        token: str,
+        before_send: Callable[[], Awaitable[None]] | None,
     ) -> _http.Answer:
         """Send one request and read its body (bounded), holding an in-flight slot.
 
@@ -315,6 +328,8 @@ class Sender:
             await slots.acquire()
         authorization = ("Authorization", "Bearer " + token)
         try:
+            if before_send is not None:
+                await _before_send(endpoint, before_send)
             if self._fast is not None:
                 return await self._fast(
                     endpoint.method,
@@ -351,6 +366,17 @@ class Sender:
                 f"{endpoint.name} answered 200 with a body that is not the documented JSON "
                 f"({_describe_decode_error(exc)}); the call may have been created"
             ) from None
+
+
+async def _before_send(
+    endpoint: Endpoint[Any, Any], before_send: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        await before_send()
+    except Exception as exc:  # whatever the hook raised, nothing was sent
+        raise NotSentError(
+            f"{endpoint.name} was not sent: the on_send hook failed ({type(exc).__name__})"
+        ) from exc
 
 
 def _describe_decode_error(exc: Exception) -> str:

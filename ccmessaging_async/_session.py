@@ -305,8 +305,10 @@ class AsyncSession:
         ``ordered=True``. One failing call never stops the batch. Re-sends after
         not-sent failures and 429s draw from one budget of ``retry_budget`` re-sends
         (default ``max(10, concurrency)``, replenished by successes) shared by the whole
-        batch. ``on_send(index, request)`` is called just before an input is first sent
-        (a journal hook); if it raises, that input fails unsent.
+        batch. ``on_send(index, request)`` (a function or a coroutine function) runs once
+        per input at the last moment before its request can be written: the call holds a
+        valid token and an in-flight slot, so a journal that records it there records only
+        calls that may really leave. If it raises, that input fails unsent.
 
         Keep ``concurrency`` at or below the pool's ``max_connections`` (100 by default)
         so requests never queue for a connection. Stopping the iteration cancels the

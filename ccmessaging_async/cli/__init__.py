@@ -1,29 +1,44 @@
-"""The ``ccmessaging-async`` console script: call, batch, emulator, demo."""
+"""The ``ccmessaging-async`` console script: call, batch, status, export, emulator, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sqlite3
 import sys
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import anyio
 import attrs
 
 from .._aiohttp import aiohttp_transport
-from .._batch import CallOutcome, OutcomeStatus
-from .._errors import CCMessagingError, ConfigurationError
+from .._batch import OutcomeStatus
+from .._errors import CCMessagingError, ConfigurationError, OutcomeUnknownError
 from .._models import CreateCallRequest
 from .._session import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL, AsyncSession
-from ._job import Summary, run_job, stderr_is_terminal
+from ._exit import ExitCode, JobRefusedError
+from ._job import Job, open_job
+from ._progress import progress_bar
+from ._runner import Run, run_job
+from ._status import export, resolve_job_path, status_text
+from ._summary import Summary
 
-__all__ = ["main"]
+__all__ = ["ExitCode", "main"]
 
-EXIT_OK, EXIT_CALLS_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+_EXIT_CODES = "\n".join(
+    f"  {code.value:>3}  {(code.__doc__ or '').strip()}"
+    for code in ExitCode
+    if code.__doc__ != ExitCode.__doc__
+)
+
+
+class _TerminatedError(BaseException):
+    """SIGTERM arrived outside a batch run (which handles it itself)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="ccmessaging-async",
         description="Create CC-Messaging anonymous calls. Credentials come from "
         f"{ENV_BASE_URL}, {ENV_APP_KEY} and {ENV_APP_SECRET}.",
+        epilog=f"exit codes of call and batch:\n{_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -40,16 +57,30 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--call-data", help="call data")
 
     batch = commands.add_parser(
-        "batch", help="create the calls of a CSV/JSONL file; re-run to resume"
+        "batch",
+        help="create the calls of a CSV/JSONL file; re-run the same command to resume",
+        description="Create the calls of a CSV (header called,caller_present,call_data) or "
+        "JSONL file. The job's state lives in a job file (OUT.job unless --job): re-run the "
+        "same command to resume; a row is never dialled twice unless --resend-unknown.",
+        epilog=f"exit codes:\n{_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    batch.add_argument("input", type=Path, help="CSV (called,caller_present,call_data) or JSONL")
-    batch.add_argument("--out", type=Path, required=True, help="output JSONL, also the journal")
+    batch.add_argument(
+        "input",
+        type=Path,
+        nargs="?",
+        help="the input; on a resume it may be left out, and if given must be unchanged",
+    )
+    batch.add_argument(
+        "--out", type=Path, required=True, help="the report: JSONL, or CSV if it ends in .csv"
+    )
+    batch.add_argument("--job", type=Path, help="the job file (default: OUT.job)")
     batch.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
     batch.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
     batch.add_argument(
         "--resend-unknown",
         action="store_true",
-        help="send again rows whose outcome is unknown (may ring someone twice)",
+        help="dial again the rows whose outcome is unknown (may ring someone twice)",
     )
     batch.add_argument(
         "--transport",
@@ -57,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
         default="httpx",
         help="aiohttp: several times less CPU per call (needs the aiohttp extra)",
     )
+
+    status = commands.add_parser("status", help="show a job's counts, also while it runs")
+    status.add_argument("job", type=Path, help="the job file (or its report)")
+
+    export_ = commands.add_parser("export", help="write a job's report again")
+    export_.add_argument("job", type=Path, help="the job file (or its report)")
+    export_.add_argument("--out", type=Path, required=True, help="JSONL, or CSV if .csv")
 
     emulator = commands.add_parser("emulator", help="serve the platform emulator on loopback")
     emulator.add_argument("--host", default="127.0.0.1")
@@ -71,29 +109,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _signals_as_exceptions() -> Iterator[None]:
+    """SIGTERM ends a command like Ctrl-C; a file-size limit is an error, not a kill."""
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        raise _TerminatedError
+
+    previous_term = signal.signal(signal.SIGTERM, terminate)
+    previous_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous_term)
+        signal.signal(signal.SIGXFSZ, previous_xfsz)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the console script; return its exit code."""
     args = _parser().parse_args(argv)
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "call": _call,
         "batch": _batch,
+        "status": _status,
+        "export": _export,
         "emulator": _emulator,
         "demo": _demo,
     }
     try:
-        return handlers[args.command](args)
-    except KeyboardInterrupt:
-        print("interrupted; re-run the same command to resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except ConfigurationError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except CCMessagingError as exc:
-        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return EXIT_CALLS_FAILED
+        with _signals_as_exceptions():
+            return handlers[args.command](args)
+    except (KeyboardInterrupt, _TerminatedError, CCMessagingError, JobRefusedError) as exc:
+        code, message = _ending(exc)
+    except sqlite3.Error as exc:
+        code, message = ExitCode.STORAGE, f"error: the job file could not be written: {exc}"
     except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        code, message = ExitCode.USAGE, f"error: {exc}"
+    print(message, file=sys.stderr)
+    return code
+
+
+#: What ends a command early, in the order it is checked: its exit code and message.
+_ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
+    (KeyboardInterrupt, ExitCode.INTERRUPTED, "interrupted; re-run the same command to resume"),
+    (_TerminatedError, ExitCode.TERMINATED, "terminated; re-run the same command to resume"),
+    (ConfigurationError, ExitCode.USAGE, "error: {exc}"),
+    (JobRefusedError, ExitCode.USAGE, "error: {exc}"),
+    (OutcomeUnknownError, ExitCode.UNKNOWN, "error: {name}: {exc}"),
+    (CCMessagingError, ExitCode.NOT_CREATED, "error: {name}: {exc}"),
+)
+
+
+def _ending(exc: BaseException) -> tuple[ExitCode, str]:
+    for kind, code, message in _ENDINGS:
+        if isinstance(exc, kind):
+            return code, message.format(exc=exc, name=type(exc).__name__)
+    raise exc
 
 
 def _call(args: argparse.Namespace) -> int:
@@ -106,92 +177,84 @@ def _call(args: argparse.Namespace) -> int:
             return attrs.asdict(await session.create_call(request))
 
     print(json.dumps(anyio.run(run), ensure_ascii=False))
-    return EXIT_OK
+    return ExitCode.OK
 
 
-@contextmanager
-def _progress(total: int | None, label: str) -> Iterator[Callable[[CallOutcome | None], None]]:
-    if not stderr_is_terminal():
-        yield lambda _outcome: None
-        return
-    from rich.progress import (  # noqa: PLC0415 - an optional dependency (the cli extra)
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn(
-            "ok {task.fields[ok]} failed {task.fields[failed]} unknown {task.fields[unknown]}"
-        ),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, transient=False) as progress:
-        counts = dict.fromkeys(("ok", "failed", "unknown"), 0)
-        task = progress.add_task(label, total=total, ok=0, failed=0, unknown=0)
-
-        def advance(outcome: CallOutcome | None) -> None:
-            if outcome is not None:
-                key = {
-                    OutcomeStatus.SUCCEEDED: "ok",
-                    OutcomeStatus.FAILED: "failed",
-                    OutcomeStatus.UNKNOWN: "unknown",
-                }[outcome.status]
-                counts[key] += 1
-            progress.update(
-                task,
-                advance=1,
-                ok=counts["ok"],
-                failed=counts["failed"],
-                unknown=counts["unknown"],
-            )
-
-        yield advance
-
-
-def _count_rows(path: Path) -> int | None:
-    if not stderr_is_terminal():
-        return None
-    with path.open("rb") as handle:
-        lines = sum(1 for line in handle if line.strip())
-    return lines - (0 if path.suffix.lower() in (".jsonl", ".ndjson", ".json") else 1)
-
-
-def _exit_code(summary: Summary) -> int:
-    bad = summary.counts[OutcomeStatus.FAILED] + summary.counts[OutcomeStatus.UNKNOWN]
-    return EXIT_OK if bad == 0 else EXIT_CALLS_FAILED
+def _job_exit_code(job: Job, run: Run) -> ExitCode:
+    if run.failure is not None:
+        return ExitCode.STORAGE
+    if run.signal is not None:
+        return ExitCode.TERMINATED if run.signal == signal.SIGTERM else ExitCode.INTERRUPTED
+    counts = job.store.counts()
+    if counts["unknown"]:
+        return ExitCode.UNKNOWN
+    if counts["failed"]:
+        return ExitCode.NOT_CREATED
+    return ExitCode.OK
 
 
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
-    if not args.input.exists():
-        raise ValueError(f"input file {args.input} does not exist")
+    job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
+    how = "failed"
+    try:
+        if job.imported:
+            print(f"job {job.store.path}: {job.imported} rows taken in", file=sys.stderr)
+        if job.interrupted:
+            print(
+                f"{job.interrupted} rows were being sent when an earlier run stopped: "
+                "recorded as unknown, not dialled again (--resend-unknown dials them)",
+                file=sys.stderr,
+            )
+        if job.report.rebuilt:
+            print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
 
-    async def run() -> Summary:
-        transport = aiohttp_transport() if args.transport == "aiohttp" else None
-        async with AsyncSession.from_env(transport=transport) as session:
-            with _progress(_count_rows(args.input), "calls") as progress:
-                return await run_job(
-                    session,
-                    args.input,
-                    args.out,
-                    concurrency=args.concurrency,
-                    rate=args.rate,
-                    resend_unknown=args.resend_unknown,
-                    progress=progress,
-                )
+        async def run() -> Run:
+            transport = aiohttp_transport() if args.transport == "aiohttp" else None
+            async with AsyncSession.from_env(transport=transport) as session:
+                concurrency = args.concurrency
+                pool = session.limits.max_connections
+                if pool is not None and concurrency > pool:
+                    print(
+                        f"--concurrency {concurrency} is above the connection pool's {pool}: "
+                        f"using {pool} (more would only wait for a connection)",
+                        file=sys.stderr,
+                    )
+                    concurrency = pool
+                with progress_bar(job.store.counts()["pending"], "calls") as advance:
+                    return await run_job(
+                        session, job, concurrency=concurrency, rate=args.rate, advance=advance
+                    )
 
-    summary = anyio.run(run)
-    print(summary.line())
-    return _exit_code(summary)
+        outcome = anyio.run(run)
+        how = outcome.how
+        print(outcome.summary.line())
+        counts = job.store.counts()
+        print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        if outcome.failure is not None:
+            print(
+                f"error: stopped: could not record to the job file or the report "
+                f"({outcome.failure}); nothing more was dialled. Fix the cause and re-run "
+                "the same command to resume.",
+                file=sys.stderr,
+            )
+        elif outcome.signal is not None:
+            print("stopped; re-run the same command to resume", file=sys.stderr)
+        return _job_exit_code(job, outcome)
+    finally:
+        job.close(how)
+
+
+def _status(args: argparse.Namespace) -> int:
+    print(status_text(resolve_job_path(args.job)))
+    return ExitCode.OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    lines = export(resolve_job_path(args.job), args.out)
+    print(f"{lines} outcomes written to {args.out}")
+    return ExitCode.OK
 
 
 def _emulator(args: argparse.Namespace) -> int:
@@ -206,7 +269,7 @@ def _emulator(args: argparse.Namespace) -> int:
     print(f"  export {ENV_APP_SECRET}={emulator.app_secret}")
     sys.stdout.flush()
     uvicorn.run(emulator, host=args.host, port=args.port, log_level="warning", lifespan="off")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -223,13 +286,13 @@ def _demo(args: argparse.Namespace) -> int:
             for i in range(args.calls)
         )
         async with AsyncSession(url, emulator.app_key, emulator.app_secret) as session:
-            with _progress(args.calls, "demo calls") as progress:
+            with progress_bar(args.calls, "demo calls") as advance:
                 async for outcome in session.create_calls(
                     requests, concurrency=args.concurrency, rate=args.rate
                 ):
-                    summary.add(outcome)
-                    progress(outcome)
-        summary.elapsed = time.perf_counter() - summary.started
+                    summary.add(outcome.status, outcome.latency if outcome.attempts else None)
+                    advance(outcome.status)
+        summary.stop()
         return summary
 
     with EmulatorServer(emulator) as server:
@@ -245,4 +308,4 @@ def _demo(args: argparse.Namespace) -> int:
         f"request(s), {len(duplicates)} numbers called twice"
     )
     ok = summary.counts[OutcomeStatus.SUCCEEDED] == args.calls and not duplicates
-    return EXIT_OK if ok else EXIT_CALLS_FAILED
+    return ExitCode.OK if ok else ExitCode.NOT_CREATED

@@ -1,342 +1,148 @@
-"""Batch jobs: streamed CSV/JSONL input, the output file as a crash-safe journal, a summary."""
+"""Opening a batch job: its three files, its lock, its input taken in or checked, its report.
+
+Every refusal here happens before a session is opened, so before anything is dialled.
+"""
 
 from __future__ import annotations
 
-import collections
-import csv
-import json
-import math
-import os
-import sys
-import time
-from collections.abc import Iterator
+import contextlib
+import sqlite3
 from pathlib import Path
-from typing import IO, Any
 
 import attrs
 
-from .._batch import CallOutcome, OutcomeStatus
-from .._errors import CCMessagingError, InvalidRequestError
-from .._models import CreateCallRequest
-from .._session import AsyncSession
+from ._exit import JobRefusedError
+from ._input import identify, is_jsonl, read_rows
+from ._report import Report
+from ._store import JobInfo, JobStore
 
-__all__ = ["InputRow", "Journal", "Summary", "read_rows", "run_job"]
-
-_FIELDS = ("called", "caller_present", "call_data")
-_ALIASES = {"callerPresent": "caller_present", "callData": "call_data"}
-
-# Journal states per input row (one byte each, so a million rows cost 1 MB).
-_NONE, _SENDING, _FINAL, _FINAL_UNKNOWN = 0, 1, 2, 3
+__all__ = ["Job", "default_job_path", "open_job"]
 
 
-@attrs.frozen(slots=True)
-class InputRow:
-    """One data row of the input: its position, its line, and a request or the error."""
-
-    row: int
-    line: int
-    request: CreateCallRequest | None
-    error: str | None = None
-
-
-def _request_from(values: dict[str, Any]) -> CreateCallRequest:
-    fields = {}
-    for key, value in values.items():
-        name = _ALIASES.get(key, key)
-        if name in _FIELDS and value not in (None, ""):
-            fields[name] = value
-    if "called" not in fields:
-        raise InvalidRequestError("called is missing", field="called")
-    return CreateCallRequest(**fields)
-
-
-def read_rows(path: Path) -> Iterator[InputRow]:
-    """Stream the rows of a CSV (header ``called,caller_present,call_data``) or JSONL file."""
-    with path.open(encoding="utf-8", newline="") as handle:
-        if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            yield from _jsonl_rows(handle)
-        else:
-            yield from _csv_rows(handle)
-
-
-def _jsonl_rows(handle: IO[str]) -> Iterator[InputRow]:
-    lines = ((n, line) for n, line in enumerate(handle, start=1) if line.strip())
-    for row, (line_no, line) in enumerate(lines):
-        try:
-            values = json.loads(line)
-            if not isinstance(values, dict):
-                raise InvalidRequestError("a JSONL line must hold a JSON object")
-            yield InputRow(row, line_no, _request_from(values))
-        except (ValueError, TypeError) as exc:
-            yield InputRow(row, line_no, None, _row_error(exc))
-
-
-def _csv_rows(handle: IO[str]) -> Iterator[InputRow]:
-    reader = csv.DictReader(handle)
-    if reader.fieldnames is None or "called" not in reader.fieldnames:
-        raise InvalidRequestError("the CSV header must name the column 'called'")
-    for row, values in enumerate(reader):
-        line_no = reader.line_num
-        try:
-            if None in values:  # more cells than header columns
-                raise InvalidRequestError("the row has more cells than the header")
-            yield InputRow(row, line_no, _request_from(values))
-        except (ValueError, TypeError) as exc:
-            yield InputRow(row, line_no, None, _row_error(exc))
-
-
-def _row_error(exc: Exception) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"InvalidRequestError: not JSON ({exc.msg})"
-    if isinstance(exc, CCMessagingError):
-        return f"{type(exc).__name__}: {exc}"
-    return f"InvalidRequestError: {exc}"
-
-
-class Journal:
-    """The output JSONL, which is also the job's journal.
-
-    Each row gets a ``sending`` line before its request can leave the process and one
-    final line (``succeeded`` / ``failed`` / ``unknown``) when it ends; every line is
-    flushed as written. Reopening it reads what an earlier run recorded.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._states = bytearray()
-        self.repaired_torn_line = False
-        if path.exists():
-            self._load()
-        self._handle = path.open("a", encoding="utf-8")
-
-    def _load(self) -> None:
-        with self.path.open("rb+") as handle:
-            data = handle.read()
-            end = data.rfind(b"\n") + 1
-            if end < len(data):  # a line torn by a crash: cut it off
-                handle.truncate(end)
-                self.repaired_torn_line = True
-        for raw in data[:end].splitlines():
-            try:
-                entry = json.loads(raw)
-                row = int(entry["row"])
-            except (ValueError, KeyError, TypeError):
-                continue
-            status = entry.get("status")
-            if status is None:
-                state = _SENDING
-            elif status == OutcomeStatus.UNKNOWN.value:
-                state = _FINAL_UNKNOWN
-            else:
-                state = _FINAL
-            self._set(row, max(state, self._get(row)) if state == _SENDING else state)
-
-    def _get(self, row: int) -> int:
-        return self._states[row] if row < len(self._states) else _NONE
-
-    def _set(self, row: int, state: int) -> None:
-        if row >= len(self._states):
-            self._states.extend(bytes(row + 1 - len(self._states)))
-        self._states[row] = state
-
-    def close(self) -> None:
-        """Flush and close the file."""
-        self._handle.close()
-
-    def interrupted(self, row: int) -> bool:
-        """Whether an earlier run started sending ``row`` and never recorded its end."""
-        return self._get(row) == _SENDING
-
-    def should_send(self, row: int, *, resend_unknown: bool) -> bool:
-        """Whether ``row`` still needs sending in this run."""
-        state = self._get(row)
-        if state == _NONE:
-            return True
-        return resend_unknown and state in (_SENDING, _FINAL_UNKNOWN)
-
-    def _write(self, entry: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self._handle.flush()
-
-    def sending(self, row: int, line: int) -> None:
-        """Record that ``row`` is about to be sent."""
-        self._write({"row": row, "line": line, "event": "sending"})
-        self._set(row, _SENDING)
-
-    def final(
-        self,
-        row: int,
-        line: int,
-        status: OutcomeStatus,
-        *,
-        called: str | None,
-        result: dict[str, Any] | None = None,
-        error: str | None = None,
-        attempts: int = 0,
-        latency: float = 0.0,
-    ) -> None:
-        """Record the one final outcome of ``row``."""
-        self._write(
-            {
-                "row": row,
-                "line": line,
-                "status": status.value,
-                "called": called,
-                "result": result,
-                "error": error,
-                "attempts": attempts,
-                "latency_ms": round(latency * 1000, 3),
-            }
-        )
-        self._set(row, _FINAL_UNKNOWN if status is OutcomeStatus.UNKNOWN else _FINAL)
+def default_job_path(report: Path) -> Path:
+    """Where the job file of ``report`` lives unless ``--job`` says otherwise."""
+    return report.with_name(report.name + ".job")
 
 
 @attrs.define
-class Summary:
-    """Counts, throughput and latency percentiles of one run."""
+class Job:
+    """An open job: its store (locked), its report, and what opening it did."""
 
-    counts: dict[OutcomeStatus, int] = attrs.field(factory=lambda: dict.fromkeys(OutcomeStatus, 0))
-    skipped: int = 0
-    started: float = attrs.field(factory=time.perf_counter)
-    elapsed: float = 0.0
-    #: Latencies in log-spaced buckets of about 1% width: memory stays flat however many
-    #: calls a job makes, and percentiles are exact to about 1%.
-    latency_buckets: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    store: JobStore
+    report: Report
+    info: JobInfo
+    #: Rows taken in from the input by this run (0 on a resume).
+    imported: int
+    #: Rows an earlier run left being sent, now ``unknown``.
+    interrupted: int
 
-    def add(self, outcome: CallOutcome) -> None:
-        """Count one outcome."""
-        self.counts[outcome.status] += 1
-        if outcome.attempts:
-            self.latency_buckets[_bucket(outcome.latency)] += 1
-
-    @property
-    def total(self) -> int:
-        """Outcomes counted in this run."""
-        return sum(self.counts.values())
-
-    def percentile(self, share: float) -> float:
-        """Latency percentile in seconds (nearest rank, to about 1%), 0 without samples."""
-        samples = sum(self.latency_buckets.values())
-        if not samples:
-            return 0.0
-        rank = max(1, math.ceil(share * samples))
-        seen = 0
-        for bucket in sorted(self.latency_buckets):
-            seen += self.latency_buckets[bucket]
-            if seen >= rank:
-                return _bucket_value(bucket)
-        return _bucket_value(max(self.latency_buckets))
-
-    def line(self) -> str:
-        """One summary line."""
-        rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
-        counts = ", ".join(f"{n} {status.value}" for status, n in self.counts.items())
-        skipped = f", {self.skipped} skipped (already recorded)" if self.skipped else ""
-        return (
-            f"{self.total} calls: {counts}{skipped} | {rate:.1f} calls/s | "
-            f"latency p50 {self.percentile(0.5) * 1000:.1f} ms, "
-            f"p99 {self.percentile(0.99) * 1000:.1f} ms | {self.elapsed:.2f} s"
-        )
+    def close(self, how: str) -> None:
+        """Record how the run ended, close the report and release the job file."""
+        try:
+            self.store.end_run(how)
+        except sqlite3.Error:
+            pass  # the disk that stopped the job may refuse this too; the run row stays open
+        finally:
+            try:
+                self.report.close()
+            finally:
+                self.store.close()
 
 
-_BUCKETS_PER_E = 100.0
-_SMALLEST = 1e-6
+def _same(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    with contextlib.suppress(OSError):
+        return a.samefile(b)
+    return False
 
 
-def _bucket(seconds: float) -> int:
-    return round(math.log(max(seconds, _SMALLEST)) * _BUCKETS_PER_E)
-
-
-def _bucket_value(bucket: int) -> float:
-    return math.exp(bucket / _BUCKETS_PER_E)
-
-
-def result_dict(outcome: CallOutcome) -> dict[str, Any] | None:
-    """Return the result of an outcome as a JSON-ready dict."""
-    return attrs.asdict(outcome.result) if outcome.result is not None else None
-
-
-def error_text(outcome: CallOutcome) -> str | None:
-    """``TypeName: message`` of an outcome's error."""
-    if outcome.error is None:
-        return None
-    return f"{type(outcome.error).__name__}: {outcome.error}"
-
-
-async def run_job(
-    session: AsyncSession,
-    input_path: Path,
-    output_path: Path,
-    *,
-    concurrency: int,
-    rate: float | None,
-    resend_unknown: bool,
-    progress: Any = None,
-) -> Summary:
-    """Run the batch job of ``input_path`` into ``output_path``, resuming what it holds."""
-    journal = Journal(output_path)
-    summary = Summary()
-    in_flight: dict[int, InputRow] = {}
-    try:
-
-        def requests() -> Iterator[CreateCallRequest]:
-            for item in read_rows(input_path):
-                if journal.interrupted(item.row) and not resend_unknown:
-                    journal.final(
-                        item.row,
-                        item.line,
-                        OutcomeStatus.UNKNOWN,
-                        called=item.request.called if item.request else None,
-                        error="OutcomeUnknownError: the job stopped while this row was being "
-                        "sent; not sent again (--resend-unknown sends it again)",
-                    )
-                    summary.counts[OutcomeStatus.UNKNOWN] += 1
-                    if progress is not None:
-                        progress(None)
-                    continue
-                if not journal.should_send(item.row, resend_unknown=resend_unknown):
-                    summary.skipped += 1
-                    if progress is not None:
-                        progress(None)
-                    continue
-                if item.request is None:
-                    journal.final(
-                        item.row, item.line, OutcomeStatus.FAILED, called=None, error=item.error
-                    )
-                    summary.counts[OutcomeStatus.FAILED] += 1
-                    if progress is not None:
-                        progress(None)
-                    continue
-                in_flight[id(item.request)] = item
-                yield item.request
-
-        def on_send(_index: int, request: CreateCallRequest) -> None:
-            item = in_flight[id(request)]
-            journal.sending(item.row, item.line)
-
-        async for outcome in session.create_calls(
-            requests(), concurrency=concurrency, rate=rate, on_send=on_send
-        ):
-            item = in_flight.pop(id(outcome.request))
-            journal.final(
-                item.row,
-                item.line,
-                outcome.status,
-                called=outcome.request.called,
-                result=result_dict(outcome),
-                error=error_text(outcome),
-                attempts=outcome.attempts,
-                latency=outcome.latency,
+def _check_paths(input_path: Path | None, report: Path, job: Path) -> None:
+    if _same(report, job):
+        raise JobRefusedError(f"the report and the job file are both {report}")
+    if input_path is None:
+        return
+    for name, path in (("report (--out)", report), ("job file (--job)", job)):
+        if _same(input_path, path):
+            raise JobRefusedError(
+                f"the {name} {path} is the input file: writing into it would make the job "
+                "read its own outcomes as new calls"
             )
-            summary.add(outcome)
-            if progress is not None:
-                progress(outcome)
-    finally:
-        summary.elapsed = time.perf_counter() - summary.started
-        journal.close()
-    return summary
 
 
-def stderr_is_terminal() -> bool:
-    """Whether a progress bar makes sense."""
-    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+def _first_difference(store: JobStore, input_path: Path) -> str:
+    """Name the first row of ``input_path`` that differs from the job's rows."""
+    stored = store.digests()
+    try:
+        for now in read_rows(input_path):
+            then = next(stored, None)
+            if then is None:
+                return f"row {now.row + 1} (line {now.line}) is new"
+            row, line, digest = then
+            if now.digest != digest:
+                return f"row {row + 1} differs (line {line} then, line {now.line} now)"
+    except JobRefusedError as exc:
+        return f"it no longer reads as before ({exc})"
+    gone = next(stored, None)
+    if gone is not None:
+        return f"row {gone[0] + 1} (line {gone[1]}) is no longer there"
+    return "no row differs, but other bytes do (the header, blank lines, a BOM, line endings)"
+
+
+def _import(
+    store: JobStore, input_path: Path | None, job_path: Path, report: Path
+) -> tuple[JobInfo, int]:
+    if input_path is None:
+        raise JobRefusedError(f"the job file {job_path} holds no rows; give the input file")
+    if report.exists() and report.stat().st_size > 0:
+        raise JobRefusedError(
+            f"the report {report} already exists and belongs to no job here (its job file "
+            f"{store.path} is new): it may hold another job's outcomes; move it away or "
+            "choose another --out"
+        )
+    identity = identify(input_path)
+    kind = "jsonl" if is_jsonl(input_path) else "csv"
+    count = store.import_rows(read_rows(input_path), input_path.resolve(), kind, identity)
+    info = store.info()
+    assert info is not None  # noqa: S101 - import_rows has just written it
+    return info, count
+
+
+def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
+    if identify(input_path) == info.identity:
+        return
+    raise JobRefusedError(
+        f"{input_path} is not the input this job was started with ({info.input_path}, "
+        f"{info.identity.size} bytes, SHA-256 {info.identity.sha256[:12]}...): "
+        f"{_first_difference(store, input_path)}. Nothing was dialled. Restore the original "
+        "input, or start a new job with another --out"
+    )
+
+
+def open_job(
+    input_path: Path | None, report: Path, job_path: Path | None, *, resend_unknown: bool
+) -> Job:
+    """Open (or start) the job that writes ``report``; raise :class:`JobRefusedError` if unsafe."""
+    job_path = job_path or default_job_path(report)
+    _check_paths(input_path, report, job_path)
+    if input_path is not None and not input_path.is_file():
+        raise JobRefusedError(f"the input file {input_path} does not exist")
+    if input_path is None and not job_path.is_file():
+        raise JobRefusedError(f"there is no job file {job_path}; give the input file to start")
+    new_file = not job_path.exists()
+    store = JobStore(job_path)
+    imported = 0
+    try:
+        info = store.info()
+        if info is None:
+            info, imported = _import(store, input_path, job_path, report)
+        elif input_path is not None:
+            _verify(store, info, input_path)
+        interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
+        return Job(store, Report(report, store), info, imported, interrupted)
+    except BaseException:
+        store.close()
+        if new_file and imported == 0:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{job_path}{suffix}").unlink(missing_ok=True)
+        raise

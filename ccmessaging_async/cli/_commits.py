@@ -1,0 +1,106 @@
+"""Group commit: many claims and outcomes in one durable transaction, off the event loop.
+
+A call claims its row at the last moment before sending and waits until that claim is on
+disk. Claims and outcomes that arrive while a commit is running go together into the next
+one, so the number of fsyncs per second stays bounded however many calls are in flight,
+and no claim waits for more than one commit beyond its own.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+import anyio
+
+from ._exit import JobStoppedError
+from ._store import Final, JobStore, Recorded
+
+__all__ = ["GroupCommitter"]
+
+
+class GroupCommitter:
+    """Commits claims and outcomes to a :class:`JobStore` in groups, in a worker thread.
+
+    ``on_commit`` runs on the event loop after each commit with the outcomes it recorded
+    (the report and the counters follow the job file, never run ahead of it). Once a commit
+    or ``on_commit`` fails, :attr:`failure` is set, every claim raises
+    :class:`JobStoppedError`, and nothing more is committed.
+    """
+
+    def __init__(self, store: JobStore, on_commit: Callable[[list[Recorded]], None]) -> None:
+        self._store = store
+        self._on_commit = on_commit
+        self._claims: list[int] = []
+        self._finals: list[Final] = []
+        self._wake = anyio.Event()
+        self._committed = anyio.Event()  # set once the group being gathered is committed
+        self._closing = False
+        self._done = anyio.Event()
+        #: Why the job file or the report could not be written, once that happened.
+        self.failure: str | None = None
+        #: Commits made (for the benchmark's group-size figure).
+        self.commits = 0
+
+    def _check(self) -> None:
+        if self.failure is not None:
+            raise JobStoppedError(self.failure)
+
+    async def claim(self, row: int) -> None:
+        """Mark ``row`` as being sent; return once that is durable."""
+        self._check()
+        self._claims.append(row)
+        committed = self._committed
+        self._wake.set()
+        await committed.wait()
+        self._check()
+
+    def finish(self, final: Final) -> None:
+        """Queue the outcome of a row for the next commit."""
+        self._check()
+        self._finals.append(final)
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Commit whatever was queued, group after group, until :meth:`close`."""
+        try:
+            while True:
+                if not self._claims and not self._finals:
+                    if self._closing:
+                        return
+                    await self._wake.wait()
+                    self._wake = anyio.Event()
+                elif not await self._commit_group():
+                    return
+        finally:
+            self._done.set()
+
+    async def _commit_group(self) -> bool:
+        claims, self._claims = self._claims, []
+        finals, self._finals = self._finals, []
+        committed, self._committed = self._committed, anyio.Event()
+        try:
+            # Not cancellable: a commit that started is finished and its claims released.
+            recorded = await anyio.to_thread.run_sync(self._store.commit, claims, finals)
+        except (sqlite3.Error, OSError) as exc:
+            return self._fail(exc, committed)
+        committed.set()
+        self.commits += 1
+        try:
+            self._on_commit(recorded)
+        except OSError as exc:
+            return self._fail(exc, committed)
+        return True
+
+    def _fail(self, exc: Exception, committed: anyio.Event) -> bool:
+        self.failure = f"{type(exc).__name__}: {exc}"
+        committed.set()
+        self._committed.set()  # claims that arrived meanwhile wake up, and fail
+        return False
+
+    async def close(self) -> None:
+        """Commit what is still queued and stop :meth:`run`."""
+        self._closing = True
+        self._wake.set()
+        with anyio.CancelScope(shield=True):
+            await self._done.wait()

@@ -1,0 +1,58 @@
+"""A progress bar on a terminal (rich, from the cli extra); nothing elsewhere."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from .._batch import OutcomeStatus
+
+__all__ = ["Advance", "progress_bar", "stderr_is_terminal"]
+
+#: Called once per ended row with its status.
+Advance = Callable[[OutcomeStatus], None]
+
+
+def stderr_is_terminal() -> bool:
+    """Whether a progress bar makes sense."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+@contextmanager
+def progress_bar(total: int | None, label: str) -> Iterator[Advance]:
+    """Yield a function that advances a bar of ``total`` rows by one ended row."""
+    if not stderr_is_terminal():
+        yield lambda _status: None
+        return
+    from rich.progress import (  # noqa: PLC0415 - an optional dependency (the cli extra)
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "ok {task.fields[succeeded]} failed {task.fields[failed]} "
+            "unknown {task.fields[unknown]}"
+        ),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        counts: dict[str, Any] = dict.fromkeys((s.value for s in OutcomeStatus), 0)
+        task = progress.add_task(label, total=total, **counts)
+
+        def advance(status: OutcomeStatus) -> None:
+            counts[status.value] += 1
+            progress.update(task, advance=1, **counts)
+
+        yield advance

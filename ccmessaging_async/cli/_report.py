@@ -1,0 +1,149 @@
+"""The report: a JSONL or CSV view of a job's outcomes, one line per ended row.
+
+Lines are written only after their outcomes are committed to the job file, in the same
+order (the outcomes' ``seq``). At the start of every run the report is brought level with
+the job file: a torn or missing tail is written again from it; a report that does not
+match the job file is rebuilt whole, atomically (a temporary file renamed over it).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from ._store import JobStore, Recorded
+
+__all__ = ["CSV_COLUMNS", "Report", "render", "write_report"]
+
+CSV_COLUMNS = (
+    "row",
+    "line",
+    "status",
+    "called",
+    "result_code",
+    "result_desc",
+    "call_serial_no",
+    "sip_service_address",
+    "access_code",
+    "error",
+    "attempts",
+    "latency_ms",
+)
+_CSV_HEADER = ",".join(CSV_COLUMNS) + "\n"
+
+
+def _is_csv(path: Path) -> bool:
+    return path.suffix.lower() == ".csv"
+
+
+def render(record: Recorded, *, as_csv: bool) -> str:
+    """One report line (with its newline) for a recorded outcome."""
+    final = record.final
+    result: dict[str, Any] | None = json.loads(final.result) if final.result else None
+    if not as_csv:
+        entry = {
+            "row": final.row,
+            "line": final.line,
+            "status": final.status,
+            "called": final.called,
+            "result": result,
+            "error": final.error,
+            "attempts": final.attempts,
+            "latency_ms": final.latency_ms,
+        }
+        return json.dumps(entry, ensure_ascii=False) + "\n"
+    result = result or {}
+    cells = [
+        final.row,
+        final.line,
+        final.status,
+        final.called,
+        final.result_code,
+        result.get("result_desc"),
+        result.get("call_serial_no"),
+        result.get("sip_service_address"),
+        result.get("access_code"),
+        # One physical line per record, so the report can be counted by lines.
+        (final.error or "").replace("\r", " ").replace("\n", " "),
+        final.attempts,
+        final.latency_ms,
+    ]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(["" if c is None else c for c in cells])
+    return buffer.getvalue()
+
+
+def write_report(records: Iterable[Recorded], path: Path) -> None:
+    """Write a whole report to ``path`` atomically (JSONL, or CSV if it ends in ``.csv``)."""
+    as_csv = _is_csv(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with temporary.open("w", encoding="utf-8", newline="") as handle:
+        if as_csv:
+            handle.write(_CSV_HEADER)
+        for record in records:
+            handle.write(render(record, as_csv=as_csv))
+        handle.flush()
+        os.fsync(handle.fileno())
+    temporary.replace(path)
+
+
+def _complete_lines(path: Path) -> tuple[int, int, bytes]:
+    """Count of complete lines, the offset just after them, and the last of them."""
+    count, offset, last = 0, 0, b""
+    with path.open("rb") as handle:
+        for line in handle:
+            if not line.endswith(b"\n"):
+                break
+            count, offset, last = count + 1, offset + len(line), line
+    return count, offset, last
+
+
+class Report:
+    """The report of one run, appended as outcomes are committed."""
+
+    def __init__(self, path: Path, store: JobStore) -> None:
+        self.path = path
+        self._as_csv = _is_csv(path)
+        self.rebuilt = False
+        self._level(store)
+        self._handle: IO[str] = path.open("a", encoding="utf-8", newline="")
+
+    def _level(self, store: JobStore) -> None:
+        recorded = store.outcome_count()
+        if not self.path.exists():
+            write_report(store.outcomes(), self.path)
+            return
+        lines, offset, last = _complete_lines(self.path)
+        header = 1 if self._as_csv else 0
+        kept = lines - header
+        matches = 0 <= kept <= recorded and (
+            (kept == 0 and (not header or last.decode("utf-8", "replace") == _CSV_HEADER))
+            or (
+                kept > 0
+                and last.decode("utf-8", "replace")
+                == render(next(store.outcomes(kept - 1)), as_csv=self._as_csv)
+            )
+        )
+        if not matches:
+            write_report(store.outcomes(), self.path)
+            self.rebuilt = True
+            return
+        with self.path.open("r+b") as handle:
+            handle.truncate(offset)  # a line torn by a crash
+            handle.seek(offset)
+            for record in store.outcomes(kept):
+                handle.write(render(record, as_csv=self._as_csv).encode("utf-8"))
+
+    def append(self, records: Iterable[Recorded]) -> None:
+        """Write the lines of newly committed outcomes and flush them."""
+        self._handle.write("".join(render(r, as_csv=self._as_csv) for r in records))
+        self._handle.flush()
+
+    def close(self) -> None:
+        """Close the report file."""
+        self._handle.close()

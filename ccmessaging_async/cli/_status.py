@@ -1,0 +1,67 @@
+"""Seeing a job from outside: ``status`` (counts, result codes, the run) and ``export``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._job import default_job_path
+from ._report import write_report
+from ._store import open_read_only, read_outcomes, running_pid, state_counts
+
+__all__ = ["export", "resolve_job_path", "status_text"]
+
+
+def resolve_job_path(path: Path) -> Path:
+    """Return the job file named by ``path``, or by the report ``path`` if it has one."""
+    beside = default_job_path(path)
+    return beside if not path.name.endswith(".job") and beside.is_file() else path
+
+
+def status_text(path: Path) -> str:
+    """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
+    db = open_read_only(path)
+    try:
+        job = db.execute(
+            "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
+        ).fetchone()
+        counts = state_counts(db)
+        codes = db.execute(
+            "SELECT o.result_code, count(*) FROM rows r JOIN outcomes o ON o.row = r.row "
+            "WHERE o.seq = (SELECT max(seq) FROM outcomes WHERE row = r.row) "
+            "AND o.result_code IS NOT NULL GROUP BY o.result_code ORDER BY count(*) DESC"
+        ).fetchall()
+        last_run = db.execute(
+            "SELECT pid, started_at, ended_at, how FROM runs ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+    finally:
+        db.close()
+    lines = [f"job {path}"]
+    if job is None:
+        lines.append("  no rows yet (the input was never taken in)")
+    else:
+        source, kind, size, sha256, rows, created = job
+        lines.append(
+            f"  input {source} ({kind}, {size} bytes, SHA-256 {sha256[:12]}...), {rows} rows, "
+            f"started {created}"
+        )
+    lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+    if codes:
+        lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
+    pid = running_pid(path)
+    if pid is not None:
+        lines.append(f"  running now (pid {pid})")
+    elif last_run is not None:
+        run_pid, started, ended, how = last_run
+        ending = f"{how} {ended}" if ended else "died without ending (kill -9, power loss)"
+        lines.append(f"  not running; last run pid {run_pid} started {started}, {ending}")
+    return "\n".join(lines)
+
+
+def export(path: Path, out: Path) -> int:
+    """Write the job's report to ``out`` (JSONL, or CSV if it ends in ``.csv``); return lines."""
+    db = open_read_only(path)
+    try:
+        write_report(read_outcomes(db), out)
+        return int(db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+    finally:
+        db.close()

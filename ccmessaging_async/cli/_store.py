@@ -1,0 +1,411 @@
+"""The job file: a batch job's rows and their states in SQLite, one run at a time.
+
+Schema version 1 (``PRAGMA user_version``; ``PRAGMA application_id`` marks a job file)::
+
+    job       one row: the input's path, format, size and SHA-256, its row count, when made
+    rows      row (from 0), line, digest (8-byte BLAKE2b of the row's bytes), called,
+              caller_present, call_data, input_error, state
+    outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
+              status, result (JSON), result_code, error, attempts, latency_ms, finished_at
+    runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
+              stopped); ended_at stays empty for a run that died
+
+A row's state moves ``pending -> sending -> succeeded | failed | unknown``. ``sending`` is
+committed (WAL, ``synchronous=FULL``: on disk) before the row's request can leave the
+process, and only once its call holds a token and an in-flight slot; a row still
+``sending`` when a run starts was interrupted and becomes ``unknown`` (or ``pending`` again
+with ``--resend-unknown``). One run per job: an exclusive ``flock`` on the job file, held
+until the run ends and released by the OS on any death.
+
+The claim/commit protocol needs only "claim these rows, record these outcomes, atomically";
+a store on PostgreSQL (``FOR UPDATE SKIP LOCKED``) could offer the same methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ._exit import JobRefusedError
+from ._input import InputIdentity, InputRow
+
+__all__ = ["SCHEMA_VERSION", "Final", "JobInfo", "JobStore", "PendingRow", "Recorded"]
+
+SCHEMA_VERSION = 1
+_APPLICATION_ID = int.from_bytes(b"ccma", "big")
+STATES = ("pending", "sending", "succeeded", "failed", "unknown")
+
+_SCHEMA = f"""
+PRAGMA application_id = {_APPLICATION_ID};
+PRAGMA user_version = {SCHEMA_VERSION};
+CREATE TABLE job (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    input_path TEXT NOT NULL,
+    input_format TEXT NOT NULL,
+    input_size INTEGER NOT NULL,
+    input_sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE rows (
+    row INTEGER PRIMARY KEY,
+    line INTEGER NOT NULL,
+    digest BLOB NOT NULL,
+    called TEXT,
+    caller_present TEXT,
+    call_data TEXT,
+    input_error TEXT,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown'))
+);
+CREATE TABLE outcomes (
+    seq INTEGER PRIMARY KEY,
+    row INTEGER NOT NULL REFERENCES rows (row),
+    status TEXT NOT NULL CHECK (status IN ('succeeded', 'failed', 'unknown')),
+    result TEXT,
+    result_code TEXT,
+    error TEXT,
+    attempts INTEGER NOT NULL,
+    latency_ms REAL NOT NULL,
+    finished_at TEXT NOT NULL
+);
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    ended_at TEXT,
+    how TEXT
+);
+"""
+
+_INTERRUPTED = (
+    "OutcomeUnknownError: the job stopped while this row was being sent; not sent again "
+    "(--resend-unknown sends it again)"
+)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+
+
+@attrs.frozen(slots=True)
+class JobInfo:
+    """What the job file records about its input."""
+
+    input_path: str
+    input_format: str
+    identity: InputIdentity
+    rows: int
+    created_at: str
+
+
+@attrs.frozen(slots=True)
+class PendingRow:
+    """A row still to be dialled (or failed for its input error)."""
+
+    row: int
+    line: int
+    called: str | None
+    caller_present: str | None
+    call_data: str | None
+    input_error: str | None
+
+
+@attrs.frozen(slots=True)
+class Final:
+    """The one outcome of a row, to be committed."""
+
+    row: int
+    line: int
+    called: str | None
+    status: str
+    result: str | None  # JSON text
+    result_code: str | None
+    error: str | None
+    attempts: int
+    latency_ms: float
+
+
+@attrs.frozen(slots=True)
+class Recorded:
+    """A committed outcome, numbered in the order rows ended."""
+
+    seq: int
+    final: Final
+
+
+class JobStore:
+    """One job file, locked for this process until :meth:`close`."""
+
+    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+        self.path = path
+        self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._lock()
+            self._db = self._connect(synchronous)
+            self._reader = self._connect("FULL")
+        except BaseException:
+            # No SQLite connection is open yet or they failed, so closing this descriptor
+            # cannot drop SQLite's own locks.
+            os.close(self._lock_fd)
+            raise
+        self._next_seq: int = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM outcomes") + 1
+        self.run_id = self._start_run()
+
+    def _lock(self) -> None:
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = running_pid(self.path)
+            who = f" (pid {holder})" if holder else ""
+            raise JobRefusedError(
+                f"the job file {self.path} is in use by another run{who}; wait for it to end "
+                f"or stop it (`ccmessaging-async status {self.path}` shows its progress)"
+            ) from None
+
+    def _connect(self, synchronous: str) -> sqlite3.Connection:
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            application = db.execute("PRAGMA application_id").fetchone()[0]
+            tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        except sqlite3.DatabaseError as exc:
+            raise JobRefusedError(f"{self.path} is not a job file ({exc})") from None
+        if tables and application != _APPLICATION_ID:
+            db.close()
+            raise JobRefusedError(f"{self.path} is an SQLite file but not a job file")
+        if tables and version != SCHEMA_VERSION:
+            db.close()
+            raise JobRefusedError(
+                f"{self.path} has job schema version {version}; this release reads version "
+                f"{SCHEMA_VERSION}"
+            )
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute(f"PRAGMA synchronous = {synchronous}")
+        db.execute("PRAGMA busy_timeout = 10000")
+        if not tables:
+            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        return db
+
+    def _scalar(self, sql: str, *args: Any) -> Any:
+        return self._db.execute(sql, args).fetchone()[0]
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _start_run(self) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO runs (pid, started_at) VALUES (?, ?)", (os.getpid(), _now())
+            )
+        return int(cursor.lastrowid or 0)
+
+    # ---- the input ---------------------------------------------------------------------
+
+    def info(self) -> JobInfo | None:
+        """Return what the job file knows of its input (``None``: not taken in yet)."""
+        found = self._db.execute(
+            "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
+        ).fetchone()
+        if found is None:
+            return None
+        path, kind, size, sha256, rows, created = found
+        return JobInfo(path, kind, InputIdentity(size, sha256), rows, created)
+
+    def import_rows(
+        self, rows: Iterable[InputRow], input_path: Path, input_format: str, identity: InputIdentity
+    ) -> int:
+        """Take the rows of the input into the job, in one transaction; return their count.
+
+        Nothing is kept if ``rows`` raises (the import is refused as a whole).
+        """
+        with self._transaction() as db:
+            db.executemany(
+                "INSERT INTO rows (row, line, digest, called, caller_present, call_data, "
+                "input_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    (r.row, r.line, r.digest, r.called, r.caller_present, r.call_data, r.error)
+                    for r in rows
+                ),
+            )
+            count = int(db.execute("SELECT count(*) FROM rows").fetchone()[0])
+            db.execute(
+                "INSERT INTO job VALUES (1, ?, ?, ?, ?, ?, ?)",
+                (str(input_path), input_format, identity.size, identity.sha256, count, _now()),
+            )
+        return count
+
+    def digests(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(row, line, digest)`` of every row, in order."""
+        yield from self._reader.execute("SELECT row, line, digest FROM rows ORDER BY row")
+
+    # ---- a run -------------------------------------------------------------------------
+
+    def settle_interrupted(self, *, resend_unknown: bool) -> int:
+        """Settle rows an earlier run left ``sending``; return how many became ``unknown``.
+
+        With ``resend_unknown`` they, and the rows already ``unknown``, are ``pending`` again.
+        """
+        with self._transaction() as db:
+            if resend_unknown:
+                db.execute(
+                    "UPDATE rows SET state = 'pending' WHERE state IN ('sending', 'unknown')"
+                )
+                return 0
+            count = db.execute(
+                "INSERT INTO outcomes (seq, row, status, error, attempts, latency_ms, "
+                "finished_at) SELECT ? + row_number() OVER (ORDER BY row) - 1, row, "
+                "'unknown', ?, 0, 0, ? FROM rows WHERE state = 'sending'",
+                (self._next_seq, _INTERRUPTED, _now()),
+            ).rowcount
+            db.execute("UPDATE rows SET state = 'unknown' WHERE state = 'sending'")
+        self._next_seq += count
+        return count
+
+    def pending(self, chunk: int = 1000) -> Iterator[PendingRow]:
+        """Yield the rows still ``pending`` in order, ``chunk`` at a time (flat memory)."""
+        after = -1
+        while True:
+            found = self._reader.execute(
+                "SELECT row, line, called, caller_present, call_data, input_error FROM rows "
+                "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
+                (after, chunk),
+            ).fetchall()
+            if not found:
+                return
+            for values in found:
+                yield PendingRow(*values)
+            after = found[-1][0]
+
+    def commit(self, claims: list[int], finals: list[Final]) -> list[Recorded]:
+        """Mark ``claims`` as ``sending`` and record ``finals``, in one durable transaction."""
+        first = self._next_seq
+        finished = _now()
+        with self._transaction() as db:
+            if claims:
+                db.executemany(
+                    "UPDATE rows SET state = 'sending' WHERE row = ?", ((row,) for row in claims)
+                )
+            if finals:
+                db.executemany(
+                    "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        (
+                            first + i,
+                            f.row,
+                            f.status,
+                            f.result,
+                            f.result_code,
+                            f.error,
+                            f.attempts,
+                            f.latency_ms,
+                            finished,
+                        )
+                        for i, f in enumerate(finals)
+                    ),
+                )
+                db.executemany(
+                    "UPDATE rows SET state = ? WHERE row = ?", ((f.status, f.row) for f in finals)
+                )
+        self._next_seq = first + len(finals)
+        return [Recorded(first + i, final) for i, final in enumerate(finals)]
+
+    def end_run(self, how: str) -> None:
+        """Record how this run ended."""
+        with self._transaction() as db:
+            db.execute(
+                "UPDATE runs SET ended_at = ?, how = ? WHERE id = ?", (_now(), how, self.run_id)
+            )
+
+    def close(self) -> None:
+        """Close the job file and release its lock (SQLite first, then the lock)."""
+        self._reader.close()
+        self._db.close()
+        os.close(self._lock_fd)
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def outcome_count(self) -> int:
+        """How many outcomes are recorded (the report's line count)."""
+        return int(self._next_seq - 1)
+
+    def outcomes(self, after: int = 0) -> Iterator[Recorded]:
+        """Yield the recorded outcomes from ``after + 1`` on, in order."""
+        yield from read_outcomes(self._reader, after)
+
+    def counts(self) -> dict[str, int]:
+        """Rows by state."""
+        return state_counts(self._reader)
+
+
+def read_outcomes(db: sqlite3.Connection, after: int = 0) -> Iterator[Recorded]:
+    """Yield the recorded outcomes of a job file from ``after + 1`` on, in order."""
+    for seq, *values in db.execute(
+        "SELECT o.seq, o.row, r.line, r.called, o.status, o.result, o.result_code, o.error, "
+        "o.attempts, o.latency_ms FROM outcomes o JOIN rows r ON r.row = o.row "
+        "WHERE o.seq > ? ORDER BY o.seq",
+        (after,),
+    ):
+        yield Recorded(seq, Final(*values))
+
+
+def state_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Rows by state, every state named."""
+    counts = dict.fromkeys(STATES, 0)
+    counts.update(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
+    return counts
+
+
+def open_read_only(path: Path) -> sqlite3.Connection:
+    """Open a job file for reading, also while a run holds it."""
+    if not path.is_file():
+        raise JobRefusedError(f"no job file at {path}")
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        application = db.execute("PRAGMA application_id").fetchone()[0]
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise JobRefusedError(f"{path} is not a job file ({exc})") from None
+    if application != _APPLICATION_ID or version != SCHEMA_VERSION:
+        db.close()
+        raise JobRefusedError(f"{path} is not a job file of schema version {SCHEMA_VERSION}")
+    return db
+
+
+def running_pid(path: Path) -> int | None:
+    """Return the pid of a run of the job that has not ended and is alive, if any."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            found = db.execute(
+                "SELECT pid FROM runs WHERE ended_at IS NULL ORDER BY id DESC LIMIT 1"
+            ).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None
+    if found is None:
+        return None
+    try:
+        os.kill(found[0], 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        pass  # alive, another user's
+    return int(found[0])
