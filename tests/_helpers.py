@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -55,3 +56,13 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def emulator_env(url: str, app_key: str, app_secret: str) -> dict[str, str]:
+    """The process environment with the CCMESSAGING_* variables pointing at an emulator."""
+    return {
+        **os.environ,
+        "CCMESSAGING_BASE_URL": url,
+        "CCMESSAGING_APP_KEY": app_key,
+        "CCMESSAGING_APP_SECRET": app_secret,
+    }
