@@ -21,6 +21,7 @@ from ccmessaging_async import (
     RetryPolicy,
 )
 from ccmessaging_async.testing import DropPoint, Emulator
+from tests._helpers import FakeClock
 
 pytestmark = pytest.mark.anyio
 
@@ -237,13 +238,15 @@ async def test_rate_option_spaces_starts() -> None:
     assert span >= 10 / 200.0 * 0.9  # 10 intervals of 5 ms, never a burst
 
 
-async def test_on_send_hook_runs_before_each_send() -> None:
-    """on_send sees each input before its request is sent; a failing hook blocks the send."""
+async def test_on_send_hook_runs_at_the_last_moment() -> None:
+    """on_send runs once per input, holding a token, before its request; a failure blocks it."""
     emulator = Emulator()
     seen: list[int] = []
 
-    def hook(index: int, request: CreateCallRequest) -> None:
+    async def hook(index: int, request: CreateCallRequest) -> None:
         assert emulator.calls_for(request.called) == 0
+        assert emulator.token_requests == 1  # the call already holds its token
+        await anyio.lowlevel.checkpoint()
         if index == 3:
             raise OSError("disk full")
         seen.append(index)
@@ -252,7 +255,24 @@ async def test_on_send_hook_runs_before_each_send() -> None:
         outcomes = {o.index: o for o in await collect(session, _requests(6), on_send=hook)}
     assert sorted(seen) == [0, 1, 2, 4, 5]
     assert outcomes[3].status is OutcomeStatus.FAILED
+    assert "on_send hook failed (OSError)" in str(outcomes[3].error)
     assert emulator.calls_for("13800000003") == 0
+
+
+async def test_on_send_hook_is_not_called_for_a_call_that_gets_no_token() -> None:
+    """A call that never gets a token never reaches on_send: nothing is journalled as sent."""
+    emulator = Emulator()
+    seen: list[int] = []
+    clock = FakeClock()
+    async with in_process(emulator, token_timeout=0.2, clock=clock) as session:
+        emulator.app_secret = "rotated"  # every refresh is refused from now on
+        clock.advance(7200)  # the token has expired
+        outcomes = await collect(
+            session, _requests(3), on_send=lambda index, _request: seen.append(index)
+        )
+    assert seen == []
+    assert [o.status for o in outcomes] == [OutcomeStatus.FAILED] * 3
+    assert emulator.createcall_requests == 0
 
 
 async def test_bad_batch_arguments() -> None:

@@ -136,7 +136,7 @@ def test_no_secret_anywhere_in_a_full_failing_run(
         monkeypatch.setenv("CCMESSAGING_BASE_URL", server.url)
         monkeypatch.setenv("CCMESSAGING_APP_KEY", emulator.app_key)
         monkeypatch.setenv("CCMESSAGING_APP_SECRET", emulator.app_secret)
-        assert main(["batch", str(source), "--out", str(out), "--concurrency", "20"]) == 1
+        assert main(["batch", str(source), "--out", str(out), "--concurrency", "20"]) == 3
         emulator.expire_all_tokens()
         assert main(["call", "--called", "13999999999"]) == 0
         monkeypatch.setenv("CCMESSAGING_APP_SECRET", "WRONG-but-still-secret")
@@ -154,7 +154,10 @@ def test_no_secret_anywhere_in_a_full_failing_run(
             return texts
 
         texts = anyio.run(errors)
-    blob = "\n".join([*texts, out.read_text(), *(record.getMessage() for record in caplog.records)])
+    job_file = Path(f"{out}.job").read_bytes().decode("latin-1")  # the job's SQLite file too
+    blob = "\n".join(
+        [*texts, out.read_text(), job_file, *(record.getMessage() for record in caplog.records)]
+    )
     assert len(emulator.issued_tokens) >= 3
     for secret in [emulator.app_secret, "WRONG-but-still-secret", *emulator.issued_tokens]:
         assert secret not in blob
