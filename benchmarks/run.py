@@ -172,10 +172,62 @@ def _rss_kib(pid: int) -> int:
     return int(match.group(1)) if match else 0
 
 
-def big_batch(url: str, rows: int, transport: str) -> dict[str, Any]:
-    """Peak RSS of `ccmessaging-async batch` over a generated CSV of ``rows`` rows."""
+def _sampled(command: list[str], env: dict[str, str], cwd: str) -> tuple[float, float, str]:
+    """Run ``command``; return its seconds, peak RSS in MB (sampled from /proc) and stdout."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, text=True)
+    peak = 0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.wait(0.2):
+            peak = max(peak, _rss_kib(process.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    output, _ = process.communicate(timeout=7200)
+    stop.set()
+    sampler.join()
+    return time.perf_counter() - started, peak / 1024, output
+
+
+def _job_stats(job: Path) -> dict[str, Any]:
+    import sqlite3
+
+    db = sqlite3.connect(job)
+    try:
+        states = dict(db.execute("SELECT state, count(*) FROM rows GROUP BY state").fetchall())
+        commits = db.execute("SELECT count(DISTINCT finished_at) FROM outcomes").fetchone()[0]
+    finally:
+        db.close()
+    return {"states": states, "commits_with_outcomes": commits}
+
+
+def _reopen_rows(job: Path, share: float) -> None:
+    """Make the last ``share`` of a finished job pending again (a job stopped part way)."""
+    import sqlite3
+
+    db = sqlite3.connect(job)
+    with db:
+        rows = db.execute("SELECT count(*) FROM rows").fetchone()[0]
+        first = int(rows * (1 - share))
+        db.execute("DELETE FROM outcomes WHERE row >= ?", (first,))
+        db.execute("UPDATE rows SET state = 'pending' WHERE row >= ?", (first,))
+    db.close()
+
+
+def big_batch(
+    url: str, rows: int, transport: str, *, before: str | None = None, fsync_cost: bool = False
+) -> dict[str, Any]:
+    """A `ccmessaging-async batch` job of ``rows`` generated rows: time, memory, resumes.
+
+    ``before``: also run an older checkout on the same input (its figures beside ours);
+    ``fsync_cost``: also resume it 30 % done, and run it with the job file's fsyncs off
+    (``job_nosync.py``).
+    """
     with tempfile.TemporaryDirectory() as folder:
-        source, out = Path(folder) / "calls.csv", Path(folder) / "out.jsonl"
+        source = Path(folder) / "calls.csv"
         with source.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["called", "caller_present", "call_data"])
@@ -186,38 +238,38 @@ def big_batch(url: str, rows: int, transport: str) -> dict[str, Any]:
             "CCMESSAGING_BASE_URL": url,
             "CCMESSAGING_APP_KEY": "bench-app-key",
             "CCMESSAGING_APP_SECRET": "bench-app-secret",
+            "PYTHONPATH": str(HERE.parent),
         }
-        command = ["taskset", "-c", str(CLIENT_CPU), sys.executable, "-m", "ccmessaging_async.cli"]
-        command += ["batch", str(source), "--out", str(out), "--concurrency", "100"]
-        command += ["--transport", transport]
-        samples: list[tuple[float, int]] = []
-        started = time.perf_counter()
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
-        stop = threading.Event()
+        pinned = ["taskset", "-c", str(CLIENT_CPU), sys.executable]
+        args = ["--concurrency", "100", "--transport", transport]
 
-        def sample() -> None:
-            while not stop.wait(0.5):
-                samples.append((time.perf_counter() - started, _rss_kib(process.pid)))
+        def job(tag: str, script: list[str], extra_env: dict[str, str] | None = None) -> Any:
+            out = Path(folder) / f"{tag}.jsonl"
+            command = [*pinned, *script, "batch", str(source), "--out", str(out), *args]
+            seconds, peak, output = _sampled(command, {**env, **(extra_env or {})}, folder)
+            return out, {
+                "seconds": seconds,
+                "calls_s": rows / seconds,
+                "peak_rss_mb": peak,
+                "summary": output.strip().splitlines()[0] if output.strip() else "",
+            }
 
-        sampler = threading.Thread(target=sample, daemon=True)
-        sampler.start()
-        output, _ = process.communicate(timeout=3600)
-        stop.set()
-        sampler.join()
-        seconds = time.perf_counter() - started
-        lines = sum(1 for _ in out.open())
-    rss = [kib for _, kib in samples if kib]
-    quarter = max(1, len(rss) // 4)
-    return {
-        "rows": rows,
-        "seconds": seconds,
-        "calls_s": rows / seconds,
-        "peak_rss_mb": max(rss) / 1024 if rss else 0.0,
-        "rss_after_first_quarter_mb": statistics.median(rss[:quarter]) / 1024 if rss else 0.0,
-        "rss_last_quarter_mb": statistics.median(rss[-quarter:]) / 1024 if rss else 0.0,
-        "output_lines": lines,
-        "summary": output.strip().splitlines()[-1] if output.strip() else "",
-    }
+        cli = ["-m", "ccmessaging_async.cli"]
+        result: dict[str, Any] = {"rows": rows}
+        out, result["fresh"] = job("fresh", cli)
+        result["fresh"].update(_job_stats(Path(f"{out}.job")))
+        result["fresh"]["report_lines"] = sum(1 for _ in out.open())
+        command = [*pinned, *cli, "batch", "--out", str(out), *args]
+        seconds, peak, _ = _sampled(command, env, folder)
+        result["resume_finished"] = {"seconds": seconds, "peak_rss_mb": peak}
+        if fsync_cost:
+            _reopen_rows(Path(f"{out}.job"), 0.7)
+            seconds, peak, _ = _sampled(command, env, folder)
+            result["resume_30_percent_done"] = {"seconds": seconds, "peak_rss_mb": peak}
+            _, result["no_fsync"] = job("nosync", [str(HERE / "job_nosync.py")])
+        if before is not None:
+            _, result["before"] = job("before", cli, {"PYTHONPATH": before})
+    return result
 
 
 def overhead(calls: int, rounds: int) -> dict[str, Any]:
@@ -305,7 +357,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=3000, help="calls per client run")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--stampede", type=int, default=10_000)
-    parser.add_argument("--batch-rows", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batch-rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument(
+        "--batch-before",
+        metavar="CHECKOUT",
+        help="also run this older checkout's batch job on the first --batch-rows size",
+    )
     parser.add_argument(
         "--parts", nargs="+", choices=PARTS, default=PARTS, help="measure only these parts"
     )
@@ -343,7 +400,16 @@ def main() -> None:
             results["wrk_calls_s"] = ceiling(url, 2 if args.smoke else 10)
         if "batch" in parts:
             print("big batch memory", flush=True)
-            results["big_batch"] = [big_batch(url, rows, "aiohttp") for rows in args.batch_rows]
+            results["big_batch"] = [
+                big_batch(
+                    url,
+                    rows,
+                    "aiohttp",
+                    before=args.batch_before if i == 0 else None,
+                    fsync_cost=i == 0,
+                )
+                for i, rows in enumerate(args.batch_rows)
+            ]
     if "stampede" in parts:
         print("token stampede (emulator under uvicorn)", flush=True)
         results["stampede"] = stampede(args.stampede)

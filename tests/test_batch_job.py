@@ -223,7 +223,7 @@ def test_every_claim_is_on_disk_before_its_request_is_written(
 def test_rows_left_unknown_by_a_kill_held_a_connection(
     served: EmulatorServer, tmp_path: Path
 ) -> None:
-    """--concurrency 1000 is capped at the pool; after kill -9 at most 100 rows are unknown."""
+    """--concurrency 1000 is capped at the pool; after kill -9 only calls that left are unknown."""
     emulator = served.app
     emulator.latency = 0.3
     called = numbers(600)
@@ -236,13 +236,16 @@ def test_rows_left_unknown_by_a_kill_held_a_connection(
             run.kill()
             _, stderr = run.communicate(timeout=30)
     assert "--concurrency 1000 is above the connection pool's 100: using 100" in stderr
-    assert job_states(Path(f"{out}.job")).get("sending", 0) <= 100
+    # At most the pool's 100 calls in flight, and a few that had ended but whose outcome
+    # was not committed yet when the process died (they were sent too).
+    sending = job_states(Path(f"{out}.job")).get("sending", 0)
+    assert sending <= 110
     emulator.latency = 0.0
     done = subprocess.run(command, env=env_for(served), capture_output=True, check=False)
     assert done.returncode == ExitCode.UNKNOWN
     outcome_of = statuses(out)
     assert len(outcome_of) == 600
-    assert 0 < list(outcome_of.values()).count("unknown") <= 100
+    assert list(outcome_of.values()).count("unknown") == sending
     assert_consistent(emulator, outcome_of)
 
 

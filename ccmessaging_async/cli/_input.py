@@ -108,7 +108,7 @@ class _Lines:
     """
 
     def __init__(self, handle: IO[bytes]) -> None:
-        self._handle = handle
+        self._raw_lines = iter(handle)
         self.number = 0
         self._raw: list[bytes] = []
         self._bad: list[str] = []
@@ -117,9 +117,7 @@ class _Lines:
         return self
 
     def __next__(self) -> str:
-        raw = self._handle.readline()
-        if not raw:
-            raise StopIteration
+        raw = next(self._raw_lines)
         self.number += 1
         self._raw.append(raw)
         if self.number == 1 and raw.startswith(codecs.BOM_UTF8):  # Excel's "CSV UTF-8"

@@ -64,7 +64,7 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
         line=row.line,
         called=row.called,
         status=outcome.status.value,
-        result=None if result is None else json.dumps(attrs.asdict(result), ensure_ascii=False),
+        result=None if result is None else json.dumps(attrs.asdict(result, recurse=False)),
         result_code=code,
         error=None if error is None else f"{type(error).__name__}: {error}",
         attempts=outcome.attempts,
