@@ -1,21 +1,12 @@
 """The job file: a batch job's rows and their states in SQLite, one run at a time.
 
-Schema version 1 (``PRAGMA user_version``; ``PRAGMA application_id`` marks a job file)::
-
-    job       one row: the input's path, format, size and SHA-256, its row count, when made
-    rows      row (from 0), line, digest (8-byte BLAKE2b of the row's bytes), called,
-              caller_present, call_data, input_error, state
-    outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
-              status, result (JSON), result_code, error, attempts, latency_ms, finished_at
-    runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
-              stopped); ended_at stays empty for a run that died
-
-A row's state moves ``pending -> sending -> succeeded | failed | unknown``. ``sending`` is
-committed (WAL, ``synchronous=FULL``: on disk) before the row's request can leave the
-process, and only once its call holds a token and an in-flight slot; a row still
-``sending`` when a run starts was interrupted and becomes ``unknown`` (or ``pending`` again
-with ``--resend-unknown``). One run per job: an exclusive ``flock`` on the job file, held
-until the run ends and released by the OS on any death.
+A row's state moves ``pending -> sending -> succeeded | failed | unknown`` (the tables are
+described in :mod:`._schema`). ``sending`` is committed (WAL, ``synchronous=FULL``: on
+disk) before the row's request can leave the process, and only once its call holds a
+token and an in-flight slot; a row still ``sending`` when a run starts was interrupted and
+becomes ``unknown`` (or ``pending`` again with ``--resend-unknown``). One run per job: an
+exclusive ``flock`` on the job file, held until the run ends and released by the OS on
+any death.
 
 The claim/commit protocol needs only "claim these rows, record these outcomes, atomically";
 a store on PostgreSQL (``FOR UPDATE SKIP LOCKED``) could offer the same methods.
@@ -36,54 +27,9 @@ import attrs
 
 from ._exit import JobRefusedError
 from ._input import InputIdentity, InputRow
+from ._schema import SCHEMA, STATES, check_schema
 
-__all__ = ["SCHEMA_VERSION", "Final", "JobInfo", "JobStore", "PendingRow", "Recorded"]
-
-SCHEMA_VERSION = 1
-_APPLICATION_ID = int.from_bytes(b"ccma", "big")
-STATES = ("pending", "sending", "succeeded", "failed", "unknown")
-
-_SCHEMA = f"""
-PRAGMA application_id = {_APPLICATION_ID};
-PRAGMA user_version = {SCHEMA_VERSION};
-CREATE TABLE job (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    input_path TEXT NOT NULL,
-    input_format TEXT NOT NULL,
-    input_size INTEGER NOT NULL,
-    input_sha256 TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE rows (
-    row INTEGER PRIMARY KEY,
-    line INTEGER NOT NULL,
-    digest BLOB NOT NULL,
-    called TEXT,
-    caller_present TEXT,
-    call_data TEXT,
-    input_error TEXT,
-    state TEXT NOT NULL DEFAULT 'pending'  -- one of STATES; no CHECK: it costs 8 us a row
-);
-CREATE TABLE outcomes (
-    seq INTEGER PRIMARY KEY,
-    row INTEGER NOT NULL REFERENCES rows (row),
-    status TEXT NOT NULL,
-    result TEXT,
-    result_code TEXT,
-    error TEXT,
-    attempts INTEGER NOT NULL,
-    latency_ms REAL NOT NULL,
-    finished_at TEXT NOT NULL
-);
-CREATE TABLE runs (
-    id INTEGER PRIMARY KEY,
-    pid INTEGER NOT NULL,
-    started_at TEXT NOT NULL,
-    ended_at TEXT,
-    how TEXT
-);
-"""
+__all__ = ["Final", "JobInfo", "JobStore", "PendingRow", "Recorded"]
 
 _INTERRUPTED = (
     "OutcomeUnknownError: the job stopped while this row was being sent; not sent again "
@@ -171,27 +117,17 @@ class JobStore:
             ) from None
 
     def _connect(self, synchronous: str) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            application = db.execute("PRAGMA application_id").fetchone()[0]
-            tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            raise JobRefusedError(f"{self.path} is not a job file ({exc})") from None
-        if tables and application != _APPLICATION_ID:
+            empty = check_schema(db, self.path)
+        except BaseException:
             db.close()
-            raise JobRefusedError(f"{self.path} is an SQLite file but not a job file")
-        if tables and version != SCHEMA_VERSION:
-            db.close()
-            raise JobRefusedError(
-                f"{self.path} has job schema version {version}; this release reads version "
-                f"{SCHEMA_VERSION}"
-            )
+            raise
         db.execute("PRAGMA journal_mode = WAL")
         db.execute(f"PRAGMA synchronous = {synchronous}")
         db.execute("PRAGMA busy_timeout = 10000")
-        if not tables:
-            db.executescript(f"BEGIN IMMEDIATE; {_SCHEMA} COMMIT;")
+        if empty:
+            db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
         return db
 
     def _scalar(self, sql: str, *args: Any) -> Any:
@@ -375,15 +311,15 @@ def open_read_only(path: Path) -> sqlite3.Connection:
     """Open a job file for reading, also while a run holds it."""
     if not path.is_file():
         raise JobRefusedError(f"no job file at {path}")
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        application = db.execute("PRAGMA application_id").fetchone()[0]
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
-        raise JobRefusedError(f"{path} is not a job file ({exc})") from None
-    if application != _APPLICATION_ID or version != SCHEMA_VERSION:
+        empty = check_schema(db, path)
+    except BaseException:
         db.close()
-        raise JobRefusedError(f"{path} is not a job file of schema version {SCHEMA_VERSION}")
+        raise
+    if empty:
+        db.close()
+        raise JobRefusedError(f"{path} is empty: not a job file")
     return db
 
 
