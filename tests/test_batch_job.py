@@ -304,6 +304,15 @@ def test_batch_exit_codes_say_what_a_retry_may_do(served: EmulatorServer, tmp_pa
     assert main(["batch", str(unknown), "--out", str(tmp_path / "3")]) == 3  # still, on resume
 
 
+def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
+    """`batch --help` tells a wrapper script what each exit code means."""
+    with pytest.raises(SystemExit):
+        main(["batch", "--help"])
+    text = capsys.readouterr().out
+    for code in ExitCode:
+        assert f"{int(code):>3}  {code.meaning}" in text
+
+
 # The report, status and export -------------------------------------------------------------
 
 

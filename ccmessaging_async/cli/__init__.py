@@ -30,11 +30,7 @@ from ._summary import Summary
 
 __all__ = ["ExitCode", "main"]
 
-_EXIT_CODES = "\n".join(
-    f"  {code.value:>3}  {(code.__doc__ or '').strip()}"
-    for code in ExitCode
-    if code.__doc__ != ExitCode.__doc__
-)
+_EXIT_CODES = "\n".join(f"  {code.value:>3}  {code.meaning}" for code in ExitCode)
 
 
 class _TerminatedError(BaseException):
@@ -59,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     batch = commands.add_parser(
         "batch",
         help="create the calls of a CSV/JSONL file; re-run the same command to resume",
-        description="Create the calls of a CSV (header called,caller_present,call_data) or "
-        "JSONL file. The job's state lives in a job file (OUT.job unless --job): re-run the "
-        "same command to resume; a row is never dialled twice unless --resend-unknown.",
+        description="Create the calls of a CSV (header called,caller_present,call_data) or\n"
+        "JSONL file. The job's state lives in a job file (OUT.job unless --job): re-run\n"
+        "the same command to resume; a row is never dialled twice unless --resend-unknown.",
         epilog=f"exit codes:\n{_EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -11,21 +11,29 @@ __all__ = ["ExitCode", "JobRefusedError", "JobStoppedError"]
 class ExitCode(enum.IntEnum):
     """Exit codes of ``call`` and ``batch``; a wrapper script can act on each one."""
 
-    #: Every call was created.
     OK = 0
-    #: Some calls were certainly not created (and none may have been): safe to retry those.
     NOT_CREATED = 1
-    #: Usage or configuration error, or the job refused to start; nothing was dialled.
     USAGE = 2
-    #: Some calls may have been created (outcome unknown): never retry those blindly.
     UNKNOWN = 3
-    #: The job stopped because it could not record (disk full, read-only, size limit);
-    #: nothing was dialled unrecorded. Fix the cause and re-run the same command.
     STORAGE = 4
-    #: Interrupted by Ctrl-C (SIGINT); re-run the same command to resume.
     INTERRUPTED = 128 + signal.SIGINT
-    #: Stopped by SIGTERM; re-run the same command to resume.
     TERMINATED = 128 + signal.SIGTERM
+
+    @property
+    def meaning(self) -> str:
+        """What the code says, and what a wrapper may do about it."""
+        return _MEANINGS[self]
+
+
+_MEANINGS = {
+    ExitCode.OK: "every call was created",
+    ExitCode.NOT_CREATED: "some calls were certainly not created, none may exist: safe to retry",
+    ExitCode.USAGE: "usage or configuration error, or the job refused to start: nothing dialled",
+    ExitCode.UNKNOWN: "some calls may have been created (outcome unknown): never retry blindly",
+    ExitCode.STORAGE: "the job could not record (disk full, read-only, size limit) and stopped",
+    ExitCode.INTERRUPTED: "interrupted by Ctrl-C: re-run the same command to resume",
+    ExitCode.TERMINATED: "stopped by SIGTERM: re-run the same command to resume",
+}
 
 
 class JobRefusedError(Exception):
