@@ -109,8 +109,10 @@ def test_second_run_of_a_running_job_is_refused(
     with subprocess.Popen(command, env=env_for(served), stderr=subprocess.PIPE) as first:
         assert emulator.wait_for_calls(5, timeout=60)
         assert main(["batch", str(source), "--out", str(out)]) == ExitCode.USAGE
+        refusal = capsys.readouterr().err
+        assert main(["status", str(out)]) == ExitCode.OK  # status reads a running job
+        assert f"running now (pid {first.pid})" in capsys.readouterr().out
         assert first.wait(120) == ExitCode.OK
-    refusal = capsys.readouterr().err
     assert f"{out}.job is in use by another run (pid {first.pid})" in refusal
     assert len(emulator.calls) == 200
     assert_consistent(emulator, statuses(out))
@@ -314,6 +316,21 @@ def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # The report, status and export -------------------------------------------------------------
+
+
+def test_csv_report(served: EmulatorServer, tmp_path: Path) -> None:
+    """--out ending in .csv writes a CSV report, brought level like the JSONL one."""
+    called = numbers(5)
+    served.app.result_codes[called[3]] = "30010010002"
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.csv"
+    assert main(["batch", str(source), "--out", str(out)]) == ExitCode.NOT_CREATED
+    whole = out.read_text()
+    lines = whole.splitlines()
+    assert lines[0].split(",")[:5] == ["row", "line", "status", "called", "result_code"]
+    assert sorted(line.split(",")[2] for line in lines[1:]) == ["failed"] + ["succeeded"] * 4
+    out.write_text(whole[:-10])
+    assert main(["batch", "--out", str(out)]) == ExitCode.NOT_CREATED
+    assert out.read_text() == whole
 
 
 def test_report_is_brought_level_with_the_job_file(served: EmulatorServer, tmp_path: Path) -> None:
