@@ -127,7 +127,7 @@ class Report:
             or (
                 kept > 0
                 and last.decode("utf-8", "replace")
-                == render(next(store.outcomes(kept - 1)), as_csv=self._as_csv)
+                == render(store.outcome(kept), as_csv=self._as_csv)
             )
         )
         if not matches:

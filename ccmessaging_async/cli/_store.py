@@ -284,18 +284,23 @@ class JobStore:
         """Yield the recorded outcomes from ``after + 1`` on, in order."""
         yield from read_outcomes(self._reader, after)
 
+    def outcome(self, seq: int) -> Recorded:
+        """Return the outcome recorded as number ``seq`` (from 1)."""
+        (found,) = read_outcomes(self._reader, seq - 1, limit=1)
+        return found
+
     def counts(self) -> dict[str, int]:
         """Rows by state."""
         return state_counts(self._reader)
 
 
-def read_outcomes(db: sqlite3.Connection, after: int = 0) -> Iterator[Recorded]:
-    """Yield the recorded outcomes of a job file from ``after + 1`` on, in order."""
+def read_outcomes(db: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Recorded]:
+    """Yield the recorded outcomes of a job file from ``after + 1`` on (``limit`` of them)."""
     for seq, *values in db.execute(
         "SELECT o.seq, o.row, r.line, r.called, o.status, o.result, o.result_code, o.error, "
         "o.attempts, o.latency_ms FROM outcomes o JOIN rows r ON r.row = o.row "
-        "WHERE o.seq > ? ORDER BY o.seq",
-        (after,),
+        "WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
+        (after, limit),
     ):
         yield Recorded(seq, Final(*values))
 
