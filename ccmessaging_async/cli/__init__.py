@@ -203,6 +203,11 @@ def _batch(args: argparse.Namespace) -> int:
                 "recorded as unknown, not dialled again (--resend-unknown dials them)",
                 file=sys.stderr,
             )
+        if job.invalid:
+            print(
+                f"{job.invalid} rows cannot be sent (their report lines say why)",
+                file=sys.stderr,
+            )
         if job.report.rebuilt:
             print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
 

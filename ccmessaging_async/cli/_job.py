@@ -35,6 +35,8 @@ class Job:
     imported: int
     #: Rows an earlier run left being sent, now ``unknown``.
     interrupted: int
+    #: Rows that cannot be sent (an input error), failed by this run without dialling.
+    invalid: int
 
     def close(self, how: str) -> None:
         """Record how the run ended, close the report and release the job file."""
@@ -139,7 +141,8 @@ def open_job(
         elif input_path is not None:
             _verify(store, info, input_path)
         interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
-        return Job(store, Report(report, store), info, imported, interrupted)
+        invalid = store.fail_invalid()
+        return Job(store, Report(report, store), info, imported, interrupted, invalid)
     except BaseException:
         store.close()
         if new_file and imported == 0:

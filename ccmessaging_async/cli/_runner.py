@@ -72,10 +72,6 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
     )
 
 
-def _input_failure(row: PendingRow, error: str) -> Final:
-    return Final(row.row, row.line, row.called, OutcomeStatus.FAILED.value, None, None, error, 0, 0)
-
-
 async def _watch_signals(
     signals: AsyncIterator[signal.Signals], run: Run, calls: anyio.CancelScope
 ) -> None:
@@ -102,6 +98,7 @@ async def run_job(
     """Dial the job's pending rows through ``session``; return how the run went."""
     run = Run()
     summary = run.summary
+    summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
 
     def committed(records: list[Recorded]) -> None:
         job.report.append(records)
@@ -115,16 +112,10 @@ async def run_job(
     sent: dict[int, PendingRow] = {}  # by the engine's index
 
     def requests() -> Iterator[CreateCallRequest]:
-        index = 0
-        for row in job.store.pending():
+        for index, row in enumerate(job.store.pending()):
             if run.signal is not None or committer.failure is not None:
                 return
-            if row.input_error is not None:
-                committer.finish(_input_failure(row, row.input_error))
-                continue
-            assert row.called is not None  # noqa: S101 - the import checked every row
             sent[index] = row
-            index += 1
             yield CreateCallRequest(
                 called=row.called, caller_present=row.caller_present, call_data=row.call_data
             )

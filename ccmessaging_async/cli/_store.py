@@ -54,14 +54,13 @@ class JobInfo:
 
 @attrs.frozen(slots=True)
 class PendingRow:
-    """A row still to be dialled (or failed for its input error)."""
+    """A row still to be dialled."""
 
     row: int
     line: int
-    called: str | None
+    called: str
     caller_present: str | None
     call_data: str | None
-    input_error: str | None
 
 
 @attrs.frozen(slots=True)
@@ -213,12 +212,29 @@ class JobStore:
         self._next_seq += count
         return count
 
+    def fail_invalid(self) -> int:
+        """Give each pending row that cannot be sent (its input error) its failed outcome."""
+        with self._transaction() as db:
+            count = db.execute(
+                "INSERT INTO outcomes (seq, row, status, error, attempts, latency_ms, "
+                "finished_at) SELECT ? + row_number() OVER (ORDER BY row) - 1, row, "
+                "'failed', input_error, 0, 0, ? FROM rows "
+                "WHERE state = 'pending' AND input_error IS NOT NULL",
+                (self._next_seq, _now()),
+            ).rowcount
+            db.execute(
+                "UPDATE rows SET state = 'failed' "
+                "WHERE state = 'pending' AND input_error IS NOT NULL"
+            )
+        self._next_seq += count
+        return count
+
     def pending(self, chunk: int = 1000) -> Iterator[PendingRow]:
         """Yield the rows still ``pending`` in order, ``chunk`` at a time (flat memory)."""
         after = -1
         while True:
             found = self._reader.execute(
-                "SELECT row, line, called, caller_present, call_data, input_error FROM rows "
+                "SELECT row, line, called, caller_present, call_data FROM rows "
                 "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
                 (after, chunk),
             ).fetchall()
