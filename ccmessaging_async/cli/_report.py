@@ -120,16 +120,12 @@ class Report:
             write_report(store.outcomes(), self.path)
             return
         lines, offset, last = _complete_lines(self.path)
-        header = 1 if self._as_csv else 0
-        kept = lines - header
-        matches = 0 <= kept <= recorded and (
-            (kept == 0 and (not header or last.decode("utf-8", "replace") == _CSV_HEADER))
-            or (
-                kept > 0
-                and last.decode("utf-8", "replace")
-                == render(store.outcome(kept), as_csv=self._as_csv)
-            )
-        )
+        kept = lines - (1 if self._as_csv else 0)  # outcome lines, without a CSV header
+        text = last.decode("utf-8", "replace")
+        if kept > 0:
+            matches = kept <= recorded and text == render(store.outcome(kept), as_csv=self._as_csv)
+        else:
+            matches = kept == 0 and (not self._as_csv or text == _CSV_HEADER)
         if not matches:
             write_report(store.outcomes(), self.path)
             self.rebuilt = True
