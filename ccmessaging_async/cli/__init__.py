@@ -22,7 +22,7 @@ from .._errors import CCMessagingError, ConfigurationError, OutcomeUnknownError
 from .._models import CreateCallRequest
 from .._session import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL, AsyncSession
 from ._exit import ExitCode, JobRefusedError
-from ._job import Job, open_job
+from ._job import open_job
 from ._progress import progress_bar
 from ._runner import Run, run_job
 from ._status import export, resolve_job_path, status_text
@@ -176,12 +176,11 @@ def _call(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
-def _job_exit_code(job: Job, run: Run) -> ExitCode:
+def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
     if run.failure is not None:
         return ExitCode.STORAGE
     if run.signal is not None:
         return ExitCode.TERMINATED if run.signal == signal.SIGTERM else ExitCode.INTERRUPTED
-    counts = job.store.counts()
     if counts["unknown"]:
         return ExitCode.UNKNOWN
     if counts["failed"]:
@@ -242,7 +241,7 @@ def _batch(args: argparse.Namespace) -> int:
             )
         elif outcome.signal is not None:
             print("stopped; re-run the same command to resume", file=sys.stderr)
-        return _job_exit_code(job, outcome)
+        return _job_exit_code(counts, outcome)
     finally:
         job.close(how)
 
