@@ -30,7 +30,6 @@ class Job:
 
     store: JobStore
     report: Report
-    info: JobInfo
     #: Rows taken in from the input by this run (0 on a resume).
     imported: int
     #: Rows an earlier run left being sent, now ``unknown``.
@@ -91,9 +90,7 @@ def _first_difference(store: JobStore, input_path: Path) -> str:
     return "no row differs, but other bytes do (the header, blank lines, a BOM, line endings)"
 
 
-def _import(
-    store: JobStore, input_path: Path | None, job_path: Path, report: Path
-) -> tuple[JobInfo, int]:
+def _import(store: JobStore, input_path: Path | None, job_path: Path, report: Path) -> int:
     if input_path is None:
         raise JobRefusedError(f"the job file {job_path} holds no rows; give the input file")
     if report.exists() and report.stat().st_size > 0:
@@ -104,10 +101,7 @@ def _import(
         )
     identity = identify(input_path)
     kind = "jsonl" if is_jsonl(input_path) else "csv"
-    count = store.import_rows(read_rows(input_path), input_path.resolve(), kind, identity)
-    info = store.info()
-    assert info is not None  # noqa: S101 - import_rows has just written it
-    return info, count
+    return store.import_rows(read_rows(input_path), input_path.resolve(), kind, identity)
 
 
 def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
@@ -137,12 +131,12 @@ def open_job(
     try:
         info = store.info()
         if info is None:
-            info, imported = _import(store, input_path, job_path, report)
+            imported = _import(store, input_path, job_path, report)
         elif input_path is not None:
             _verify(store, info, input_path)
         interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
         invalid = store.fail_invalid()
-        return Job(store, Report(report, store), info, imported, interrupted, invalid)
+        return Job(store, Report(report, store), imported, interrupted, invalid)
     except BaseException:
         store.close()
         if new_file and imported == 0:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ._job import default_job_path
 from ._report import write_report
-from ._store import open_read_only, read_outcomes, running_pid, state_counts
+from ._store import open_read_only, read_info, read_outcomes, running_pid, state_counts
 
 __all__ = ["export", "resolve_job_path", "status_text"]
 
@@ -21,9 +21,7 @@ def status_text(path: Path) -> str:
     """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
     db = open_read_only(path)
     try:
-        job = db.execute(
-            "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
-        ).fetchone()
+        info = read_info(db)
         counts = state_counts(db)
         codes = db.execute(
             "SELECT o.result_code, count(*) FROM rows r JOIN outcomes o ON o.row = r.row "
@@ -36,13 +34,13 @@ def status_text(path: Path) -> str:
     finally:
         db.close()
     lines = [f"job {path}"]
-    if job is None:
+    if info is None:
         lines.append("  no rows yet (the input was never taken in)")
     else:
-        source, kind, size, sha256, rows, created = job
         lines.append(
-            f"  input {source} ({kind}, {size} bytes, SHA-256 {sha256[:12]}...), {rows} rows, "
-            f"started {created}"
+            f"  input {info.input_path} ({info.input_format}, {info.identity.size} bytes, "
+            f"SHA-256 {info.identity.sha256[:12]}...), {info.rows} rows, "
+            f"started {info.created_at}"
         )
     lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
     if codes:

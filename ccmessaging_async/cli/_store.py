@@ -154,13 +154,7 @@ class JobStore:
 
     def info(self) -> JobInfo | None:
         """Return what the job file knows of its input (``None``: not taken in yet)."""
-        found = self._db.execute(
-            "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
-        ).fetchone()
-        if found is None:
-            return None
-        path, kind, size, sha256, rows, created = found
-        return JobInfo(path, kind, InputIdentity(size, sha256), rows, created)
+        return read_info(self._db)
 
     def import_rows(
         self, rows: Iterable[InputRow], input_path: Path, input_format: str, identity: InputIdentity
@@ -196,36 +190,29 @@ class JobStore:
 
         With ``resend_unknown`` they, and the rows already ``unknown``, are ``pending`` again.
         """
-        with self._transaction() as db:
-            if resend_unknown:
+        if resend_unknown:
+            with self._transaction() as db:
                 db.execute(
                     "UPDATE rows SET state = 'pending' WHERE state IN ('sending', 'unknown')"
                 )
-                return 0
-            count = db.execute(
-                "INSERT INTO outcomes (seq, row, status, error, attempts, latency_ms, "
-                "finished_at) SELECT ? + row_number() OVER (ORDER BY row) - 1, row, "
-                "'unknown', ?, 0, 0, ? FROM rows WHERE state = 'sending'",
-                (self._next_seq, _INTERRUPTED, _now()),
-            ).rowcount
-            db.execute("UPDATE rows SET state = 'unknown' WHERE state = 'sending'")
-        self._next_seq += count
-        return count
+            return 0
+        return self._end_rows("unknown", "?", "state = 'sending'", _INTERRUPTED)
 
     def fail_invalid(self) -> int:
         """Give each pending row that cannot be sent (its input error) its failed outcome."""
+        return self._end_rows(
+            "failed", "input_error", "state = 'pending' AND input_error IS NOT NULL"
+        )
+
+    def _end_rows(self, status: str, error: str, where: str, *args: str) -> int:
+        """Give every row matching ``where`` the outcome ``status``, in one transaction."""
+        # ``error`` and ``where`` are this module's own fixed SQL fragments, never input.
+        columns = "seq, row, status, error, attempts, latency_ms, finished_at"
+        values = f"? + row_number() OVER (ORDER BY row) - 1, row, ?, {error}, 0, 0, ?"
+        insert = f"INSERT INTO outcomes ({columns}) SELECT {values} FROM rows WHERE {where}"  # noqa: S608
         with self._transaction() as db:
-            count = db.execute(
-                "INSERT INTO outcomes (seq, row, status, error, attempts, latency_ms, "
-                "finished_at) SELECT ? + row_number() OVER (ORDER BY row) - 1, row, "
-                "'failed', input_error, 0, 0, ? FROM rows "
-                "WHERE state = 'pending' AND input_error IS NOT NULL",
-                (self._next_seq, _now()),
-            ).rowcount
-            db.execute(
-                "UPDATE rows SET state = 'failed' "
-                "WHERE state = 'pending' AND input_error IS NOT NULL"
-            )
+            count = db.execute(insert, (self._next_seq, status, *args, _now())).rowcount
+            db.execute(f"UPDATE rows SET state = ? WHERE {where}", (status,))  # noqa: S608
         self._next_seq += count
         return count
 
@@ -308,6 +295,17 @@ class JobStore:
     def counts(self) -> dict[str, int]:
         """Rows by state."""
         return state_counts(self._reader)
+
+
+def read_info(db: sqlite3.Connection) -> JobInfo | None:
+    """Return what a job file knows of its input (``None``: not taken in yet)."""
+    found = db.execute(
+        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
+    ).fetchone()
+    if found is None:
+        return None
+    path, kind, size, sha256, rows, created = found
+    return JobInfo(path, kind, InputIdentity(size, sha256), rows, created)
 
 
 def read_outcomes(db: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Recorded]:
