@@ -280,7 +280,8 @@ def overhead(calls: int, rounds: int) -> dict[str, Any]:
 
     from ccmessaging_async import CreateCallRequest
     from ccmessaging_async._converter import unstructure
-    from ccmessaging_async._endpoints import CREATE_CALL, Sender
+    from ccmessaging_async._classify import decode_success
+    from ccmessaging_async._endpoints import CREATE_CALL
 
     medians = oh.measure(calls, rounds)
 
@@ -297,7 +298,7 @@ def overhead(calls: int, rounds: int) -> dict[str, Any]:
         "convert + JSON-encode request": best(
             lambda: json.dumps(unstructure(request), ensure_ascii=False).encode()
         ),
-        "JSON-decode + convert answer": best(lambda: Sender._decode(CREATE_CALL, body)),
+        "JSON-decode + convert answer": best(lambda: decode_success(CREATE_CALL, body)),
     }
     return {"medians": medians, "parts": parts}
 

@@ -1,26 +1,34 @@
 """Async client for Huawei Cloud CEC CC-Messaging anonymous calls (createcall)."""
 
+from __future__ import annotations
+
+import warnings
 from importlib.metadata import version as _version
+from typing import Any
 
 from ._aiohttp import aiohttp_transport
 from ._batch import CallOutcome, OutcomeStatus
-from ._config import RetryPolicy
 from ._errors import (
     AuthenticationError,
     CCMessagingError,
     ConfigurationError,
-    HTTPStatusError,
+    ConnectionLostError,
     InvalidRequestError,
+    NotCreatedError,
     NotSentError,
     OutcomeUnknownError,
+    RequestRejectedError,
     ResponseDecodeError,
     ResultCode,
     ResultCodeError,
     ServerError,
     SessionStateError,
+    UsageError,
 )
 from ._models import AccessToken, CreateCallRequest, CreateCallResult, mask_number
+from ._retry import RetryPolicy
 from ._session import AsyncSession
+from ._token_policy import TokenPolicy
 
 __version__ = _version("ccmessaging-async")
 
@@ -31,20 +39,44 @@ __all__ = [
     "CCMessagingError",
     "CallOutcome",
     "ConfigurationError",
+    "ConnectionLostError",
     "CreateCallRequest",
     "CreateCallResult",
-    "HTTPStatusError",
     "InvalidRequestError",
+    "NotCreatedError",
     "NotSentError",
     "OutcomeStatus",
     "OutcomeUnknownError",
+    "RequestRejectedError",
     "ResponseDecodeError",
     "ResultCode",
     "ResultCodeError",
     "RetryPolicy",
     "ServerError",
     "SessionStateError",
+    "TokenPolicy",
+    "UsageError",
     "__version__",
     "aiohttp_transport",
     "mask_number",
 ]
+
+#: Names of 0.1 that still import, with a DeprecationWarning, and what replaced them.
+_DEPRECATED = {
+    # 0.1's HTTPStatusError also caught 5xx answers, whose calls may exist; its replacement
+    # is the 4xx rejection only, so `except HTTPStatusError: send_again()` is now safe.
+    "HTTPStatusError": ("RequestRejectedError", RequestRejectedError),
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DEPRECATED:
+        replacement, value = _DEPRECATED[name]
+        warnings.warn(
+            f"ccmessaging_async.{name} is deprecated: use {replacement} (a 4xx: the call was "
+            "not created); a 5xx is ServerError, an OutcomeUnknownError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,11 +21,18 @@ import anyio
 import anyio.abc
 import attrs
 
-from ._endpoints import CREATE_CALL, CallStats, RetryBudget, Sender
-from ._errors import CCMessagingError, OutcomeUnknownError
+from ._endpoints import CREATE_CALL
+from ._errors import (
+    CCMessagingError,
+    ConfigurationError,
+    NotCreatedError,
+    OutcomeUnknownError,
+)
 from ._models import CreateCallRequest, CreateCallResult
+from ._retry import RetryBudget
+from ._sender import Sender
 
-__all__ = ["CallOutcome", "OutcomeStatus", "run_batch"]
+__all__ = ["CallOutcome", "OutcomeStatus", "run_batch", "status_of"]
 
 
 class OutcomeStatus(enum.Enum):
@@ -111,9 +118,11 @@ class _Batch:
         on_send: Callable[[int, CreateCallRequest], object] | None,
     ) -> None:
         if not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError("concurrency must be an int >= 1")
-        if rate is not None and not rate > 0:
-            raise ValueError("rate must be > 0 calls per second, or None")
+            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+        if rate is not None and not (isinstance(rate, int | float) and 0 < rate < math.inf):
+            raise ConfigurationError(f"rate must be > 0 calls per second, or None, got {rate!r}")
+        if retry_budget is not None and (not isinstance(retry_budget, int) or retry_budget < 0):
+            raise ConfigurationError(f"retry_budget must be an int >= 0, got {retry_budget!r}")
         self._sender = sender
         self._requests = requests
         self._concurrency = concurrency
@@ -220,28 +229,26 @@ class _Batch:
                 return
 
     async def _one(self, index: int, request: CreateCallRequest) -> CallOutcome:
-        stats = CallStats()
         started = time.perf_counter()
         hook = self._on_send
         before_send = None if hook is None else (lambda: _run_hook(hook, index, request))
         try:
-            result = await self._sender.send(
-                CREATE_CALL, request, stats=stats, budget=self._budget, before_send=before_send
+            delivered = await self._sender.send(
+                CREATE_CALL, request, budget=self._budget, before_send=before_send
             )
-        except OutcomeUnknownError as exc:
-            return _outcome(index, request, OutcomeStatus.UNKNOWN, exc, stats, started)
-        except CCMessagingError as exc:
-            return _outcome(index, request, OutcomeStatus.FAILED, exc, stats, started)
+        except (NotCreatedError, OutcomeUnknownError) as exc:
+            return _failure(index, request, exc, started)
         except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
+            # Nothing else should come out of a send; if it does, assume the worst.
             error = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")
             error.__cause__ = exc
-            return _outcome(index, request, OutcomeStatus.UNKNOWN, error, stats, started)
+            return _failure(index, request, error, started)
         return CallOutcome(
             index=index,
             request=request,
             status=OutcomeStatus.SUCCEEDED,
-            result=result,
-            attempts=stats.attempts,
+            result=delivered.result,
+            attempts=delivered.attempts,
             latency=time.perf_counter() - started,
         )
 
@@ -310,19 +317,24 @@ async def _run_hook(
         await result
 
 
-def _outcome(  # noqa: PLR0917 - a private constructor shortcut
+def status_of(error: NotCreatedError | OutcomeUnknownError) -> OutcomeStatus:
+    """Return the batch status an error means: one ``isinstance``."""
+    if isinstance(error, NotCreatedError):
+        return OutcomeStatus.FAILED
+    return OutcomeStatus.UNKNOWN
+
+
+def _failure(
     index: int,
     request: CreateCallRequest,
-    status: OutcomeStatus,
-    error: CCMessagingError,
-    stats: CallStats,
+    error: NotCreatedError | OutcomeUnknownError,
     started: float,
 ) -> CallOutcome:
     return CallOutcome(
         index=index,
         request=request,
-        status=status,
+        status=status_of(error),
         error=error,
-        attempts=stats.attempts,
+        attempts=error.attempts,
         latency=time.perf_counter() - started,
     )

@@ -1,14 +1,33 @@
-"""Validated, frozen settings shared by the session, the token manager and the batch engine."""
+"""Session configuration: defaults, checks of the settings, and the environment variables."""
 
 from __future__ import annotations
 
-import random
+import ipaddress
+import os
+import ssl
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import attrs
 
 from . import _http
+from ._errors import ConfigurationError
+from ._retry import RetryPolicy
+from ._token_policy import TokenPolicy
 
-__all__ = ["DEFAULT_LIMITS", "DEFAULT_TIMEOUT", "RetryPolicy", "backoff_delay"]
+__all__ = [
+    "DEFAULT_LIMITS",
+    "DEFAULT_TIMEOUT",
+    "ENV_APP_KEY",
+    "ENV_APP_SECRET",
+    "ENV_BASE_URL",
+    "check_base_url",
+    "is_loopback",
+    "read_env",
+    "ssl_verify",
+    "token_policy",
+]
 
 #: connect 5 s (a healthy gateway answers a SYN in milliseconds), read 15 s (createcall sets
 #: up a call task; the platform answers within seconds), write 10 s, pool 10 s.
@@ -20,46 +39,87 @@ DEFAULT_LIMITS = _http.Limits(
     max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
 )
 
-
-def _non_negative(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value >= 0:
-        raise ValueError(f"{attribute.name} must be >= 0, got {value!r}")
-
-
-def _positive(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be > 0, got {value!r}")
+ENV_BASE_URL = "CCMESSAGING_BASE_URL"
+ENV_APP_KEY = "CCMESSAGING_APP_KEY"
+ENV_APP_SECRET = "CCMESSAGING_APP_SECRET"  # noqa: S105 - a variable name, not a secret
 
 
-@attrs.frozen(kw_only=True)
-class RetryPolicy:
-    """When and how the SDK re-sends, within what SPEC section 3 allows.
-
-    A createcall is only re-sent when the platform certainly did not act on it: the
-    connection could not be made or taken from the pool, or the gateway answered 429.
-    A token refused by the gateway (401/403) always gets exactly one refresh and one
-    re-send, outside this policy.
-    """
-
-    #: Re-sends of one createcall after a not-sent failure or a 429 (so at most 1 + this
-    #: many sends). 2 rides out a brief connection blip without piling on an outage.
-    max_resends: int = attrs.field(default=2, validator=attrs.validators.ge(0))
-    #: First backoff delay in seconds; doubles per attempt, with full jitter.
-    backoff_initial: float = attrs.field(default=0.2, validator=_non_negative)
-    #: Longest backoff delay between re-sends, in seconds.
-    backoff_max: float = attrs.field(default=5.0, validator=_non_negative)
-    #: A 429 asking to wait longer than this many seconds is not waited for.
-    max_retry_after: float = attrs.field(default=30.0, validator=_non_negative)
-    #: Sends of one token request (it is idempotent) on connection errors, 429 and 5xx.
-    token_attempts: int = attrs.field(default=3, validator=attrs.validators.ge(1))
-    #: First delay before the background refresher tries again after a failed refresh.
-    token_backoff_initial: float = attrs.field(default=1.0, validator=_positive)
-    #: Longest delay between background refresh attempts after failures, in seconds; also
-    #: the pause after the token service rejects the credentials, so they are not hammered.
-    token_backoff_max: float = attrs.field(default=30.0, validator=_positive)
+def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
+    """Return ``base_url`` without its trailing slash, or raise :class:`ConfigurationError`."""
+    if not isinstance(base_url, str) or not base_url:
+        raise ConfigurationError("base_url must be a non-empty string such as https://host")
+    try:
+        url = _http.URL(base_url)
+    except Exception as exc:  # noqa: BLE001 - httpx raises several types for bad URLs
+        raise ConfigurationError(f"base_url is not a valid URL: {type(exc).__name__}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigurationError("base_url must look like https://host[:port][/prefix]")
+    if url.query or url.fragment:
+        raise ConfigurationError("base_url must not have a query or a fragment")
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
+        raise ConfigurationError(
+            "base_url uses plain http to a non-loopback host, which would send the app "
+            "secret and tokens in clear text; use https, or pass allow_insecure_http=True"
+        )
+    return base_url.rstrip("/")
 
 
-def backoff_delay(attempt: int, initial: float, maximum: float) -> float:
-    """Capped exponential backoff with full jitter for the ``attempt``-th retry (from 1)."""
-    ceiling = min(maximum, initial * (2 ** min(attempt - 1, 32)))
-    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not cryptography
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is ``localhost`` or a loopback address."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def ssl_verify(verify: ssl.SSLContext | str | os.PathLike[str] | bool) -> ssl.SSLContext | bool:
+    """Turn a CA bundle file or folder into an SSL context (httpx deprecates paths)."""
+    if isinstance(verify, ssl.SSLContext | bool):
+        return verify
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=os.fspath(verify))
+    if not os.path.isfile(verify):
+        raise ConfigurationError(f"verify= names no CA bundle file or folder: {verify!s}")
+    return ssl.create_default_context(cafile=os.fspath(verify))
+
+
+def read_env(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """Read base URL, app key and app secret from the environment; name every one missing."""
+    env = os.environ if environ is None else environ
+    names = (ENV_BASE_URL, ENV_APP_KEY, ENV_APP_SECRET)
+    missing = [name for name in names if not env.get(name, "")]
+    if missing:
+        raise ConfigurationError(f"environment variables not set: {', '.join(missing)}")
+    return env[ENV_BASE_URL], env[ENV_APP_KEY], env[ENV_APP_SECRET]
+
+
+def token_policy(
+    token: TokenPolicy | None,
+    retry: RetryPolicy,
+    *,
+    lifetime: float | None,
+    timeout: float | None,
+    clock: Callable[[], float] | None,
+) -> TokenPolicy:
+    """Return the session's :class:`TokenPolicy`, with the deprecated arguments folded in."""
+    changes: dict[str, Any] = dict(retry.token_overrides())
+    for name, value in (("lifetime", lifetime), ("timeout", timeout), ("clock", clock)):
+        if value is not None:
+            argument = "clock" if name == "clock" else f"token_{name}"
+            warnings.warn(
+                f"AsyncSession({argument}=...) is deprecated: use "
+                f"AsyncSession(token=TokenPolicy({name}=...))",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            changes[name] = value
+    if token is not None and changes:
+        raise ConfigurationError(
+            "pass token settings either as token=TokenPolicy(...) or through the deprecated "
+            "arguments (token_lifetime, token_timeout, clock, RetryPolicy.token_*), not both"
+        )
+    if token is not None:
+        return token
+    return attrs.evolve(TokenPolicy(), **changes)

@@ -1,41 +1,52 @@
-"""The exception hierarchy and the documented result codes.
+"""The exception hierarchy, by what a caller does about it, and the documented result codes.
 
-Every exception the SDK raises derives from :class:`CCMessagingError`::
+Every exception the SDK raises derives from :class:`CCMessagingError`, through exactly one
+of three bases (single inheritance: no error is two of them)::
 
     CCMessagingError
-    ├── ConfigurationError (ValueError)     bad session settings or environment
-    ├── SessionStateError (RuntimeError)    session used before ``async with`` or after close
-    ├── InvalidRequestError (ValueError)    bad input; nothing was sent
-    ├── AuthenticationError                 no usable token; the call was not created
-    ├── NotSentError                        transport failure before the request was written
-    ├── ResultCodeError                     the platform answered resultCode != "0"
-    ├── HTTPStatusError                     a non-2xx answer (4xx: the call was not created)
-    │   └── ServerError (also OutcomeUnknownError)   5xx, or any non-200 non-4xx
-    └── OutcomeUnknownError                 the request may have reached the platform
-        ├── ResponseDecodeError             200 whose body is not the documented JSON
-        └── ServerError
+    ├── UsageError                        the program is wrong: fix the code or settings
+    │   ├── ConfigurationError (ValueError)   bad session settings or environment
+    │   └── SessionStateError (RuntimeError)  session used before ``async with`` or after close
+    ├── NotCreatedError                   the call certainly does not exist: safe to send again
+    │   ├── InvalidRequestError (ValueError)  bad input; nothing was sent
+    │   ├── AuthenticationError               no usable token; the call was not acted on
+    │   ├── NotSentError                      the request never fully left the process
+    │   ├── ResultCodeError                   resultCode != "0"
+    │   └── RequestRejectedError              a 4xx answer, 429 included
+    └── OutcomeUnknownError               the call may exist: never re-send blindly
+        ├── ResponseDecodeError               a 200 whose body is not the documented JSON
+        ├── ConnectionLostError               the connection failed after the request was written
+        └── ServerError                       a 5xx, or any answer other than 200 and 4xx
 
-Catch :class:`OutcomeUnknownError` to find calls that may have rung someone and must not
-be re-sent blindly. No message or repr ever contains the app secret or a token.
+Catch :class:`NotCreatedError` to retry; never retry on :class:`OutcomeUnknownError`.
+Every error carries sanitised context: :attr:`~CCMessagingError.endpoint`,
+:attr:`~CCMessagingError.attempts` and the gateway's :attr:`~CCMessagingError.trace_id`;
+answers add ``status_code``, ``body`` and ``retry_after``. No message, attribute or repr
+ever holds the app secret, a token or a header. Every error pickles with its attributes.
 """
 
 from __future__ import annotations
 
 import enum
+from typing import Any, Self
 
 __all__ = [
+    "MAX_ERROR_BODY",
     "AuthenticationError",
     "CCMessagingError",
     "ConfigurationError",
-    "HTTPStatusError",
+    "ConnectionLostError",
     "InvalidRequestError",
+    "NotCreatedError",
     "NotSentError",
     "OutcomeUnknownError",
+    "RequestRejectedError",
     "ResponseDecodeError",
     "ResultCode",
     "ResultCodeError",
     "ServerError",
     "SessionStateError",
+    "UsageError",
 ]
 
 #: How much of an error body is kept on an exception.
@@ -79,22 +90,63 @@ _MEANINGS = {
 _BY_VALUE = {member.value: member for member in ResultCode}
 
 
+def _rebuild(cls: type[CCMessagingError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
 class CCMessagingError(Exception):
     """Root of every exception raised by ccmessaging_async."""
+
+    #: The interface that failed (``"createcall"``, ``"tokenByAkSk"``), when one did.
+    endpoint: str | None = None
+    #: How many times the request was sent before this error (0: never sent).
+    attempts: int = 0
+    #: The gateway's ``X-Request-Id`` for the last answer, when it sent one.
+    trace_id: str | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self)!r})"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default reduction calls cls(*args), which keyword-only attributes break.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
-class ConfigurationError(CCMessagingError, ValueError):
-    """The session's settings or environment are unusable (raised before anything runs)."""
+    def with_context(self, *, endpoint: str | None = None, attempts: int | None = None) -> Self:
+        """Record which interface failed and after how many sends; return ``self``."""
+        if endpoint is not None and self.endpoint is None:
+            self.endpoint = endpoint
+        if attempts is not None:
+            self.attempts = attempts
+        return self
 
 
-class SessionStateError(CCMessagingError, RuntimeError):
+class UsageError(CCMessagingError):
+    """The program or its settings are wrong; nothing was sent. Fix the code, not the call."""
+
+
+class ConfigurationError(UsageError, ValueError):
+    """The session's settings, arguments or environment are unusable."""
+
+
+class SessionStateError(UsageError, RuntimeError):
     """The session is used before ``async with`` opened it, or after it was closed."""
 
 
-class InvalidRequestError(CCMessagingError, ValueError):
+class NotCreatedError(CCMessagingError):
+    """The call certainly does not exist: sending the request again is safe."""
+
+
+class OutcomeUnknownError(CCMessagingError):
+    """The request may have reached the platform; the call may or may not exist.
+
+    The SDK never re-sends such a request by itself (a second send can ring a person twice).
+    """
+
+
+class InvalidRequestError(NotCreatedError, ValueError):
     """A request field breaks the documented rules; nothing was sent."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
@@ -103,7 +155,7 @@ class InvalidRequestError(CCMessagingError, ValueError):
         self.field = field
 
 
-class AuthenticationError(CCMessagingError):
+class AuthenticationError(NotCreatedError):
     """No usable access token: wrong credentials, token service failing, or token refused.
 
     The createcall request was not acted on by the platform.
@@ -115,46 +167,11 @@ class AuthenticationError(CCMessagingError):
         self.status_code = status_code
 
 
-class NotSentError(CCMessagingError):
-    """The request was never written: connection refused, connect timeout, pool exhausted."""
+class NotSentError(NotCreatedError):
+    """The request never fully left: connection refused, connect timeout, pool exhausted."""
 
 
-class OutcomeUnknownError(CCMessagingError):
-    """The request may have reached the platform; the call may or may not exist.
-
-    The SDK never re-sends such a request by itself (a second send can ring a person twice).
-    """
-
-
-class ResponseDecodeError(OutcomeUnknownError):
-    """The platform answered 200 but the body is not the documented JSON."""
-
-
-class HTTPStatusError(CCMessagingError):
-    """The server answered with a non-2xx status."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        body: str = "",
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message)
-        #: The HTTP status code.
-        self.status_code = status_code
-        #: At most :data:`MAX_ERROR_BODY` characters of the response body.
-        self.body = body[:MAX_ERROR_BODY]
-        #: The parsed ``Retry-After`` header in seconds, if the server sent one.
-        self.retry_after = retry_after
-
-
-class ServerError(HTTPStatusError, OutcomeUnknownError):
-    """A 5xx answer (or any other than 200 and 4xx): the platform may have acted."""
-
-
-class ResultCodeError(CCMessagingError):
+class ResultCodeError(NotCreatedError):
     """The platform answered HTTP 200 with a non-zero ``resultCode``: the call was not created."""
 
     def __init__(self, code: str, description: str | None) -> None:
@@ -164,3 +181,47 @@ class ResultCodeError(CCMessagingError):
         self.result_code = _BY_VALUE.get(code)
         meaning = f" ({self.result_code.meaning})" if self.result_code else ""
         super().__init__(f"createcall failed with resultCode {code}{meaning}: {description}")
+
+
+class _StatusAttributes:
+    """What an HTTP answer says, on the errors made from one."""
+
+    status_code: int
+    body: str
+    retry_after: float | None
+
+    def _set_status(self, status_code: int, body: str, retry_after: float | None) -> None:
+        #: The HTTP status code.
+        self.status_code = status_code
+        #: At most :data:`MAX_ERROR_BODY` characters of the response body.
+        self.body = body[:MAX_ERROR_BODY]
+        #: The parsed ``Retry-After`` header in seconds, if the server sent one.
+        self.retry_after = retry_after
+
+
+class RequestRejectedError(_StatusAttributes, NotCreatedError):
+    """The gateway or platform refused the request with a 4xx (429 included)."""
+
+    def __init__(
+        self, message: str, *, status_code: int, body: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self._set_status(status_code, body, retry_after)
+
+
+class ResponseDecodeError(OutcomeUnknownError):
+    """The platform answered 200 but the body is not the documented JSON."""
+
+
+class ConnectionLostError(OutcomeUnknownError):
+    """The connection failed after the request was written (reset, read timeout, bad answer)."""
+
+
+class ServerError(_StatusAttributes, OutcomeUnknownError):
+    """A 5xx answer (or any other than 200 and 4xx): the platform may have acted."""
+
+    def __init__(
+        self, message: str, *, status_code: int, body: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self._set_status(status_code, body, retry_after)

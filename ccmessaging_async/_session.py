@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import enum
-import ipaddress
 import logging
 import os
 import ssl
-import sys
-import time
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -19,82 +16,35 @@ import anyio
 import anyio.abc
 
 from . import _http
-from ._auth import MAX_TOKEN_LIFETIME, TOKEN_PATH, Credentials, TokenFetcher, TokenManager
 from ._batch import CallOutcome, run_batch
-from ._config import DEFAULT_LIMITS, DEFAULT_TIMEOUT, RetryPolicy
-from ._endpoints import CREATE_CALL, Sender
+from ._config import (
+    DEFAULT_LIMITS,
+    DEFAULT_TIMEOUT,
+    check_base_url,
+    read_env,
+    ssl_verify,
+    token_policy,
+)
+from ._endpoints import CREATE_CALL
 from ._errors import ConfigurationError, SessionStateError
+from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
+from ._retry import RetryPolicy
+from ._sender import Sender
+from ._token_manager import TokenManager
+from ._token_policy import TokenPolicy
+from ._token_service import TOKEN_PATH, Credentials, TokenFetcher
+from ._transports.base import ExchangeTransport
 
 __all__ = ["AsyncSession"]
 
 logger = logging.getLogger("ccmessaging_async")
-
-ENV_BASE_URL = "CCMESSAGING_BASE_URL"
-ENV_APP_KEY = "CCMESSAGING_APP_KEY"
-ENV_APP_SECRET = "CCMESSAGING_APP_SECRET"  # noqa: S105 - a variable name, not a secret
-ENV_LOG = "CCMESSAGING_LOG"
 
 
 class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
-
-
-def _check_base_url(base_url: str, allow_insecure_http: bool) -> str:
-    if not isinstance(base_url, str) or not base_url:
-        raise ConfigurationError("base_url must be a non-empty string such as https://host")
-    try:
-        url = _http.URL(base_url)
-    except Exception as exc:  # noqa: BLE001 - httpx raises several types for bad URLs
-        raise ConfigurationError(f"base_url is not a valid URL: {type(exc).__name__}") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError("base_url must look like https://host[:port][/prefix]")
-    if url.query or url.fragment:
-        raise ConfigurationError("base_url must not have a query or a fragment")
-    if url.scheme == "http" and not allow_insecure_http and not _is_loopback(url.host):
-        raise ConfigurationError(
-            "base_url uses plain http to a non-loopback host, which would send the app "
-            "secret and tokens in clear text; use https, or pass allow_insecure_http=True"
-        )
-    return base_url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _ssl_verify(
-    verify: ssl.SSLContext | str | os.PathLike[str] | bool,
-) -> ssl.SSLContext | bool:
-    """Turn a CA bundle file or folder into an SSL context (httpx deprecates paths)."""
-    if isinstance(verify, ssl.SSLContext | bool):
-        return verify
-    if os.path.isdir(verify):
-        return ssl.create_default_context(capath=os.fspath(verify))
-    if not os.path.isfile(verify):
-        raise ConfigurationError(f"verify= names no CA bundle file or folder: {verify!s}")
-    return ssl.create_default_context(cafile=os.fspath(verify))
-
-
-def _configure_env_logging() -> None:
-    level = os.environ.get(ENV_LOG, "").strip().upper()
-    if not level:
-        return
-    package_logger = logging.getLogger("ccmessaging_async")
-    if level not in logging.getLevelNamesMapping():
-        return
-    package_logger.setLevel(level)
-    if not package_logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        package_logger.addHandler(handler)
 
 
 class AsyncSession:
@@ -105,8 +55,10 @@ class AsyncSession:
     connection pool. Every call goes through one pooled ``httpx.AsyncClient``.
 
     ``base_url`` is ``https://{domain}`` (plain http only to loopback, or with
-    ``allow_insecure_http=True``). ``token_lifetime`` is what the token service is asked
-    for (at most 3600 s). ``token_timeout`` bounds how long a call waits for a token.
+    ``allow_insecure_http=True``). ``token`` sets how tokens are fetched and refreshed
+    (:class:`TokenPolicy`), ``retry`` when a createcall is sent again (:class:`RetryPolicy`).
+    ``token_lifetime``, ``token_timeout`` and ``clock`` are deprecated aliases of
+    ``TokenPolicy``'s ``lifetime``, ``timeout`` and ``clock``.
     Pass ``client`` or ``transport`` to bring your own (a client you pass is not closed);
     ``timeout``, ``limits``, ``http2`` and ``verify`` (``False``, an ``ssl.SSLContext``,
     or the path of a CA bundle file or folder) configure the client otherwise.
@@ -118,8 +70,7 @@ class AsyncSession:
         app_key: str,
         app_secret: str,
         *,
-        token_lifetime: float = MAX_TOKEN_LIFETIME,
-        token_timeout: float = 30.0,
+        token: TokenPolicy | None = None,
         retry: RetryPolicy | None = None,
         timeout: _http.Timeout | float = DEFAULT_TIMEOUT,
         limits: _http.Limits = DEFAULT_LIMITS,
@@ -128,31 +79,30 @@ class AsyncSession:
         client: _http.AsyncClient | None = None,
         transport: _http.AsyncBaseTransport | None = None,
         allow_insecure_http: bool = False,
-        clock: Callable[[], float] = time.monotonic,
+        token_lifetime: float | None = None,
+        token_timeout: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        self._base_url = _check_base_url(base_url, allow_insecure_http)
+        self._base_url = check_base_url(base_url, allow_insecure_http)
         if not isinstance(app_key, str) or not app_key:
             raise ConfigurationError("app_key must be a non-empty string")
         if not isinstance(app_secret, str) or not app_secret:
             raise ConfigurationError("app_secret must be a non-empty string")
-        if not 0 < token_lifetime <= MAX_TOKEN_LIFETIME:
-            raise ConfigurationError(
-                f"token_lifetime must be in (0, {MAX_TOKEN_LIFETIME:g}] seconds"
-            )
-        if not token_timeout > 0:
-            raise ConfigurationError("token_timeout must be > 0 seconds")
         if client is not None and transport is not None:
             raise ConfigurationError("pass either client or transport, not both")
-        _configure_env_logging()
+        configure_from_env()
         self._credentials = Credentials(app_key, app_secret)
         self._retry = retry if retry is not None else RetryPolicy()
+        self._token_policy = token_policy(
+            token, self._retry, lifetime=token_lifetime, timeout=token_timeout, clock=clock
+        )
         self._owns_client = client is None
         if client is None:
             client = _http.AsyncClient(
                 timeout=timeout,
                 limits=limits,
                 http2=http2,
-                verify=_ssl_verify(verify),
+                verify=ssl_verify(verify),
                 transport=transport,
                 follow_redirects=False,
                 trust_env=False,
@@ -161,16 +111,9 @@ class AsyncSession:
         self._limits = limits
         self._tokens = TokenManager(
             TokenFetcher(
-                client,
-                self._base_url + TOKEN_PATH,
-                self._credentials,
-                token_lifetime,
-                self._retry,
+                client, self._base_url + TOKEN_PATH, self._credentials, self._token_policy
             ),
-            lifetime=token_lifetime,
-            wait_timeout=token_timeout,
-            policy=self._retry,
-            clock=clock,
+            self._token_policy,
         )
         self._sender = Sender(
             client,
@@ -182,7 +125,9 @@ class AsyncSession:
             # hooks or auth need AsyncClient.send; a user's client gets the full path.
             max_in_flight=limits.max_connections if self._owns_client else None,
             direct=self._owns_client,
-            fast=getattr(transport, "exchange", None) if self._owns_client else None,
+            fast=transport
+            if self._owns_client and isinstance(transport, ExchangeTransport)
+            else None,
         )
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None
@@ -192,16 +137,10 @@ class AsyncSession:
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncSession:
         """Build a session from ``CCMESSAGING_BASE_URL``, ``_APP_KEY`` and ``_APP_SECRET``.
 
-        Other keyword arguments are passed to the constructor.
+        Other keyword arguments are passed to the constructor. A missing variable raises
+        :class:`ConfigurationError` naming every one that is missing.
         """
-        env = os.environ if environ is None else environ
-        values = []
-        for name in (ENV_BASE_URL, ENV_APP_KEY, ENV_APP_SECRET):
-            value = env.get(name, "")
-            if not value:
-                raise ConfigurationError(f"environment variable {name} is not set")
-            values.append(value)
-        return cls(*values, **kwargs)
+        return cls(*read_env(environ), **kwargs)
 
     def __repr__(self) -> str:
         return (
@@ -280,12 +219,12 @@ class AsyncSession:
     async def create_call(self, request: CreateCallRequest) -> CreateCallResult:
         """Create one anonymous call and return what the platform answered.
 
-        Raises :class:`InvalidRequestError` (nothing sent), :class:`ResultCodeError`,
-        :class:`AuthenticationError`, :class:`HTTPStatusError`, :class:`NotSentError` or
-        :class:`OutcomeUnknownError` (the call may exist: do not blindly re-send).
+        Raises a :class:`NotCreatedError` when the call certainly does not exist (safe to
+        send again), an :class:`OutcomeUnknownError` when it may (never re-send blindly),
+        or a :class:`UsageError` for a session used outside ``async with``.
         """
         self._check_open()
-        return await self._sender.send(CREATE_CALL, request)
+        return (await self._sender.send(CREATE_CALL, request)).result
 
     def create_calls(
         self,

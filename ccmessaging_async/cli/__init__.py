@@ -18,9 +18,10 @@ import attrs
 
 from .._aiohttp import aiohttp_transport
 from .._batch import OutcomeStatus
-from .._errors import CCMessagingError, ConfigurationError, OutcomeUnknownError
+from .._errors import CCMessagingError, NotCreatedError, OutcomeUnknownError, UsageError
 from .._models import CreateCallRequest
-from .._session import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL, AsyncSession
+from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
+from .._session import AsyncSession
 from ._exit import ExitCode, JobRefusedError
 from ._job import open_job
 from ._progress import progress_bar
@@ -149,10 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 _ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
     (KeyboardInterrupt, ExitCode.INTERRUPTED, "interrupted; re-run the same command to resume"),
     (_TerminatedError, ExitCode.TERMINATED, "terminated; re-run the same command to resume"),
-    (ConfigurationError, ExitCode.USAGE, "error: {exc}"),
+    (UsageError, ExitCode.USAGE, "error: {exc}"),
     (JobRefusedError, ExitCode.USAGE, "error: {exc}"),
     (OutcomeUnknownError, ExitCode.UNKNOWN, "error: {name}: {exc}"),
-    (CCMessagingError, ExitCode.NOT_CREATED, "error: {name}: {exc}"),
+    (NotCreatedError, ExitCode.NOT_CREATED, "error: {name}: {exc}"),
 )
 
 

@@ -16,7 +16,8 @@ import anyio
 import attrs
 
 from .. import _http
-from .._auth import MAX_TOKEN_LIFETIME, TOKEN_PATH
+from .._token_policy import MAX_TOKEN_LIFETIME
+from .._token_service import TOKEN_PATH
 from .._endpoints import CREATE_CALL
 from .._models import MAX_CALL_DATA, MAX_CALLED, MAX_CALLER_PRESENT
 

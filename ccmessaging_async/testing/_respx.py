@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._auth import TOKEN_PATH
+from .._token_service import TOKEN_PATH
 from .._endpoints import CREATE_CALL
 
 if TYPE_CHECKING:

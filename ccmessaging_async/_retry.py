@@ -1,0 +1,214 @@
+"""Whether and when to send a createcall again: SPEC section 3 as a pure decision.
+
+:func:`decide` takes what happened to one send (a typed error) and the call's retry state
+and returns a :class:`Resend` or the final error. It does no I/O and draws no random
+number, so every row of SPEC section 3 is a line of a test table. :func:`backoff` holds
+every delay formula of the SDK; :class:`RetryBudget` is the re-send allowance a batch
+shares.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from ._errors import (
+    AuthenticationError,
+    CCMessagingError,
+    ConfigurationError,
+    NotSentError,
+    RequestRejectedError,
+)
+
+#: An attrs validator.
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+__all__ = [
+    "Resend",
+    "RetryBudget",
+    "RetryPolicy",
+    "Validator",
+    "backoff",
+    "decide",
+    "finite_at_least",
+]
+
+#: Exponents above this give delays beyond any sane maximum; capping keeps 2**n finite.
+_MAX_EXPONENT = 64
+
+
+def finite_at_least(minimum: float, *, strict: bool = False) -> Validator:
+    """Return an attrs validator: a finite number >= ``minimum`` (> with ``strict``)."""
+    relation = ">" if strict else ">="
+
+    def check(_inst: object, attribute: attrs.Attribute[float], value: float) -> None:
+        ok = isinstance(value, int | float) and math.isfinite(value)
+        if not ok or value < minimum or (strict and value == minimum):
+            raise ConfigurationError(
+                f"{attribute.name} must be a finite number {relation} {minimum:g}, got {value!r}"
+            )
+
+    return check
+
+
+def _count_at_least(minimum: int) -> Validator:
+    def check(_inst: object, attribute: attrs.Attribute[int], value: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            raise ConfigurationError(f"{attribute.name} must be an int >= {minimum}, got {value!r}")
+
+    return check
+
+
+def _deprecated_token_field(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None:
+        target = attribute.name.removeprefix("token_")
+        warnings.warn(
+            f"RetryPolicy({attribute.name}=...) is deprecated: use "
+            f"AsyncSession(token=TokenPolicy({_TOKEN_FIELDS[target]}=...))",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+
+
+#: RetryPolicy's deprecated token_* fields, by their TokenPolicy names.
+_TOKEN_FIELDS = {
+    "attempts": "attempts",
+    "backoff_initial": "refresh_backoff_initial",
+    "backoff_max": "refresh_backoff_max",
+}
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When and how the SDK re-sends a createcall, within what SPEC section 3 allows.
+
+    A createcall is only re-sent when the platform certainly did not act on it: the
+    request never fully left (no connection, no pool slot, an incomplete write), or the
+    gateway answered 429. A token refused by the gateway (401/403) always gets exactly one
+    refresh and one re-send, outside this policy. Token settings live in
+    :class:`TokenPolicy`; the ``token_*`` fields here are deprecated aliases of its fields.
+    """
+
+    #: Re-sends of one createcall after a not-sent failure or a 429 (so at most 1 + this
+    #: many sends). 2 rides out a brief connection blip without piling on an outage.
+    max_resends: int = attrs.field(default=2, validator=_count_at_least(0))
+    #: First backoff delay in seconds; doubles per attempt, with full jitter.
+    backoff_initial: float = attrs.field(default=0.2, validator=finite_at_least(0))
+    #: Longest backoff delay between re-sends, in seconds.
+    backoff_max: float = attrs.field(default=5.0, validator=finite_at_least(0))
+    #: A 429 asking to wait longer than this many seconds is not waited for.
+    max_retry_after: float = attrs.field(default=30.0, validator=finite_at_least(0))
+    #: Deprecated: ``TokenPolicy(attempts=...)``.
+    token_attempts: int | None = attrs.field(default=None, validator=_deprecated_token_field)
+    #: Deprecated: ``TokenPolicy(refresh_backoff_initial=...)``.
+    token_backoff_initial: float | None = attrs.field(
+        default=None, validator=_deprecated_token_field
+    )
+    #: Deprecated: ``TokenPolicy(refresh_backoff_max=...)``.
+    token_backoff_max: float | None = attrs.field(default=None, validator=_deprecated_token_field)
+
+    @classmethod
+    def for_tests(cls, *, max_resends: int = 2) -> RetryPolicy:
+        """Return a policy that re-sends as the default one does, without waiting."""
+        return cls(max_resends=max_resends, backoff_initial=0, backoff_max=0, max_retry_after=0)
+
+    def token_overrides(self) -> dict[str, float]:
+        """Return the deprecated ``token_*`` fields that were set, by their TokenPolicy names."""
+        values: dict[str, float | int | None] = {
+            "attempts": self.token_attempts,
+            "backoff_initial": self.token_backoff_initial,
+            "backoff_max": self.token_backoff_max,
+        }
+        return {_TOKEN_FIELDS[name]: value for name, value in values.items() if value is not None}
+
+
+def backoff(
+    attempt: int, initial: float, maximum: float, draw: float, *, fixed: float = 0
+) -> float:
+    """Return the delay before the ``attempt``-th retry (from 1): the SDK's one backoff formula.
+
+    The ceiling doubles from ``initial`` up to ``maximum``; ``draw`` (in [0, 1], the caller's
+    random number) places the delay between ``fixed * ceiling`` and the ceiling: ``fixed=0``
+    is full jitter, ``fixed=0.5`` never waits less than half. Safe for any ``attempt``.
+    """
+    exponent = min(max(attempt, 1) - 1, _MAX_EXPONENT)
+    ceiling = min(maximum, initial * 2.0**exponent)
+    return ceiling * (fixed + (1 - fixed) * min(max(draw, 0.0), 1.0))
+
+
+@attrs.frozen(slots=True)
+class Resend:
+    """Send the request again after ``delay`` seconds."""
+
+    delay: float
+    #: The re-send draws one unit from the batch's :class:`RetryBudget`.
+    spends_budget: bool
+    #: Drop the token the gateway refused and send with a fresh one.
+    refresh_token: bool = False
+
+
+def decide(
+    happened: CCMessagingError,
+    *,
+    resends: int,
+    token_refreshed: bool,
+    budget_left: bool,
+    policy: RetryPolicy,
+    draw: float,
+) -> Resend | CCMessagingError:
+    """Decide what follows one failed send of a createcall: a :class:`Resend`, or ``happened``.
+
+    ``happened`` is the typed error the send ended in; ``resends`` counts the re-sends so far
+    (token refreshes excluded), ``token_refreshed`` says the one refresh was used, and
+    ``budget_left`` whether the batch's budget can pay for one more re-send. ``draw`` is a
+    random number in [0, 1] for the jitter.
+    """
+    if isinstance(happened, AuthenticationError):
+        # A gateway 401/403 on createcall: the platform did not act on it (SPEC section 3).
+        return happened if token_refreshed else Resend(0.0, spends_budget=False, refresh_token=True)
+    rate_limited = isinstance(happened, RequestRejectedError) and happened.status_code == 429
+    if not (rate_limited or isinstance(happened, NotSentError)) or resends >= policy.max_resends:
+        return happened
+    retry_after = happened.retry_after if isinstance(happened, RequestRejectedError) else None
+    if retry_after is not None:
+        # The platform said when to come back: waiting for it adds no load, so it is not
+        # paid from the batch's budget (max_resends still caps it).
+        too_long = retry_after > policy.max_retry_after
+        return happened if too_long else Resend(retry_after, spends_budget=False)
+    if not budget_left:
+        return happened
+    delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
+    return Resend(delay, spends_budget=True)
+
+
+class RetryBudget:
+    """Re-sends shared by a whole batch, so an outage cannot multiply the load.
+
+    Each re-send spends one unit; each success returns a fraction of one, up to the
+    capacity (botocore's retry quota works the same way).
+    """
+
+    def __init__(self, capacity: int, refill_per_success: float = 0.1) -> None:
+        self.capacity = capacity
+        self._available = float(capacity)
+        self._refill = refill_per_success
+
+    def __repr__(self) -> str:
+        return f"<RetryBudget {self._available:.1f}/{self.capacity}>"
+
+    @property
+    def can_spend(self) -> bool:
+        """Whether one more re-send can be paid for."""
+        return self._available >= 1
+
+    def spend(self) -> None:
+        """Pay for one re-send (check :attr:`can_spend` first)."""
+        self._available = max(0.0, self._available - 1)
+
+    def refund(self) -> None:
+        """Give back part of a re-send after a success."""
+        self._available = min(float(self.capacity), self._available + self._refill)

@@ -1,0 +1,233 @@
+"""The send loop: token, slot, exchange, then what SPEC section 3 says comes next.
+
+It reads as the rule it keeps: send; turn what came back into a result or a typed error
+(:mod:`._classify`); ask :func:`._retry.decide` whether that error may be sent again; wait
+and send again, or raise it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from importlib.metadata import version as _version
+from typing import Any, Generic, TypeVar
+
+import anyio
+import attrs
+
+from . import _http
+from ._classify import classify_answer, classify_failure
+from ._endpoints import Endpoint
+from ._errors import (
+    MAX_ERROR_BODY,
+    AuthenticationError,
+    CCMessagingError,
+    InvalidRequestError,
+    NotSentError,
+)
+from ._retry import Resend, RetryBudget, RetryPolicy, decide
+from ._slots import Slots
+from ._token_manager import Token, TokenManager
+from ._transports.base import Answer, BodyLimits, ExchangeTransport
+from ._transports.httpx_transport import RequestFactory, exchange
+
+__all__ = ["BODY_LIMITS", "USER_AGENT", "Delivered", "Sender"]
+
+logger = logging.getLogger("ccmessaging_async")
+
+ResultT = TypeVar("ResultT")
+RequestT = TypeVar("RequestT")
+
+#: The answers are small JSON documents: a 200's body is bounded, an error's more tightly.
+BODY_LIMITS = BodyLimits(success=64 * 1024, error=MAX_ERROR_BODY)
+USER_AGENT = f"ccmessaging-async/{_version('ccmessaging-async')}"
+
+
+@attrs.frozen(slots=True)
+class Delivered(Generic[ResultT]):
+    """A result, and how many sends it took."""
+
+    result: ResultT
+    attempts: int
+
+
+class Sender:
+    """Sends endpoint requests with a token, re-sending only what SPEC section 3 allows."""
+
+    def __init__(
+        self,
+        client: _http.AsyncClient,
+        base_url: str,
+        app_key: str,
+        tokens: TokenManager,
+        policy: RetryPolicy,
+        *,
+        max_in_flight: int | None = None,
+        direct: bool = False,
+        fast: ExchangeTransport | None = None,
+    ) -> None:
+        self._client = client
+        self._direct = direct
+        self._fast = fast
+        self._base_url = base_url
+        self._tokens = tokens
+        self._policy = policy
+        self._requests = RequestFactory(
+            client,
+            {
+                "X-APP-Key": app_key,
+                "Content-Type": "application/json",
+                "Accept": "application/json",
+                "User-Agent": USER_AGENT,
+            },
+        )
+        # Requests wait here rather than in httpcore's pool, where a long wait would end in
+        # PoolTimeout; a wait here has no timeout and costs nothing when a slot is free.
+        self._in_flight = Slots(max_in_flight) if max_in_flight else None
+
+    async def send(
+        self,
+        endpoint: Endpoint[RequestT, ResultT],
+        request: RequestT,
+        *,
+        budget: RetryBudget | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> Delivered[ResultT]:
+        """Send ``request`` and return its result, or raise a typed error.
+
+        ``before_send`` is awaited once, just before the first request can be written: the
+        call then holds a token and an in-flight slot. If it raises, nothing is sent and
+        :class:`NotSentError` is raised.
+        """
+        body = _encode(endpoint, request)
+        url = self._base_url + endpoint.path
+        label = endpoint.describe(request) if logger.isEnabledFor(logging.DEBUG) else None
+        attempts = resends = 0
+        token_refreshed = False
+        while True:
+            token = await self._token(attempts)
+            attempts += 1
+            hook = before_send if attempts == 1 else None
+            outcome = await self._attempt(endpoint, url, body, token, hook, label, attempts)
+            if not isinstance(outcome, CCMessagingError):
+                if budget is not None:
+                    budget.refund()
+                return Delivered(outcome, attempts)
+            step = decide(
+                outcome,
+                resends=resends,
+                token_refreshed=token_refreshed,
+                budget_left=budget is None or budget.can_spend,
+                policy=self._policy,
+                draw=random.random(),  # noqa: S311 - jitter, not cryptography
+            )
+            if not isinstance(step, Resend):
+                raise step.with_context(endpoint=endpoint.name, attempts=attempts)
+            if step.spends_budget and budget is not None:
+                budget.spend()
+            if step.refresh_token:
+                token_refreshed = True
+                self._tokens.invalidate(token)
+            else:
+                resends += 1
+            await anyio.sleep(step.delay)
+
+    async def _token(self, attempts: int) -> Token:
+        try:
+            return await self._tokens.get()
+        except AuthenticationError as error:
+            raise error.with_context(attempts=attempts) from error.__cause__
+
+    async def _attempt(  # noqa: PLR0917 - the private step of send()
+        self,
+        endpoint: Endpoint[Any, ResultT],
+        url: str,
+        body: bytes,
+        token: Token,
+        before_send: Callable[[], Awaitable[None]] | None,
+        label: str | None,
+        attempt: int,
+    ) -> ResultT | CCMessagingError:
+        """One send: the result, or the typed error for what happened."""
+        started = time.perf_counter()
+        try:
+            answer = await self._exchange(endpoint, url, body, token.value, before_send)
+        except _http.TransportError as exc:
+            _log(endpoint, label, type(exc).__name__, started, attempt)
+            return classify_failure(endpoint, exc)
+        _log(endpoint, label, str(answer.status), started, attempt)
+        return classify_answer(endpoint, answer)
+
+    async def _exchange(
+        self,
+        endpoint: Endpoint[Any, Any],
+        url: str,
+        body: bytes,
+        token: str,
+        before_send: Callable[[], Awaitable[None]] | None,
+    ) -> Answer:
+        """Send one request and read its bounded body, holding an in-flight slot."""
+        slots = self._in_flight
+        if slots is not None:
+            await slots.acquire()
+        authorization = ("Authorization", "Bearer " + token)
+        try:
+            if before_send is not None:
+                await _before_send(endpoint, before_send)
+            if self._fast is not None:
+                return await self._fast.exchange(
+                    endpoint.method,
+                    url,
+                    [*self._requests.headers, authorization],
+                    body,
+                    self._requests.timeout,
+                    BODY_LIMITS,
+                )
+            return await exchange(
+                self._client,
+                self._requests.build(endpoint.method, url, body, authorization),
+                BODY_LIMITS,
+                direct=self._direct,
+            )
+        finally:
+            if slots is not None:
+                slots.release()
+
+
+def _encode(endpoint: Endpoint[RequestT, Any], request: RequestT) -> bytes:
+    if not isinstance(request, endpoint.request_type):
+        raise InvalidRequestError(
+            f"{endpoint.name} takes a {endpoint.request_type.__name__}, "
+            f"not {type(request).__name__}"
+        )
+    return json.dumps(endpoint.encode(request), ensure_ascii=False).encode()
+
+
+async def _before_send(
+    endpoint: Endpoint[Any, Any], before_send: Callable[[], Awaitable[None]]
+) -> None:
+    try:
+        await before_send()
+    except Exception as exc:  # whatever the hook raised, nothing was sent
+        error = NotSentError(
+            f"{endpoint.name} was not sent: the on_send hook failed ({type(exc).__name__})"
+        )
+        raise error.with_context(endpoint=endpoint.name, attempts=0) from exc
+
+
+def _log(
+    endpoint: Endpoint[Any, Any], label: str | None, what: str, started: float, attempt: int
+) -> None:
+    if label is not None:
+        logger.debug(
+            "%s %s %s -> %s in %.1f ms (attempt %d)",
+            endpoint.method,
+            endpoint.path,
+            label,
+            what,
+            (time.perf_counter() - started) * 1000,
+            attempt,
+        )

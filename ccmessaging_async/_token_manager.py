@@ -1,0 +1,199 @@
+"""TokenManager: one valid access token, refreshed ahead of expiry in the background."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import Awaitable, Callable
+
+import anyio
+import attrs
+
+from ._errors import AuthenticationError
+from ._models import AccessToken
+from ._retry import backoff
+from ._token_policy import TokenPolicy
+from ._token_service import TOKEN_ENDPOINT
+
+__all__ = ["Token", "TokenManager", "refresh_windows"]
+
+logger = logging.getLogger("ccmessaging_async")
+
+
+@attrs.frozen(slots=True, eq=False)
+class Token:
+    """An access token and the monotonic times that govern its use."""
+
+    value: str = attrs.field(repr=False)
+    #: Monotonic times: refresh in the background from advisory_at, make callers wait
+    #: from mandatory_at, and never use the token from expires_at.
+    advisory_at: float
+    mandatory_at: float
+    expires_at: float
+
+
+def refresh_windows(lifetime: float) -> tuple[float, float, float]:
+    """Advisory margin, its jitter and the mandatory margin, scaled to the lifetime.
+
+    Fixed margins break short lifetimes (a 15-minute margin on a 10-minute token refreshes
+    on every call: botocore #2189), so each is capped by a share of the lifetime.
+    """
+    return min(120.0, 0.25 * lifetime), min(10.0, 0.05 * lifetime), min(30.0, 0.10 * lifetime)
+
+
+class TokenManager:
+    """Keeps one valid access token, refreshed ahead of expiry by a background task.
+
+    Only the refresher task talks to the token service, so any number of concurrent
+    callers cause one token request per refresh. Callers keep the current token during the
+    advisory window and wait for the refresh in the mandatory window. A failed refresh
+    keeps the old token while it is valid and is retried with capped, jittered backoff.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[AccessToken]],
+        policy: TokenPolicy,
+    ) -> None:
+        self._fetch = fetch
+        self._lifetime = policy.lifetime
+        self._wait_timeout = policy.timeout
+        self._policy = policy
+        self._clock = policy.clock
+        self._token: Token | None = None
+        self._wake = anyio.Event()
+        self._finished = anyio.Event()
+        self._in_flight = False
+        self._failures = 0
+        self._retry_at = -math.inf
+        self._last_error: AuthenticationError | None = None
+        #: How many times the token service was asked (successful or not).
+        self.fetches = 0
+
+    def __repr__(self) -> str:
+        state = "no token" if self._token is None else "token held"
+        return f"<TokenManager {state}, {self.fetches} fetches>"
+
+    async def start(self) -> None:
+        """Fetch the first token; raise :class:`AuthenticationError` if none can be had."""
+        await self._attempt()
+        if self._token is None:
+            assert self._last_error is not None  # noqa: S101 - set by a failed attempt
+            raise self._last_error
+
+    async def run(self) -> None:
+        """Refresh ahead of expiry until cancelled (the session's background task)."""
+        while True:
+            delay = self._next_attempt_at() - self._clock()
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._wake.wait()
+                self._wake = anyio.Event()
+            if self._clock() >= self._next_attempt_at():
+                await self._attempt()
+
+    async def get(self) -> Token:
+        """Return a token to send now, waiting for a refresh only when it must."""
+        token = self._token
+        now = self._clock()
+        if token is not None and now < token.mandatory_at:
+            if now >= token.advisory_at and not self._in_flight and now >= self._retry_at:
+                self._wake.set()
+            return token
+        return await self._get_slow(token, now)
+
+    def invalidate(self, token: Token) -> None:
+        """Drop ``token`` after the gateway refused it, unless a newer one replaced it."""
+        if self._token is token:
+            self._token = None
+            self._wake.set()
+
+    async def _get_slow(self, token: Token | None, now: float) -> Token:
+        if not self._in_flight and now < self._retry_at:
+            # Backing off after a failure: do not add load, use what is left.
+            return self._usable_or_raise(token, now)
+        finished = self._finished
+        self._wake.set()
+        with anyio.move_on_after(self._wait_timeout):
+            await finished.wait()
+        if not finished.is_set():
+            raise AuthenticationError(
+                f"timed out after {self._wait_timeout:g}s waiting for an access token"
+            ).with_context(endpoint=TOKEN_ENDPOINT)
+        token = self._token
+        now = self._clock()
+        if token is not None and now < token.mandatory_at:
+            return token
+        return self._usable_or_raise(token, now)
+
+    def _usable_or_raise(self, token: Token | None, now: float) -> Token:
+        if token is not None and now < token.expires_at:
+            return token
+        error = self._last_error
+        if error is None:
+            raise AuthenticationError(
+                "the access token expired and no new one is available"
+            ).with_context(endpoint=TOKEN_ENDPOINT)
+        raise AuthenticationError(
+            f"no valid access token: {error}", status_code=error.status_code
+        ).with_context(endpoint=TOKEN_ENDPOINT)
+
+    def _next_attempt_at(self) -> float:
+        if self._token is None:
+            return self._retry_at
+        return max(self._token.advisory_at, self._retry_at)
+
+    async def _attempt(self) -> None:
+        self._in_flight = True
+        self.fetches += 1
+        try:
+            access = await self._fetch()
+        except AuthenticationError as exc:
+            self._failed(exc)
+        except Exception as exc:  # noqa: BLE001 - the refresher must outlive any bug here
+            self._failed(
+                AuthenticationError(f"token fetch failed: {type(exc).__name__}").with_context(
+                    endpoint=TOKEN_ENDPOINT
+                )
+            )
+        else:
+            self._token = self._make_token(access)
+            self._failures = 0
+            self._retry_at = -math.inf
+            self._last_error = None
+        finally:
+            self._in_flight = False
+            finished, self._finished = self._finished, anyio.Event()
+            finished.set()
+
+    def _failed(self, error: AuthenticationError) -> None:
+        self._failures += 1
+        self._last_error = error
+        policy = self._policy
+        if error.status_code in (401, 403):
+            delay = policy.refresh_backoff_max
+        else:
+            # Half fixed, half jitter: never zero, so a failing service is not hammered.
+            delay = backoff(
+                self._failures,
+                policy.refresh_backoff_initial,
+                policy.refresh_backoff_max,
+                random.random(),  # noqa: S311 - jitter, not cryptography
+                fixed=0.5,
+            )
+        self._retry_at = self._clock() + delay
+        logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)
+
+    def _make_token(self, access: AccessToken) -> Token:
+        now = self._clock()
+        lifetime = self._lifetime
+        if access.expires is not None and math.isfinite(access.expires) and access.expires > 0:
+            lifetime = min(lifetime, access.expires)
+        advisory, jitter, mandatory = refresh_windows(lifetime)
+        return Token(
+            value=access.access_token,
+            advisory_at=now + lifetime - advisory - random.uniform(0, jitter),  # noqa: S311
+            mandatory_at=now + lifetime - mandatory,
+            expires_at=now + lifetime,
+        )

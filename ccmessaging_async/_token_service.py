@@ -1,0 +1,162 @@
+"""The ``tokenByAkSk`` client: app key and secret in, one access token out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+
+import anyio
+import attrs
+
+from . import _http
+from ._converter import structure_token
+from ._errors import AuthenticationError
+from ._models import AccessToken
+from ._retry import backoff
+from ._token_policy import TokenPolicy
+from ._transports.httpx_transport import read_bounded
+
+__all__ = ["TOKEN_ENDPOINT", "TOKEN_PATH", "Credentials", "TokenFetcher"]
+
+logger = logging.getLogger("ccmessaging_async")
+
+TOKEN_PATH = "/apigovernance/api/oauth/tokenByAkSk"  # noqa: S105 - a path
+#: The name errors of the token service carry as their ``endpoint``.
+TOKEN_ENDPOINT = "tokenByAkSk"  # noqa: S105 - a name
+_MAX_TOKEN_BODY = 64 * 1024
+
+
+@attrs.frozen(slots=True)
+class Credentials:
+    """An app key and its secret. The secret never appears in the repr."""
+
+    app_key: str = attrs.field(validator=attrs.validators.instance_of(str))
+    app_secret: str = attrs.field(
+        validator=attrs.validators.instance_of(str), repr=lambda _: "'***'"
+    )
+
+
+class _RetryableTokenError(AuthenticationError):
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after = retry_after
+
+
+class TokenFetcher:
+    """Asks ``tokenByAkSk`` for a token, retrying what is safe to retry (all of it)."""
+
+    def __init__(
+        self,
+        client: _http.AsyncClient,
+        url: str,
+        credentials: Credentials,
+        policy: TokenPolicy,
+    ) -> None:
+        self._client = client
+        self._url = url
+        self._policy = policy
+        self._body = json.dumps(
+            {"app_key": credentials.app_key, "app_secret": credentials.app_secret}
+        ).encode()
+        self._headers = {
+            "Content-Type": "application/json",
+            "X-Token-Expire": str(int(policy.lifetime)),
+        }
+
+    def __repr__(self) -> str:
+        return f"<TokenFetcher {self._url}>"
+
+    async def __call__(self) -> AccessToken:
+        """Fetch one token; raise :class:`AuthenticationError` when none can be had."""
+        policy = self._policy
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await self._fetch_once(attempt)
+            except _RetryableTokenError as exc:
+                if attempt >= policy.attempts:
+                    raise self._give_up(
+                        f"no access token after {attempt} attempts: {exc}", exc, attempt
+                    ) from exc
+                delay = exc.retry_after
+                if delay is None:
+                    delay = backoff(
+                        attempt,
+                        policy.retry_backoff_initial,
+                        policy.retry_backoff_max,
+                        random.random(),  # noqa: S311 - jitter, not cryptography
+                    )
+                elif delay > policy.max_retry_after:
+                    raise self._give_up(
+                        f"token service asked to retry after {delay:.0f}s "
+                        f"(more than max_retry_after): {exc}",
+                        exc,
+                        attempt,
+                    ) from exc
+                await anyio.sleep(delay)
+            except AuthenticationError as exc:
+                raise exc.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt) from None
+
+    @staticmethod
+    def _give_up(message: str, last: AuthenticationError, attempt: int) -> AuthenticationError:
+        error = AuthenticationError(message, status_code=last.status_code)
+        error.trace_id = last.trace_id
+        error.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
+        return error
+
+    async def _fetch_once(self, attempt: int) -> AccessToken:
+        started = time.perf_counter()
+        request = self._client.build_request(
+            "POST", self._url, content=self._body, headers=self._headers
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+            try:
+                body, _ = await read_bounded(response, _MAX_TOKEN_BODY)
+            finally:
+                await response.aclose()
+        except _http.TransportError as exc:
+            logger.debug("POST %s attempt %d failed: %s", TOKEN_PATH, attempt, type(exc).__name__)
+            raise _RetryableTokenError(
+                f"token service unreachable ({_http.describe_error(exc)})"
+            ) from exc
+        status = response.status_code
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s -> %d in %.1f ms (attempt %d)",
+                TOKEN_PATH,
+                status,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
+        trace_id = _http.trace_id(response.headers.get(_http.TRACE_HEADER))
+        error: AuthenticationError
+        if status == 200:
+            try:
+                return structure_token(json.loads(body))
+            except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure
+                # Not chained: the body may hold a token, and a cause's message may quote it.
+                error = _RetryableTokenError(
+                    "token service answered 200 with a body that is not the documented JSON "
+                    f"({type(exc).__name__})",
+                    status_code=status,
+                )
+        elif status in (401, 403):
+            error = AuthenticationError(
+                f"token service rejected the app key/secret (HTTP {status})", status_code=status
+            )
+        elif status == 429 or status >= 500:
+            error = _RetryableTokenError(
+                f"token service answered HTTP {status}",
+                status_code=status,
+                retry_after=_http.parse_retry_after(response.headers.get("retry-after")),
+            )
+        else:
+            error = AuthenticationError(f"token service answered HTTP {status}", status_code=status)
+        error.trace_id = trace_id
+        raise error

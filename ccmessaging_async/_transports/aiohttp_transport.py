@@ -1,0 +1,111 @@
+"""An aiohttp-backed httpx transport whose errors keep SPEC section 3's meaning.
+
+Imported only by :func:`ccmessaging_async.aiohttp_transport`: aiohttp is an extra.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+import httpx
+import httpx_aiohttp
+
+from .base import Answer, BodyLimits
+
+__all__ = ["SafeAiohttpTransport"]
+
+_CONNECT_FAILURES = (aiohttp.ClientConnectorError,)
+_CONNECT_TIMEOUTS = (aiohttp.ConnectionTimeoutError,)
+_READ_CHUNK = 65536
+
+
+class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
+    """httpx-aiohttp's transport, with only a failure to connect reported as not sent.
+
+    httpx-aiohttp maps aiohttp's errors by type, and reports a connection dropped *after*
+    the request was written as a connect timeout; here such a failure is a ``ReadError``
+    (outcome unknown), so the SDK never re-sends it.
+    """
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through aiohttp, correcting the error mapping."""
+        try:
+            response: httpx.Response = await super().handle_async_request(request)
+        except httpx.TransportError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, _CONNECT_FAILURES):
+                raise httpx.ConnectError(str(exc), request=request) from cause
+            if isinstance(cause, _CONNECT_TIMEOUTS):
+                raise httpx.ConnectTimeout(str(exc), request=request) from cause
+            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                # Anything else may have happened after the request was written.
+                raise httpx.ReadError(str(exc), request=request) from cause
+            raise
+        return response
+
+    async def exchange(  # noqa: PLR0917 - the ExchangeTransport signature
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
+        limits: BodyLimits,
+    ) -> Answer:
+        """One request straight through aiohttp, skipping httpx's request and response.
+
+        The classification is the same as :meth:`handle_async_request`'s.
+        """
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        try:
+            response = await self.client.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+            )
+        except _CONNECT_FAILURES as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+        except _CONNECT_TIMEOUTS as exc:
+            raise httpx.ConnectTimeout(str(exc)) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        limit = limits.for_status(response.status)
+        try:
+            content, truncated = await _read_bounded(response, limit)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            response.close()
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        if truncated:
+            response.close()  # the rest is never read: the connection cannot be reused
+        else:
+            response.release()
+        return Answer(
+            response.status,
+            response.headers.get("Retry-After"),
+            content,
+            truncated,
+            response.headers.get("X-Request-Id"),
+        )
+
+
+async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:
+    length = response.content_length
+    if length is not None and length > limit:
+        return b"", True
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await response.content.read(_READ_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False

@@ -1,0 +1,55 @@
+"""What every transport gives the sender: an :class:`Answer`, and the fast-exchange protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+__all__ = ["Answer", "BodyLimits", "ExchangeTransport"]
+
+
+@attrs.frozen(slots=True)
+class BodyLimits:
+    """The most bytes read of a body: a 200's, and any other answer's."""
+
+    success: int
+    error: int
+
+    def for_status(self, status: int) -> int:
+        """Return the limit for an answer with ``status``."""
+        return self.success if status == 200 else self.error
+
+
+@attrs.frozen(slots=True)
+class Answer:
+    """What one exchange brought back: the status, two headers and a bounded body."""
+
+    status: int
+    retry_after: str | None
+    content: bytes
+    #: The body was longer than the limit and was cut.
+    truncated: bool
+    #: The gateway's ``X-Request-Id`` header, as sent.
+    request_id: str | None = None
+
+
+@runtime_checkable
+class ExchangeTransport(Protocol):
+    """A transport that can do one exchange without httpx's request and response objects.
+
+    It raises httpx's transport errors, with a failure to connect as ``ConnectError`` /
+    ``ConnectTimeout`` only: anything after the connection was made may have been sent.
+    """
+
+    async def exchange(  # noqa: PLR0917 - one positional call on the hot path
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[str, str]],
+        body: bytes,
+        timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
+        limits: BodyLimits,
+    ) -> Answer:
+        """Send one request and read its bounded body."""
+        ...

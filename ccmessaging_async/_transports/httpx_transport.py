@@ -1,0 +1,118 @@
+"""Exchanges through an ``httpx.AsyncClient``: prepared requests, a direct send, bounded reads."""
+
+from __future__ import annotations
+
+import inspect
+
+import httpx
+
+from .. import _http
+from .base import Answer, BodyLimits
+
+__all__ = ["DIRECT_SEND", "RequestFactory", "exchange", "read_bounded", "send_direct"]
+
+
+def _transport_lookup_works() -> bool:
+    """Whether httpx still has the private transport lookup :func:`send_direct` relies on."""
+    lookup = getattr(httpx.AsyncClient, "_transport_for_url", None)
+    if not callable(lookup):
+        return False
+    try:
+        return list(inspect.signature(lookup).parameters) == ["self", "url"]
+    except (TypeError, ValueError):
+        return False
+
+
+#: The direct send is used only when httpx's internals still look as pinned (httpx < 0.29);
+#: otherwise every request goes through ``AsyncClient.send``, slower but the same answer.
+DIRECT_SEND = _transport_lookup_works()
+
+
+class RequestFactory:
+    """Builds requests for one client with its headers and timeouts merged once.
+
+    ``client.build_request`` merges headers, cookies and the timeout and parses the URL on
+    every call; for a fixed set of endpoints all of that can be done up front.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+        merged = httpx.Headers(client.headers)
+        merged.update(headers)
+        #: The merged headers, as (name, value) pairs.
+        self.headers = merged.multi_items()
+        #: The client's timeouts, as httpx passes them to transports.
+        self.timeout = client.timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
+
+    def build(
+        self, method: str, url: str, content: bytes, header: tuple[str, str]
+    ) -> httpx.Request:
+        """Build a request to ``url`` with the merged headers plus ``header``."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return httpx.Request(
+            method,
+            parsed,
+            content=content,
+            headers=[*self.headers, header],
+            extensions={"timeout": self.timeout},
+        )
+
+
+async def exchange(
+    client: httpx.AsyncClient, request: httpx.Request, limits: BodyLimits, *, direct: bool
+) -> Answer:
+    """Send ``request`` and read its body within ``limits``; raise httpx's transport errors."""
+    if direct and DIRECT_SEND:
+        response = await send_direct(client, request)
+    else:
+        response = await client.send(request, stream=True)
+    try:
+        content, truncated = await read_bounded(response, limits.for_status(response.status_code))
+    finally:
+        await response.aclose()
+    headers = response.headers
+    return Answer(
+        response.status_code,
+        headers.get("retry-after"),
+        content,
+        truncated,
+        headers.get(_http.TRACE_HEADER),
+    )
+
+
+async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send through the client's transport, skipping ``AsyncClient.send``'s per-call work.
+
+    That work (auth and redirect flows, cookie extraction, event hooks, elapsed-time
+    wrapping) is not used by a client the session built itself and costs as much CPU as
+    the SDK's own per-call work. The transport is looked up the way ``send`` does (and the
+    way ``respx.mock(using="httpx")`` intercepts). The response is streamed: close it.
+    """
+    # httpx/_client.py, AsyncClient._transport_for_url (line 1474 in 0.28.1): the lookup of
+    # mounts and proxies send() itself makes. Pinned by httpx<0.29, checked at import
+    # (DIRECT_SEND) and by tests/test_contracts.py.
+    transport = client._transport_for_url(request.url)  # noqa: SLF001 - see above
+    response = await transport.handle_async_request(request)
+    response.request = request
+    return response
+
+
+async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Read at most ``limit`` bytes of a streamed response; say whether it was cut short."""
+    length = response.headers.get("content-length", "")
+    if length.isdigit():
+        if int(length) > limit:
+            return b"", True
+        return await response.aread(), False
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            # Leaving early abandons httpx's nested stream generators; closing the response
+            # afterwards releases the connection (trio may warn when it collects them).
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False
