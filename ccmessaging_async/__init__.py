@@ -1,10 +1,8 @@
 """Async client for Huawei Cloud CEC CC-Messaging anonymous calls (createcall)."""
 
-from __future__ import annotations
-
-import warnings
+import warnings as _warnings
 from importlib.metadata import version as _version
-from typing import Any
+from typing import Any as _Any
 
 from ._aiohttp import aiohttp_transport
 from ._batch import CallOutcome, OutcomeStatus
@@ -69,10 +67,10 @@ _DEPRECATED = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _DEPRECATED:
         replacement, value = _DEPRECATED[name]
-        warnings.warn(
+        _warnings.warn(
             f"ccmessaging_async.{name} is deprecated: use {replacement} (a 4xx: the call was "
             "not created); a 5xx is ServerError, an OutcomeUnknownError",
             DeprecationWarning,

@@ -68,6 +68,7 @@ class TokenManager:
         self._failures = 0
         self._retry_at = -math.inf
         self._last_error: AuthenticationError | None = None
+        self._retry_when_asked = False
         #: How many times the token service was asked (successful or not).
         self.fetches = 0
 
@@ -86,10 +87,13 @@ class TokenManager:
         """Refresh ahead of expiry until cancelled (the session's background task)."""
         while True:
             delay = self._next_attempt_at() - self._clock()
-            if delay > 0:
-                with anyio.move_on_after(delay):
+            if delay > 0 or self._retry_when_asked:
+                # After a failure with no backoff (TokenPolicy.for_tests), try again only
+                # when a call needs a token, never in a loop of its own.
+                with anyio.move_on_after(delay if delay > 0 else math.inf):
                     await self._wake.wait()
                 self._wake = anyio.Event()
+                self._retry_when_asked = False
             if self._clock() >= self._next_attempt_at():
                 await self._attempt()
 
@@ -183,6 +187,7 @@ class TokenManager:
                 fixed=0.5,
             )
         self._retry_at = self._clock() + delay
+        self._retry_when_asked = delay <= 0
         logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)
 
     def _make_token(self, access: AccessToken) -> Token:

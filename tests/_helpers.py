@@ -66,3 +66,32 @@ def emulator_env(url: str, app_key: str, app_secret: str) -> dict[str, str]:
         "CCMESSAGING_APP_KEY": app_key,
         "CCMESSAGING_APP_SECRET": app_secret,
     }
+
+
+def reachable_reprs(root: object, depth: int = 3) -> list[str]:
+    """The repr of ``root`` and of every object reachable through its attributes.
+
+    A sweep for secrets: whatever a debugger, a crash reporter or ``vars()`` would show.
+    """
+    texts: list[str] = []
+    seen: set[int] = set()
+    layer = [root]
+    for _ in range(depth + 1):
+        following = []
+        for item in layer:
+            if id(item) in seen or isinstance(item, str | bytes | int | float | type(None)):
+                continue
+            seen.add(id(item))
+            texts.append(repr(item))
+            following += _attribute_values(item)
+        layer = following
+    return texts
+
+
+def _attribute_values(item: object) -> list[object]:
+    values = list(getattr(item, "__dict__", {}).values())
+    for cls in type(item).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if hasattr(item, name):
+                values.append(getattr(item, name))
+    return values

@@ -19,6 +19,7 @@ from ccmessaging_async import (
     ResultCode,
     ResultCodeError,
     RetryPolicy,
+    TokenPolicy,
 )
 from ccmessaging_async.testing import DropPoint, Emulator
 from tests._helpers import FakeClock
@@ -30,14 +31,14 @@ def numbers(n: int) -> list[str]:
     return [f"1380000{i:04d}" for i in range(n)]
 
 
-def in_process(emulator: Emulator, **kwargs: object) -> AsyncSession:
+def in_process(emulator: Emulator, token: TokenPolicy | None = None) -> AsyncSession:
     return AsyncSession(
         "http://127.0.0.1",
         emulator.app_key,
         emulator.app_secret,
         transport=httpx.ASGITransport(app=emulator),
-        retry=RetryPolicy(backoff_initial=0, backoff_max=0),
-        **kwargs,  # type: ignore[arg-type]
+        retry=RetryPolicy.for_tests(),
+        token=token or TokenPolicy.for_tests(),
     )
 
 
@@ -264,7 +265,9 @@ async def test_on_send_hook_is_not_called_for_a_call_that_gets_no_token() -> Non
     emulator = Emulator()
     seen: list[int] = []
     clock = FakeClock()
-    async with in_process(emulator, token_timeout=0.2, clock=clock) as session:
+    async with in_process(
+        emulator, token=TokenPolicy.for_tests(timeout=0.2, clock=clock)
+    ) as session:
         emulator.app_secret = "rotated"  # every refresh is refused from now on
         clock.advance(7200)  # the token has expired
         outcomes = await collect(

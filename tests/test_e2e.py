@@ -104,7 +104,7 @@ def test_call_exit_code_says_whether_the_call_may_exist(
     assert main(["call", "--called", "13900000001"]) == ExitCode.NOT_CREATED
     assert "ResultCodeError" in capsys.readouterr().err
     assert main(["call", "--called", "13900000002"]) == ExitCode.UNKNOWN
-    assert "OutcomeUnknownError" in capsys.readouterr().err
+    assert "ConnectionLostError" in capsys.readouterr().err
     assert served.app.calls_for("13900000002") == 1
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.to_thread
+import attrs
 import pytest
 
 from ccmessaging_async import (
@@ -30,12 +31,13 @@ from ccmessaging_async import (
     AuthenticationError,
     CallOutcome,
     CreateCallRequest,
-    HTTPStatusError,
     OutcomeStatus,
     OutcomeUnknownError,
+    RequestRejectedError,
     ResponseDecodeError,
     RetryPolicy,
     ServerError,
+    TokenPolicy,
 )
 from ccmessaging_async._http import Timeout
 from ccmessaging_async.testing import Emulator, EmulatorServer, TokenFailure
@@ -45,7 +47,8 @@ from tests._report import record_scenario
 
 pytestmark = [pytest.mark.faults, pytest.mark.anyio]
 
-FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05, token_backoff_initial=0.05)
+FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
+FAST_TOKENS = TokenPolicy(refresh_backoff_initial=0.05)
 
 
 @pytest.fixture
@@ -66,6 +69,7 @@ def numbers(prefix: str, n: int) -> list[str]:
 
 def session_for(url: str, emulator: Emulator, **kwargs: Any) -> AsyncSession:
     kwargs.setdefault("retry", FAST)
+    kwargs.setdefault("token", FAST_TOKENS)
     return AsyncSession(url, emulator.app_key, emulator.app_secret, **kwargs)
 
 
@@ -182,7 +186,7 @@ async def test_refresh_failing_while_old_token_valid() -> None:
     with EmulatorServer(emulator) as server:
         outcomes = await run_batch(
             "2. token refresh failing while the old token is valid",
-            session_for(server.url, emulator, clock=clock),
+            session_for(server.url, emulator, token=attrs.evolve(FAST_TOKENS, clock=clock)),
             emulator,
             numbers("1302", 300),
             server=server,
@@ -395,7 +399,7 @@ async def test_server_errors_and_garbage_bodies(server: EmulatorServer) -> None:
         assert isinstance(by_number[number].error, ResponseDecodeError)
     for number in called[3::10]:
         assert by_number[number].status is OutcomeStatus.FAILED
-        assert isinstance(by_number[number].error, HTTPStatusError)
+        assert isinstance(by_number[number].error, RequestRejectedError)
     assert all(o.attempts == 1 for o in outcomes)
 
 

@@ -27,8 +27,9 @@ from ccmessaging_async import (
     ResultCodeError,
     ServerError,
 )
+from ccmessaging_async._classify import decode_success
 from ccmessaging_async._converter import structure_token
-from ccmessaging_async._endpoints import CREATE_CALL, Sender
+from ccmessaging_async._endpoints import CREATE_CALL
 from ccmessaging_async.cli import main
 from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer, TokenFailure
 from tests._helpers import APP_KEY, APP_SECRET, TOKEN_PATH, token_json
@@ -55,7 +56,7 @@ def test_any_json_body_decodes_or_raises_a_typed_error(body: Any) -> None:
     """Arbitrary JSON answers give a result or a typed error, never an unhandled exception."""
     content = json.dumps(body).encode()
     try:
-        result = Sender._decode(CREATE_CALL, content)
+        result = decode_success(CREATE_CALL, content)
     except (ResponseDecodeError, ResultCodeError):
         return
     assert isinstance(result, CreateCallResult)
@@ -66,7 +67,7 @@ def test_any_json_body_decodes_or_raises_a_typed_error(body: Any) -> None:
 def test_any_bytes_decode_or_raise_a_typed_error(content: bytes) -> None:
     """Arbitrary bytes as a 200 body never escape as an untyped exception."""
     with contextlib.suppress(CCMessagingError):
-        Sender._decode(CREATE_CALL, content)
+        decode_success(CREATE_CALL, content)
 
 
 @given(body=json_values)
@@ -145,12 +146,13 @@ def test_no_secret_anywhere_in_a_full_failing_run(
         async def errors() -> list[str]:
             texts = []
             async with AsyncSession(server.url, emulator.app_key, emulator.app_secret) as session:
-                texts += [repr(session), repr(session._tokens), repr(session._credentials)]
+                # the session and every object it holds
+                texts += [repr(session), *map(repr, vars(session).values())]
                 for number in called[1:7]:
                     try:
                         await session.create_call(CreateCallRequest(called=number))
                     except CCMessagingError as exc:
-                        texts += [str(exc), repr(exc), repr(exc.__cause__)]
+                        texts += [str(exc), repr(exc), repr(exc.__cause__), repr(vars(exc))]
             return texts
 
         texts = anyio.run(errors)

@@ -13,6 +13,7 @@ from ccmessaging_async import (
     ResultCode,
     ResultCodeError,
     RetryPolicy,
+    TokenPolicy,
 )
 from ccmessaging_async.testing import Emulator, TokenFailure, mock_routes
 
@@ -99,7 +100,8 @@ async def test_token_failures_then_recovery(kind: TokenFailure) -> None:
         emulator.app_key,
         emulator.app_secret,
         transport=httpx.ASGITransport(app=emulator),
-        retry=RetryPolicy(backoff_initial=0, token_attempts=3),
+        retry=RetryPolicy.for_tests(),
+        token=TokenPolicy.for_tests(),
     ) as session:
         await session.create_call(CreateCallRequest(called="1"))
     assert emulator.token_requests == 3
