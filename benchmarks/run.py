@@ -279,8 +279,8 @@ def overhead(calls: int, rounds: int) -> dict[str, Any]:
     import overhead as oh
 
     from ccmessaging_async import CreateCallRequest
-    from ccmessaging_async._converter import unstructure
     from ccmessaging_async._classify import decode_success
+    from ccmessaging_async._converter import unstructure
     from ccmessaging_async._endpoints import CREATE_CALL
 
     medians = oh.measure(calls, rounds)

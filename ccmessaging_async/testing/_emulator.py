@@ -16,10 +16,10 @@ import anyio
 import attrs
 
 from .. import _http
-from .._token_policy import MAX_TOKEN_LIFETIME
-from .._token_service import TOKEN_PATH
 from .._endpoints import CREATE_CALL
 from .._models import MAX_CALL_DATA, MAX_CALLED, MAX_CALLER_PRESENT
+from .._token_policy import MAX_TOKEN_LIFETIME
+from .._token_service import TOKEN_PATH
 
 __all__ = ["DropPoint", "Emulator", "RecordedCall", "TokenFailure"]
 

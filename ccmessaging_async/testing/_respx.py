@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .._token_service import TOKEN_PATH
 from .._endpoints import CREATE_CALL
+from .._token_service import TOKEN_PATH
 
 if TYPE_CHECKING:
     import respx
