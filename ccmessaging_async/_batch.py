@@ -32,7 +32,7 @@ from ._models import CreateCallRequest, CreateCallResult
 from ._retry import RetryBudget
 from ._sender import Sender
 
-__all__ = ["CallOutcome", "OutcomeStatus", "run_batch", "status_of"]
+__all__ = ["CallOutcome", "OutcomeStatus", "check_batch_options", "run_batch", "status_of"]
 
 
 class OutcomeStatus(enum.Enum):
@@ -66,6 +66,18 @@ class CallOutcome:
     def ok(self) -> bool:
         """Whether the call was created."""
         return self.status is OutcomeStatus.SUCCEEDED
+
+
+def check_batch_options(concurrency: int, rate: float | None, retry_budget: int | None) -> None:
+    """Raise :class:`ConfigurationError` for options no batch can run with."""
+    if not isinstance(concurrency, int) or isinstance(concurrency, bool) or concurrency < 1:
+        raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
+    if rate is not None and not (isinstance(rate, int | float) and 0 < rate < math.inf):
+        raise ConfigurationError(f"rate must be > 0 calls per second, or None, got {rate!r}")
+    if retry_budget is not None and (
+        not isinstance(retry_budget, int) or isinstance(retry_budget, bool) or retry_budget < 0
+    ):
+        raise ConfigurationError(f"retry_budget must be an int >= 0, got {retry_budget!r}")
 
 
 class _RateLimiter:
@@ -117,12 +129,7 @@ class _Batch:
         retry_budget: int | None,
         on_send: Callable[[int, CreateCallRequest], object] | None,
     ) -> None:
-        if not isinstance(concurrency, int) or concurrency < 1:
-            raise ConfigurationError(f"concurrency must be an int >= 1, got {concurrency!r}")
-        if rate is not None and not (isinstance(rate, int | float) and 0 < rate < math.inf):
-            raise ConfigurationError(f"rate must be > 0 calls per second, or None, got {rate!r}")
-        if retry_budget is not None and (not isinstance(retry_budget, int) or retry_budget < 0):
-            raise ConfigurationError(f"retry_budget must be an int >= 0, got {retry_budget!r}")
+        check_batch_options(concurrency, rate, retry_budget)
         self._sender = sender
         self._requests = requests
         self._concurrency = concurrency

@@ -189,26 +189,29 @@ class RetryBudget:
     """Re-sends shared by a whole batch, so an outage cannot multiply the load.
 
     Each re-send spends one unit; each success returns a fraction of one, up to the
-    capacity (botocore's retry quota works the same way).
+    capacity (botocore's retry quota works the same way). Counted in thousandths, so ten
+    successes at 0.1 earn exactly one re-send back.
     """
+
+    _SCALE = 1000
 
     def __init__(self, capacity: int, refill_per_success: float = 0.1) -> None:
         self.capacity = capacity
-        self._available = float(capacity)
-        self._refill = refill_per_success
+        self._available = capacity * self._SCALE
+        self._refill = round(refill_per_success * self._SCALE)
 
     def __repr__(self) -> str:
-        return f"<RetryBudget {self._available:.1f}/{self.capacity}>"
+        return f"<RetryBudget {self._available / self._SCALE:.1f}/{self.capacity}>"
 
     @property
     def can_spend(self) -> bool:
         """Whether one more re-send can be paid for."""
-        return self._available >= 1
+        return self._available >= self._SCALE
 
     def spend(self) -> None:
         """Pay for one re-send (check :attr:`can_spend` first)."""
-        self._available = max(0.0, self._available - 1)
+        self._available = max(0, self._available - self._SCALE)
 
     def refund(self) -> None:
         """Give back part of a re-send after a success."""
-        self._available = min(float(self.capacity), self._available + self._refill)
+        self._available = min(self.capacity * self._SCALE, self._available + self._refill)

@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from . import _http
-from ._batch import CallOutcome, run_batch
+from ._batch import CallOutcome, check_batch_options, run_batch
 from ._config import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -254,6 +254,7 @@ class AsyncSession:
         calls in flight and waits for them to end.
         """
         self._check_open()
+        check_batch_options(concurrency, rate, retry_budget)
         assert self._task_group is not None  # noqa: S101 - set whenever the state is OPEN
         return run_batch(
             self._sender,

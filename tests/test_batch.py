@@ -12,6 +12,7 @@ import pytest
 from ccmessaging_async import (
     AsyncSession,
     CallOutcome,
+    ConfigurationError,
     CreateCallRequest,
     InvalidRequestError,
     OutcomeStatus,
@@ -279,13 +280,16 @@ async def test_on_send_hook_is_not_called_for_a_call_that_gets_no_token() -> Non
 
 
 async def test_bad_batch_arguments() -> None:
-    """Nonsense concurrency or rate is refused."""
+    """Nonsense concurrency, rate or budget is refused with ConfigurationError, at the call."""
     emulator = Emulator()
     async with in_process(emulator) as session:
-        with pytest.raises(ValueError, match="concurrency"):
-            await collect(session, [], concurrency=0)
-        with pytest.raises(ValueError, match="rate"):
-            await collect(session, [], rate=0)
+        with pytest.raises(ConfigurationError, match="concurrency"):
+            session.create_calls([], concurrency=0)
+        with pytest.raises(ConfigurationError, match="rate"):
+            session.create_calls([], rate=0)
+        with pytest.raises(ConfigurationError, match="retry_budget"):
+            session.create_calls([], retry_budget=-1)
+        assert isinstance(ConfigurationError("x"), ValueError)  # what 0.1 raised still catches
 
 
 # trio warns about any async generator left unclosed, by design: there, use aclosing().
