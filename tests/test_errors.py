@@ -93,7 +93,7 @@ def test_every_error_pickles_with_its_attributes(error: CCMessagingError) -> Non
     """An error shipped to another process comes back whole: message, attributes, context."""
     error.with_context(endpoint="createcall", attempts=2)
     error.trace_id = "req-123"
-    copy = pickle.loads(pickle.dumps(error))
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert type(copy) is type(error)
     assert str(copy) == str(error)
     assert vars(copy) == vars(error)
@@ -132,6 +132,7 @@ def answer(request: httpx.Request) -> httpx.Response:
     what = ANSWERS[called]
     if isinstance(what, Exception):
         raise what
+    assert isinstance(what, httpx.Response)
     return what
 
 
@@ -206,7 +207,7 @@ async def test_a_token_failure_names_the_token_service(router: respx.MockRouter)
 async def test_an_odd_request_id_is_not_kept(router: respx.MockRouter, value: str) -> None:
     """Only a short, printable, ASCII request id is kept on an error."""
     router.post(TOKEN_PATH).respond(json=token_json())
-    router.post(CALL_PATH).respond(500, headers={"X-Request-Id": value.encode()})
+    router.post(CALL_PATH).respond(500, headers={b"X-Request-Id": value.encode()})
     async with AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token=TokenPolicy.for_tests()) as s:
         with pytest.raises(ServerError) as info:
             await s.create_call(CreateCallRequest(called="1"))

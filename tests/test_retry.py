@@ -152,17 +152,21 @@ def test_backoff_doubles_to_its_cap_and_jitters_within_it() -> None:
     assert backoff(3, 0.2, 1.0, 0.0, fixed=0.5) == 0.4  # half fixed: never below half
 
 
+def spendable(budget: RetryBudget) -> bool:
+    return budget.can_spend
+
+
 def test_budget_is_spent_and_refilled_by_successes() -> None:
     """Each re-send costs one unit; ten successes earn one back, never above the capacity."""
     budget = RetryBudget(2)
     budget.spend()
     budget.spend()
-    assert not budget.can_spend
+    assert not spendable(budget)
     for _ in range(9):
         budget.refund()
-    assert not budget.can_spend
+    assert not spendable(budget)
     budget.refund()
-    assert budget.can_spend
+    assert spendable(budget)
     for _ in range(100):
         budget.refund()
     assert repr(budget) == "<RetryBudget 2.0/2>"
