@@ -102,16 +102,14 @@ class Sender:
         call then holds a token and an in-flight slot. If it raises, nothing is sent and
         :class:`NotSentError` is raised.
         """
-        body = _encode(endpoint, request)
-        url = self._base_url + endpoint.path
-        label = endpoint.describe(request) if logger.isEnabledFor(logging.DEBUG) else None
+        call = _Call.prepare(endpoint, request, self._base_url)
         attempts = resends = 0
         token_refreshed = False
         while True:
             token = await self._token(attempts)
             attempts += 1
             hook = before_send if attempts == 1 else None
-            outcome = await self._attempt(endpoint, url, body, token, hook, label, attempts)
+            outcome = await self._attempt(call, token, attempt=attempts, before_send=hook)
             if not isinstance(outcome, CCMessagingError):
                 if budget is not None:
                     budget.refund()
@@ -139,33 +137,30 @@ class Sender:
         try:
             return await self._tokens.get()
         except AuthenticationError as error:
-            raise error.with_context(attempts=attempts) from error.__cause__
+            error.with_context(attempts=attempts)
+            raise
 
-    async def _attempt(  # noqa: PLR0917 - the private step of send()
+    async def _attempt(
         self,
-        endpoint: Endpoint[Any, ResultT],
-        url: str,
-        body: bytes,
+        call: _Call[ResultT],
         token: Token,
-        before_send: Callable[[], Awaitable[None]] | None,
-        label: str | None,
+        *,
         attempt: int,
+        before_send: Callable[[], Awaitable[None]] | None,
     ) -> ResultT | CCMessagingError:
         """One send: the result, or the typed error for what happened."""
         started = time.perf_counter()
         try:
-            answer = await self._exchange(endpoint, url, body, token.value, before_send)
+            answer = await self._exchange(call, token.value, before_send)
         except _http.TransportError as exc:
-            _log(endpoint, label, type(exc).__name__, started, attempt)
-            return classify_failure(endpoint, exc)
-        _log(endpoint, label, str(answer.status), started, attempt)
-        return classify_answer(endpoint, answer)
+            call.log(type(exc).__name__, started, attempt)
+            return classify_failure(call.endpoint, exc)
+        call.log(str(answer.status), started, attempt)
+        return classify_answer(call.endpoint, answer)
 
     async def _exchange(
         self,
-        endpoint: Endpoint[Any, Any],
-        url: str,
-        body: bytes,
+        call: _Call[Any],
         token: str,
         before_send: Callable[[], Awaitable[None]] | None,
     ) -> Answer:
@@ -176,19 +171,20 @@ class Sender:
         authorization = ("Authorization", "Bearer " + token)
         try:
             if before_send is not None:
-                await _before_send(endpoint, before_send)
+                await _before_send(call.endpoint, before_send)
+            method = call.endpoint.method
             if self._fast is not None:
                 return await self._fast.exchange(
-                    endpoint.method,
-                    url,
+                    method,
+                    call.url,
                     [*self._requests.headers, authorization],
-                    body,
+                    call.body,
                     self._requests.timeout,
                     BODY_LIMITS,
                 )
             return await exchange(
                 self._client,
-                self._requests.build(endpoint.method, url, body, authorization),
+                self._requests.build(method, call.url, call.body, authorization),
                 BODY_LIMITS,
                 direct=self._direct,
             )
@@ -197,13 +193,40 @@ class Sender:
                 slots.release()
 
 
-def _encode(endpoint: Endpoint[RequestT, Any], request: RequestT) -> bytes:
-    if not isinstance(request, endpoint.request_type):
-        raise InvalidRequestError(
-            f"{endpoint.name} takes a {endpoint.request_type.__name__}, "
-            f"not {type(request).__name__}"
-        )
-    return json.dumps(endpoint.encode(request), ensure_ascii=False).encode()
+@attrs.frozen(slots=True)
+class _Call(Generic[ResultT]):
+    """One request, encoded once for all its sends."""
+
+    endpoint: Endpoint[Any, ResultT]
+    url: str
+    body: bytes
+    #: The request as named in DEBUG logs (numbers masked); None when DEBUG is off.
+    label: str | None
+
+    @classmethod
+    def prepare(
+        cls, endpoint: Endpoint[RequestT, ResultT], request: RequestT, base_url: str
+    ) -> _Call[ResultT]:
+        if not isinstance(request, endpoint.request_type):
+            raise InvalidRequestError(
+                f"{endpoint.name} takes a {endpoint.request_type.__name__}, "
+                f"not {type(request).__name__}"
+            ).with_context(endpoint=endpoint.name)
+        body = json.dumps(endpoint.encode(request), ensure_ascii=False).encode()
+        label = endpoint.describe(request) if logger.isEnabledFor(logging.DEBUG) else None
+        return cls(endpoint, base_url + endpoint.path, body, label)
+
+    def log(self, what: str, started: float, attempt: int) -> None:
+        if self.label is not None:
+            logger.debug(
+                "%s %s %s -> %s in %.1f ms (attempt %d)",
+                self.endpoint.method,
+                self.endpoint.path,
+                self.label,
+                what,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
 
 
 async def _before_send(
@@ -216,18 +239,3 @@ async def _before_send(
             f"{endpoint.name} was not sent: the on_send hook failed ({type(exc).__name__})"
         )
         raise error.with_context(endpoint=endpoint.name, attempts=0) from exc
-
-
-def _log(
-    endpoint: Endpoint[Any, Any], label: str | None, what: str, started: float, attempt: int
-) -> None:
-    if label is not None:
-        logger.debug(
-            "%s %s %s -> %s in %.1f ms (attempt %d)",
-            endpoint.method,
-            endpoint.path,
-            label,
-            what,
-            (time.perf_counter() - started) * 1000,
-            attempt,
-        )

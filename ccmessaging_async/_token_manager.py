@@ -150,6 +150,7 @@ class TokenManager:
 
     async def _attempt(self) -> None:
         self._in_flight = True
+        self._wake = anyio.Event()  # this attempt answers every wake-up asked for so far
         self.fetches += 1
         try:
             access = await self._fetch()
