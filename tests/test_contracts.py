@@ -30,7 +30,7 @@ pytestmark = pytest.mark.anyio
 
 
 def test_httpx_transport_lookup_is_what_send_uses() -> None:
-    """httpx still looks transports up as the direct send assumes (checked at import too)."""
+    """The transport lookup is still what the direct send assumes (checked at import too)."""
     assert httpx_transport.DIRECT_SEND
     transport = httpx.AsyncHTTPTransport()
     client = httpx.AsyncClient(transport=transport, trust_env=False)

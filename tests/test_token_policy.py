@@ -45,7 +45,7 @@ def test_refresh_windows_scale_with_the_lifetime(
 ) -> None:
     """Advisory margin, its jitter and the mandatory margin are capped by lifetime shares."""
     assert refresh_windows(lifetime) == pytest.approx(expected)
-    advisory, jitter, mandatory = refresh_windows(lifetime)
+    advisory, _jitter, mandatory = refresh_windows(lifetime)
     assert mandatory < advisory < lifetime
 
 
@@ -85,7 +85,7 @@ async def test_deprecated_token_arguments_warn_and_still_apply(router: respx.Moc
     router.post(CALL_PATH).respond(json=call_json())
     with pytest.warns(DeprecationWarning, match=r"TokenPolicy\(attempts"):
         retry = RetryPolicy(token_attempts=4, backoff_initial=0)
-    with pytest.warns(DeprecationWarning) as warned:
+    with pytest.warns(DeprecationWarning, match="is deprecated: use") as warned:
         session = AsyncSession(
             BASE_URL,
             APP_KEY,
@@ -107,7 +107,7 @@ async def test_deprecated_token_arguments_warn_and_still_apply(router: respx.Moc
 def test_deprecated_and_new_token_settings_together_are_refused() -> None:
     """Mixing token= with a deprecated token argument is a ConfigurationError, not a guess."""
     with (
-        pytest.warns(DeprecationWarning),
+        pytest.warns(DeprecationWarning, match="token_lifetime"),
         pytest.raises(ConfigurationError, match="not both"),
     ):
         AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token=TokenPolicy(), token_lifetime=60)
