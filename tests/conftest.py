@@ -9,6 +9,10 @@ import respx
 
 from tests._helpers import BASE_URL
 
+# The installed pytest11 entry point would import the SDK before coverage starts; pyproject
+# turns it off (-p no:ccmessaging_async) and the plugin is loaded here instead, measured.
+pytest_plugins = ["ccmessaging_async.testing.pytest_plugin"]
+
 
 @pytest.fixture(params=["asyncio", "trio"])
 def anyio_backend(request: pytest.FixtureRequest) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import httpx
 import pytest
 import respx
@@ -105,3 +107,9 @@ async def test_token_failures_then_recovery(kind: TokenFailure) -> None:
     ) as session:
         await session.create_call(CreateCallRequest(called="1"))
     assert emulator.token_requests == 3
+
+
+def test_the_pytest_plugin_is_registered_for_users() -> None:
+    """Installing the package registers the fixtures' plugin with pytest (entry point)."""
+    plugins = importlib.metadata.entry_points(group="pytest11")
+    assert {"ccmessaging_async.testing.pytest_plugin"} <= {ep.value for ep in plugins}

@@ -60,6 +60,7 @@ class RecordedCall:
     caller_present: str | None
     call_data: str | None
     serial_no: str
+    #: When its request arrived, on the emulator's clock.
     at: float
 
 
@@ -237,11 +238,11 @@ class Emulator:
             expires_at = self._tokens.get(authorization[len("Bearer ") :])
             return expires_at is not None and self._clock() < expires_at
 
-    def _over_rate(self) -> bool:
+    def _over_rate(self, now: float) -> bool:
         if self.rate_limit is None:
             return False
         with self._lock:
-            second = float(int(self._clock()))
+            second = float(int(now))
             start, count = self._rate_window
             if start != second:
                 start, count = second, 0
@@ -250,6 +251,9 @@ class Emulator:
             return count > self.rate_limit
 
     async def _create_call(self, headers: dict[str, str], body: bytes, send: Send) -> None:
+        # One moment per request: the rate window it is counted in is the one it is recorded
+        # in, even when handling it crosses a second boundary.
+        arrived = self._clock()
         with self._lock:
             self.createcall_requests += 1
         if not self._token_valid(headers):
@@ -257,7 +261,7 @@ class Emulator:
                 send, 403, {"errorCode": "APIGW.0301", "exceptionInfo": EXPIRED_TOKEN_INFO}
             )
             return
-        if self._over_rate():
+        if self._over_rate(arrived):
             await _respond(
                 send,
                 429,
@@ -293,7 +297,7 @@ class Emulator:
                     caller_present=data.get("callerPresent"),
                     call_data=data.get("callData"),
                     serial_no=serial,
-                    at=self._clock(),
+                    at=arrived,
                 )
             )
             self.calls_per_number[called] += 1
