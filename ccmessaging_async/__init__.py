@@ -5,7 +5,6 @@ from importlib.metadata import version as _version
 from typing import Any as _Any
 
 from ._aiohttp import aiohttp_transport
-from ._batch import CallOutcome, OutcomeStatus
 from ._errors import (
     AuthenticationError,
     CCMessagingError,
@@ -24,6 +23,7 @@ from ._errors import (
     UsageError,
 )
 from ._models import AccessToken, CreateCallRequest, CreateCallResult, mask_number
+from ._outcomes import CallOutcome, OutcomeStatus
 from ._retry import RetryPolicy
 from ._session import AsyncSession
 from ._token_policy import TokenPolicy

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import enum
 import inspect
 import math
 import time
@@ -19,53 +18,20 @@ from collections.abc import (
 
 import anyio
 import anyio.abc
-import attrs
 
 from ._endpoints import CREATE_CALL
 from ._errors import (
-    CCMessagingError,
     ConfigurationError,
     NotCreatedError,
     OutcomeUnknownError,
 )
-from ._models import CreateCallRequest, CreateCallResult
+from ._models import CreateCallRequest
+from ._outcomes import CallOutcome, OutcomeStatus, status_of
+from ._rate import RateLimiter
 from ._retry import RetryBudget
 from ._sender import Sender
 
-__all__ = ["CallOutcome", "OutcomeStatus", "check_batch_options", "run_batch", "status_of"]
-
-
-class OutcomeStatus(enum.Enum):
-    """What is known about one call of a batch."""
-
-    #: The platform created the call.
-    SUCCEEDED = "succeeded"
-    #: The call was certainly not created.
-    FAILED = "failed"
-    #: The call may have been created: do not re-send it blindly.
-    UNKNOWN = "unknown"
-
-
-@attrs.frozen(slots=True)
-class CallOutcome:
-    """The one outcome of one input of :meth:`AsyncSession.create_calls`."""
-
-    #: Position of the input in the iterable (from 0).
-    index: int
-    #: The input as given (normally a :class:`CreateCallRequest`).
-    request: CreateCallRequest
-    status: OutcomeStatus
-    result: CreateCallResult | None = None
-    error: CCMessagingError | None = None
-    #: How many times the request was sent (0: never sent).
-    attempts: int = 0
-    #: Seconds from the first attempt to the outcome, waits included.
-    latency: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        """Whether the call was created."""
-        return self.status is OutcomeStatus.SUCCEEDED
+__all__ = ["check_batch_options", "run_batch"]
 
 
 def check_batch_options(concurrency: int, rate: float | None, retry_budget: int | None) -> None:
@@ -78,21 +44,6 @@ def check_batch_options(concurrency: int, rate: float | None, retry_budget: int 
         not isinstance(retry_budget, int) or isinstance(retry_budget, bool) or retry_budget < 0
     ):
         raise ConfigurationError(f"retry_budget must be an int >= 0, got {retry_budget!r}")
-
-
-class _RateLimiter:
-    """Spaces starts ``1/rate`` seconds apart: a smooth rate, never a burst."""
-
-    def __init__(self, rate: float) -> None:
-        self._interval = 1.0 / rate
-        self._next = -math.inf
-
-    async def wait(self) -> None:
-        now = anyio.current_time()
-        start = max(now, self._next)
-        self._next = start + self._interval
-        if start > now:
-            await anyio.sleep(start - now)
 
 
 class _InputFailed:
@@ -133,7 +84,7 @@ class _Batch:
         self._sender = sender
         self._requests = requests
         self._concurrency = concurrency
-        self._limiter = _RateLimiter(rate) if rate is not None else None
+        self._limiter = RateLimiter(rate) if rate is not None else None
         self._budget = RetryBudget(
             retry_budget if retry_budget is not None else max(10, concurrency)
         )
@@ -322,13 +273,6 @@ async def _run_hook(
     result = hook(index, request)
     if inspect.isawaitable(result):
         await result
-
-
-def status_of(error: NotCreatedError | OutcomeUnknownError) -> OutcomeStatus:
-    """Return the batch status an error means: one ``isinstance``."""
-    if isinstance(error, NotCreatedError):
-        return OutcomeStatus.FAILED
-    return OutcomeStatus.UNKNOWN
 
 
 def _failure(

@@ -102,6 +102,8 @@ class RetryPolicy:
     backoff_max: float = attrs.field(default=5.0, validator=finite_at_least(0))
     #: A 429 asking to wait longer than this many seconds is not waited for.
     max_retry_after: float = attrs.field(default=30.0, validator=finite_at_least(0))
+    #: Multiplies every wait (backoff and Retry-After): 0 in tests, 1 otherwise.
+    time_scale: float = attrs.field(default=1.0, validator=finite_at_least(0))
     #: Deprecated: ``TokenPolicy(attempts=...)``.
     token_attempts: int | None = attrs.field(default=None, validator=_deprecated_token_field)
     #: Deprecated: ``TokenPolicy(refresh_backoff_initial=...)``.
@@ -113,8 +115,8 @@ class RetryPolicy:
 
     @classmethod
     def for_tests(cls, *, max_resends: int = 2) -> RetryPolicy:
-        """Return a policy that re-sends as the default one does, without waiting."""
-        return cls(max_resends=max_resends, backoff_initial=0, backoff_max=0, max_retry_after=0)
+        """Return a policy that decides as the default one does, and never waits."""
+        return cls(max_resends=max_resends, time_scale=0)
 
     def token_overrides(self) -> dict[str, float]:
         """Return the deprecated ``token_*`` fields that were set, by their TokenPolicy names."""
@@ -178,11 +180,12 @@ def decide(
         # The platform said when to come back: waiting for it adds no load, so it is not
         # paid from the batch's budget (max_resends still caps it).
         too_long = retry_after > policy.max_retry_after
-        return happened if too_long else Resend(retry_after, spends_budget=False)
+        wait = retry_after * policy.time_scale
+        return happened if too_long else Resend(wait, spends_budget=False)
     if not budget_left:
         return happened
     delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
-    return Resend(delay, spends_budget=True)
+    return Resend(delay * policy.time_scale, spends_budget=True)
 
 
 class RetryBudget:

@@ -16,7 +16,7 @@ import anyio
 import anyio.abc
 
 from . import _http
-from ._batch import CallOutcome, check_batch_options, run_batch
+from ._batch import check_batch_options, run_batch
 from ._config import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -29,6 +29,7 @@ from ._endpoints import CREATE_CALL
 from ._errors import ConfigurationError, SessionStateError
 from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
+from ._outcomes import CallOutcome
 from ._retry import RetryPolicy
 from ._sender import Sender
 from ._token_manager import TokenManager

@@ -187,6 +187,7 @@ class TokenManager:
                 random.random(),  # noqa: S311 - jitter, not cryptography
                 fixed=0.5,
             )
+        delay *= policy.time_scale
         self._retry_at = self._clock() + delay
         self._retry_when_asked = delay <= 0
         logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)

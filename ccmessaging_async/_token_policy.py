@@ -48,10 +48,16 @@ class TokenPolicy:
     #: A 429 from the token service asking to wait longer than this is not waited for.
     max_retry_after: float = attrs.field(default=30.0, validator=finite_at_least(0))
     #: First delay before the refresher tries again after a failed refresh.
-    refresh_backoff_initial: float = attrs.field(default=1.0, validator=finite_at_least(0))
+    refresh_backoff_initial: float = attrs.field(
+        default=1.0, validator=finite_at_least(0, strict=True)
+    )
     #: Longest delay between refresh attempts after failures; also the pause after the
     #: token service rejects the credentials, so they are not hammered.
-    refresh_backoff_max: float = attrs.field(default=30.0, validator=finite_at_least(0))
+    refresh_backoff_max: float = attrs.field(
+        default=30.0, validator=finite_at_least(0, strict=True)
+    )
+    #: Multiplies every wait (backoffs, Retry-After): 0 in tests, 1 otherwise.
+    time_scale: float = attrs.field(default=1.0, validator=finite_at_least(0))
     #: The monotonic clock the refresh windows are measured on (a fake one in tests).
     clock: Callable[[], float] = attrs.field(default=time.monotonic, eq=False)
 
@@ -64,15 +70,8 @@ class TokenPolicy:
         attempts: int = 3,
         clock: Callable[[], float] = time.monotonic,
     ) -> TokenPolicy:
-        """Return a policy with every wait zeroed (backoffs, Retry-After), for test suites."""
-        return cls(
-            lifetime=lifetime,
-            timeout=timeout,
-            attempts=attempts,
-            clock=clock,
-            retry_backoff_initial=0,
-            retry_backoff_max=0,
-            max_retry_after=0,
-            refresh_backoff_initial=0,
-            refresh_backoff_max=0,
-        )
+        """Return a policy that decides as the default one does, and never waits.
+
+        A failing token service is then asked again only when a call needs a token.
+        """
+        return cls(lifetime=lifetime, timeout=timeout, attempts=attempts, clock=clock, time_scale=0)

@@ -98,7 +98,7 @@ class TokenFetcher:
                         exc,
                         attempt,
                     ) from exc
-                await anyio.sleep(delay)
+                await anyio.sleep(delay * policy.time_scale)
             except AuthenticationError as exc:
                 raise exc.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt) from None
 

@@ -14,6 +14,7 @@ from ccmessaging_async import (
     CreateCallRequest,
     OutcomeStatus,
     RetryPolicy,
+    TokenPolicy,
     aiohttp_transport,
 )
 from ccmessaging_async.testing import Emulator, EmulatorServer
@@ -34,7 +35,8 @@ def session(url: str, emulator: Emulator, **kwargs: object) -> AsyncSession:
         emulator.app_key,
         emulator.app_secret,
         transport=aiohttp_transport(),
-        retry=RetryPolicy(backoff_initial=0.01, backoff_max=0.02),
+        retry=RetryPolicy.for_tests(),
+        token=TokenPolicy.for_tests(),
         **kwargs,  # type: ignore[arg-type]
     )
 

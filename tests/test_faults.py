@@ -23,7 +23,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import anyio.to_thread
-import attrs
 import pytest
 
 from ccmessaging_async import (
@@ -47,8 +46,8 @@ from tests._report import record_scenario
 
 pytestmark = [pytest.mark.faults, pytest.mark.anyio]
 
-FAST = RetryPolicy(backoff_initial=0.01, backoff_max=0.05)
-FAST_TOKENS = TokenPolicy(refresh_backoff_initial=0.05)
+FAST = RetryPolicy.for_tests()
+FAST_TOKENS = TokenPolicy.for_tests()
 
 
 @pytest.fixture
@@ -186,7 +185,7 @@ async def test_refresh_failing_while_old_token_valid() -> None:
     with EmulatorServer(emulator) as server:
         outcomes = await run_batch(
             "2. token refresh failing while the old token is valid",
-            session_for(server.url, emulator, token=attrs.evolve(FAST_TOKENS, clock=clock)),
+            session_for(server.url, emulator, token=TokenPolicy.for_tests(clock=clock)),
             emulator,
             numbers("1302", 300),
             server=server,

@@ -201,3 +201,19 @@ def test_for_tests_waits_for_nothing() -> None:
         policy=fast,
         draw=1.0,
     ) == Resend(0.0, spends_budget=True)
+
+
+def test_test_mode_keeps_every_rule_and_waits_for_nothing() -> None:
+    """for_tests() refuses what the default refuses, and honours a Retry-After at once."""
+    fast = RetryPolicy.for_tests()
+
+    def fast_step(happened: CCMessagingError) -> Resend | CCMessagingError:
+        return decide(
+            happened, resends=0, token_refreshed=False, budget_left=True, policy=fast, draw=1.0
+        )
+
+    assert fast_step(rejected(429, 5.0)) == Resend(0.0, spends_budget=False)
+    too_long = rejected(429, 31.0)
+    assert fast_step(too_long) is too_long
+    lost = ConnectionLostError("x")
+    assert fast_step(lost) is lost

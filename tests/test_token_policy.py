@@ -120,7 +120,8 @@ def test_deprecated_and_new_token_settings_together_are_refused() -> None:
         {"lifetime": 3601},
         {"timeout": 0},
         {"attempts": 0},
-        {"refresh_backoff_max": -1},
+        {"refresh_backoff_max": 0},
+        {"time_scale": -1},
     ],
 )
 def test_bad_token_policy_is_a_configuration_error(changes: dict[str, float]) -> None:

@@ -17,10 +17,10 @@ import anyio
 import attrs
 
 from .._aiohttp import aiohttp_transport
-from .._batch import OutcomeStatus
 from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
 from .._errors import CCMessagingError, NotCreatedError, OutcomeUnknownError, UsageError
 from .._models import CreateCallRequest
+from .._outcomes import OutcomeStatus
 from .._session import AsyncSession
 from ._exit import ExitCode, JobRefusedError
 from ._job import open_job

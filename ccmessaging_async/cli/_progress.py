@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .._batch import OutcomeStatus
+from .._outcomes import OutcomeStatus
 
 __all__ = ["Advance", "progress_bar", "stderr_is_terminal"]
 

@@ -19,9 +19,9 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import attrs
 
-from .._batch import CallOutcome, OutcomeStatus
 from .._errors import ResultCodeError
 from .._models import CreateCallRequest
+from .._outcomes import CallOutcome, OutcomeStatus
 from .._session import AsyncSession
 from ._commits import GroupCommitter
 from ._job import Job

@@ -8,7 +8,7 @@ import time
 
 import attrs
 
-from .._batch import OutcomeStatus
+from .._outcomes import OutcomeStatus
 
 __all__ = ["Summary"]
 

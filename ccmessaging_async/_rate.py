@@ -1,0 +1,25 @@
+"""RateLimiter: starts spaced evenly, a smooth rate and never a burst."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+
+__all__ = ["RateLimiter"]
+
+
+class RateLimiter:
+    """Spaces starts ``1/rate`` seconds apart: a smooth rate, never a burst."""
+
+    def __init__(self, rate: float) -> None:
+        self._interval = 1.0 / rate
+        self._next = -math.inf
+
+    async def wait(self) -> None:
+        """Wait for this start's turn."""
+        now = anyio.current_time()
+        start = max(now, self._next)
+        self._next = start + self._interval
+        if start > now:
+            await anyio.sleep(start - now)
