@@ -175,16 +175,17 @@ def decide(
     rate_limited = isinstance(happened, RequestRejectedError) and happened.status_code == 429
     if not (rate_limited or isinstance(happened, NotSentError)) or resends >= policy.max_resends:
         return happened
-    retry_after = happened.retry_after if isinstance(happened, RequestRejectedError) else None
-    if retry_after is not None:
-        # The platform said when to come back: waiting for it adds no load, so it is not
-        # paid from the batch's budget (max_resends still caps it).
-        too_long = retry_after > policy.max_retry_after
-        wait = retry_after * policy.time_scale
-        return happened if too_long else Resend(wait, spends_budget=False)
     if not budget_left:
+        # Every re-send is paid from the batch's budget, so an outage cannot multiply the
+        # load, whatever Retry-After says (0, or a date in the past, would not slow it).
         return happened
-    delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
+    retry_after = happened.retry_after if isinstance(happened, RequestRejectedError) else None
+    if retry_after is None:
+        delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
+    elif retry_after > policy.max_retry_after:
+        return happened
+    else:
+        delay = retry_after  # the platform said when to come back: no backoff on top
     return Resend(delay * policy.time_scale, spends_budget=True)
 
 

@@ -60,8 +60,9 @@ RESENT = [
         {"resends": 2, "budget_left": False},
         Resend(0.0, spends_budget=False, refresh_token=True),
     ),
-    # 429: Retry-After honoured without spending the budget; without it, backoff
-    ("429 with Retry-After", rejected(429, 3.0), {"budget_left": False}, Resend(3.0, False)),
+    # 429: Retry-After honoured instead of the backoff, never free of the budget
+    ("429 with Retry-After", rejected(429, 3.0), {}, Resend(3.0, spends_budget=True)),
+    ("429 with Retry-After 0", rejected(429, 0.0), {}, Resend(0.0, spends_budget=True)),
     ("429 without Retry-After", rejected(429), {}, Resend(0.2, spends_budget=True)),
 ]
 
@@ -71,6 +72,7 @@ FINAL = [
     ("token refused after a refresh", AuthenticationError("x"), {"token_refreshed": True}),
     ("429 asking for too long", rejected(429, 31.0), {}),
     ("429 without Retry-After, budget empty", rejected(429), {"budget_left": False}),
+    ("429 with Retry-After, budget empty", rejected(429, 0.0), {"budget_left": False}),
     ("429, resends used up", rejected(429, 1.0), {"resends": 2}),
     ("4xx rejection", rejected(400), {}),
     ("404", rejected(404), {}),
@@ -212,7 +214,7 @@ def test_test_mode_keeps_every_rule_and_waits_for_nothing() -> None:
             happened, resends=0, token_refreshed=False, budget_left=True, policy=fast, draw=1.0
         )
 
-    assert fast_step(rejected(429, 5.0)) == Resend(0.0, spends_budget=False)
+    assert fast_step(rejected(429, 5.0)) == Resend(0.0, spends_budget=True)
     too_long = rejected(429, 31.0)
     assert fast_step(too_long) is too_long
     lost = ConnectionLostError("x")
