@@ -149,7 +149,7 @@ class Resend:
     delay: float
     #: The re-send draws one unit from the batch's :class:`RetryBudget`.
     spends_budget: bool
-    #: Drop the token the gateway refused and send with a fresh one.
+    #: Send with a fresh token (the sender dropped the one the gateway refused).
     refresh_token: bool = False
 
 

@@ -110,6 +110,10 @@ class Sender:
             attempts += 1
             hook = before_send if attempts == 1 else None
             outcome = await self._attempt(call, token, attempt=attempts, before_send=hook)
+            if isinstance(outcome, AuthenticationError):  # the gateway refused the token
+                self._tokens.refused(token)
+            else:
+                self._tokens.accepted(token)
             if not isinstance(outcome, CCMessagingError):
                 if budget is not None:
                     budget.refund()
@@ -128,7 +132,6 @@ class Sender:
                 budget.spend()
             if step.refresh_token:
                 token_refreshed = True
-                self._tokens.invalidate(token)
             else:
                 resends += 1
             await anyio.sleep(step.delay)

@@ -69,6 +69,9 @@ class TokenManager:
         self._retry_at = -math.inf
         self._last_error: AuthenticationError | None = None
         self._retry_when_asked = False
+        self._refusal_pending = False
+        self._token_replaces_refused = False
+        self._token_accepted = False
         #: How many times the token service was asked (successful or not).
         self.fetches = 0
 
@@ -102,19 +105,38 @@ class TokenManager:
         token = self._token
         now = self._clock()
         if token is not None and now < token.mandatory_at:
-            if now >= token.advisory_at and not self._in_flight and now >= self._retry_at:
+            if now >= token.advisory_at and not self._in_flight and now >= self._retry_time(now):
                 self._wake.set()
             return token
         return await self._get_slow(token, now)
 
-    def invalidate(self, token: Token) -> None:
-        """Drop ``token`` after the gateway refused it, unless a newer one replaced it."""
-        if self._token is token:
-            self._token = None
+    def accepted(self, token: Token) -> None:
+        """Note that the gateway accepted ``token`` (a call with it got an answer of its own)."""
+        if token is self._token:
+            self._token_accepted = True
+
+    def refused(self, token: Token) -> None:
+        """Drop ``token``, which the gateway refused, unless a newer one replaced it.
+
+        A token fetched to replace a refused one, and refused before the gateway accepted it
+        once, means the gateway refuses every token now: the refresher backs off as after
+        the token service rejected the credentials, and calls fail fast meanwhile.
+        """
+        if self._token is not token:
+            return
+        self._token = None
+        if self._token_replaces_refused and not self._token_accepted:
+            self._failed(
+                AuthenticationError(
+                    "the gateway refused a freshly fetched access token", status_code=403
+                ).with_context(endpoint=TOKEN_ENDPOINT)
+            )
+        else:
+            self._refusal_pending = True
             self._wake.set()
 
     async def _get_slow(self, token: Token | None, now: float) -> Token:
-        if not self._in_flight and now < self._retry_at:
+        if not self._in_flight and now < self._retry_time(now):
             # Backing off after a failure: do not add load, use what is left.
             return self._usable_or_raise(token, now)
         finished = self._finished
@@ -144,9 +166,18 @@ class TokenManager:
         ).with_context(endpoint=TOKEN_ENDPOINT)
 
     def _next_attempt_at(self) -> float:
+        retry_at = self._retry_time(self._clock())
         if self._token is None:
-            return self._retry_at
-        return max(self._token.advisory_at, self._retry_at)
+            return retry_at
+        return max(self._token.advisory_at, retry_at)
+
+    def _retry_time(self, now: float) -> float:
+        # Clamped to the longest backoff from now: an injected clock stepped back after a
+        # failure must not lock the session out for the size of the step.
+        policy = self._policy
+        latest = now + policy.refresh_backoff_max * policy.time_scale
+        self._retry_at = min(self._retry_at, latest)
+        return self._retry_at
 
     async def _attempt(self) -> None:
         self._in_flight = True
@@ -164,6 +195,8 @@ class TokenManager:
             )
         else:
             self._token = self._make_token(access)
+            self._token_replaces_refused, self._refusal_pending = self._refusal_pending, False
+            self._token_accepted = False
             self._failures = 0
             self._retry_at = -math.inf
             self._last_error = None

@@ -121,7 +121,6 @@ ANSWERS: dict[str, Any] = {
     "1008": httpx.ConnectError("refused"),
     "1009": httpx.ReadTimeout("slow"),
     "1010": httpx.RemoteProtocolError("closed"),
-    "1011": httpx.Response(403, json={"exceptionInfo": "auth fail!"}),
     "1012": httpx.WriteError("reset"),
     "1013": httpx.Response(200, json={"resultCode": "0"}),
 }
@@ -176,7 +175,6 @@ async def test_outcome_status_is_one_isinstance_over_every_error(
         RequestRejectedError,
         ServerError,
         ConnectionLostError,
-        AuthenticationError,
         InvalidRequestError,
     }
     by_called = {o.request.called: o for o in outcomes[1:-1]}
@@ -186,10 +184,23 @@ async def test_outcome_status_is_one_isinstance_over_every_error(
     assert by_called["1006"].error is not None
     assert by_called["1006"].error.trace_id == "gw-1006"
     assert by_called["1008"].attempts == 2  # not sent: re-sent once (max_resends=1)
-    assert by_called["1011"].attempts == 2  # token refused: one refresh, one re-send
     hooked = outcomes[0]
     assert isinstance(hooked.error, NotSentError)
     assert hooked.attempts == 0
+
+
+async def test_a_refused_token_is_refreshed_once_then_not_created(
+    router: respx.MockRouter,
+) -> None:
+    """A gateway refusing the token twice ends in AuthenticationError after two sends."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    router.post(CALL_PATH).respond(403, json={"exceptionInfo": "auth fail!"})
+    async with AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token=TokenPolicy.for_tests()) as s:
+        outcomes = [o async for o in s.create_calls([CreateCallRequest(called="1")])]
+    error = outcomes[0].error
+    assert outcomes[0].status is OutcomeStatus.FAILED
+    assert isinstance(error, AuthenticationError)
+    assert (error.endpoint, error.attempts, error.status_code) == ("createcall", 2, 403)
 
 
 async def test_a_token_failure_names_the_token_service(router: respx.MockRouter) -> None:

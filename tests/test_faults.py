@@ -360,6 +360,9 @@ async def test_rate_limited_createcall(server: EmulatorServer) -> None:
         emulator,
         numbers("1307", 160),
         server=server,
+        # Every re-send, Retry-After ones included, is paid from the budget: a caller who
+        # expects a rate-limited platform grants a budget for it.
+        retry_budget=1000,
     )
     assert statuses(outcomes)[OutcomeStatus.SUCCEEDED] == 160
     assert any(o.attempts > 1 for o in outcomes)

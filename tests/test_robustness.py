@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import anyio
+import httpx
 import pytest
 import respx
 
 from ccmessaging_async import (
     AsyncSession,
+    AuthenticationError,
     CreateCallRequest,
     OutcomeStatus,
     RequestRejectedError,
     RetryPolicy,
     TokenPolicy,
 )
-from tests._helpers import APP_KEY, APP_SECRET, BASE_URL, CALL_PATH, TOKEN_PATH, token_json
+from tests._helpers import (
+    APP_KEY,
+    APP_SECRET,
+    BASE_URL,
+    CALL_PATH,
+    TOKEN_PATH,
+    FakeClock,
+    call_json,
+    token_json,
+)
 
 pytestmark = pytest.mark.anyio
+
+REQUEST = CreateCallRequest(called="88884432")
 
 
 def session(**kwargs: object) -> AsyncSession:
@@ -39,3 +52,49 @@ async def test_retry_after_now_does_not_multiply_the_load(
     assert {o.status for o in outcomes} == {OutcomeStatus.FAILED}
     assert all(isinstance(o.error, RequestRejectedError) for o in outcomes)
     assert calls.call_count <= 200 + 20  # 0.1 sent 600: three per call
+
+
+async def test_a_gateway_refusing_every_token_is_not_hammered_for_tokens(
+    router: respx.MockRouter,
+) -> None:
+    """When fresh tokens are refused too, the refresher backs off and calls fail fast."""
+    token_route = router.post(TOKEN_PATH)
+    token_route.side_effect = lambda _: httpx.Response(
+        200, json=token_json(f"tok-{token_route.call_count}")
+    )
+    router.post(CALL_PATH).respond(403, json={"exceptionInfo": "auth fail!"})
+    requests = [CreateCallRequest(called=f"1{i:04d}") for i in range(2000)]
+    with anyio.fail_after(30):
+        async with session(token=TokenPolicy(retry_backoff_initial=0)) as s:
+            outcomes = [o async for o in s.create_calls(requests, concurrency=50)]
+    assert {o.status for o in outcomes} == {OutcomeStatus.FAILED}
+    assert all(isinstance(o.error, AuthenticationError) for o in outcomes)
+    # the first token, one refresh after the first refusal; then backed off (0.1: 121)
+    assert token_route.call_count == 2
+
+
+async def test_a_clock_stepped_back_does_not_lock_the_session_out(
+    router: respx.MockRouter,
+) -> None:
+    """A failed refresh's backoff is at most refresh_backoff_max ahead, whatever the clock did."""
+    clock = FakeClock()
+    token_route = router.post(TOKEN_PATH)
+    token_route.side_effect = [
+        httpx.Response(200, json=token_json("tok-1", "600")),
+        httpx.Response(503),
+        httpx.Response(200, json=token_json("tok-2", "600")),
+    ]
+    router.post(CALL_PATH).respond(json=call_json())
+    policy = TokenPolicy(clock=clock, attempts=1, refresh_backoff_max=30)
+    with anyio.fail_after(10):
+        async with session(token=policy) as s:
+            clock.advance(700)  # expired; the refresh fails and backs off
+            with pytest.raises(AuthenticationError):
+                await s.create_call(REQUEST)
+            clock.advance(-100)  # an injected clock jumps back (the old token stays expired)
+            with pytest.raises(AuthenticationError):
+                await s.create_call(REQUEST)  # still backing off...
+            clock.advance(31)  # ...but never longer than the longest backoff (0.1: 70 s more)
+            result = await s.create_call(REQUEST)
+    assert result.result_code == "0"
+    assert token_route.call_count == 3
