@@ -23,7 +23,9 @@ from ._endpoints import CREATE_CALL
 from ._errors import (
     ConfigurationError,
     NotCreatedError,
+    NotSentError,
     OutcomeUnknownError,
+    SessionStateError,
 )
 from ._models import CreateCallRequest
 from ._outcomes import CallOutcome, OutcomeStatus, status_of
@@ -196,6 +198,10 @@ class _Batch:
             )
         except (NotCreatedError, OutcomeUnknownError) as exc:
             return _failure(index, request, exc, started)
+        except SessionStateError as exc:  # closed while this call waited: it was not sent
+            unsent = NotSentError(f"createcall was not sent: {exc}")
+            unsent.__cause__ = exc
+            return _failure(index, request, unsent.with_context(endpoint="createcall"), started)
         except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
             # Nothing else should come out of a send; if it does, assume the worst.
             error = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")

@@ -27,6 +27,7 @@ from ._errors import (
     CCMessagingError,
     InvalidRequestError,
     NotSentError,
+    SessionStateError,
 )
 from ._retry import Resend, RetryBudget, RetryPolicy, decide
 from ._slots import Slots
@@ -87,6 +88,14 @@ class Sender:
         # Requests wait here rather than in httpcore's pool, where a long wait would end in
         # PoolTimeout; a wait here has no timeout and costs nothing when a slot is free.
         self._in_flight = Slots(max_in_flight) if max_in_flight else None
+        self._closed = False
+
+    def close(self) -> None:
+        """Send nothing more: calls waiting for a token or a slot get SessionStateError."""
+        self._closed = True
+        self._tokens.close()
+        if self._in_flight is not None:
+            self._in_flight.close()
 
     async def send(
         self,
@@ -175,6 +184,8 @@ class Sender:
         try:
             if before_send is not None:
                 await _before_send(call.endpoint, before_send)
+            if self._closed:
+                raise SessionStateError("the session was closed before this call could be sent")
             method = call.endpoint.method
             if self._fast is not None:
                 return await self._fast.exchange(

@@ -198,6 +198,7 @@ class AsyncSession:
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
+        self._sender.close()  # calls waiting for a token or a slot end now, unsent
         stack, self._stack = self._stack, None
         if stack is not None:
             await stack.aclose()

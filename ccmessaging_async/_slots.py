@@ -6,6 +6,8 @@ import collections
 
 import anyio
 
+from ._errors import SessionStateError
+
 __all__ = ["Slots"]
 
 
@@ -21,6 +23,7 @@ class Slots:
     def __init__(self, slots: int) -> None:
         self._free = slots
         self._waiters: collections.deque[anyio.Event] = collections.deque()
+        self._closed = False
 
     def __repr__(self) -> str:
         return f"<Slots {self._free} free, {len(self._waiters)} waiting>"
@@ -36,7 +39,12 @@ class Slots:
         return len(self._waiters)
 
     async def acquire(self) -> None:
-        """Take a slot, waiting (first come, first served) while none is free."""
+        """Take a slot, waiting (first come, first served) while none is free.
+
+        Raises :class:`SessionStateError` once :meth:`close` was called.
+        """
+        if self._closed:
+            raise _closed_error()
         if self._free > 0 and not self._waiters:
             self._free -= 1
             return
@@ -50,6 +58,8 @@ class Slots:
             else:
                 self._waiters.remove(granted)
             raise
+        if self._closed:
+            raise _closed_error()  # woken by close(); nothing is held once closed
 
     def release(self) -> None:
         """Give a slot back, straight to the longest waiter if there is one."""
@@ -57,3 +67,13 @@ class Slots:
             self._waiters.popleft().set()
         else:
             self._free += 1
+
+    def close(self) -> None:
+        """Refuse every later acquire and wake every waiter with :class:`SessionStateError`."""
+        self._closed = True
+        while self._waiters:
+            self._waiters.popleft().set()
+
+
+def _closed_error() -> SessionStateError:
+    return SessionStateError("the session was closed before this call could be sent")

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
-from ._errors import AuthenticationError
+from ._errors import AuthenticationError, SessionStateError
 from ._models import AccessToken
 from ._retry import backoff
 from ._token_policy import TokenPolicy
@@ -72,6 +72,7 @@ class TokenManager:
         self._refusal_pending = False
         self._token_replaces_refused = False
         self._token_accepted = False
+        self._closed = False
         #: How many times the token service was asked (successful or not).
         self.fetches = 0
 
@@ -102,6 +103,8 @@ class TokenManager:
 
     async def get(self) -> Token:
         """Return a token to send now, waiting for a refresh only when it must."""
+        if self._closed:
+            raise SessionStateError("the session was closed before this call could be sent")
         token = self._token
         now = self._clock()
         if token is not None and now < token.mandatory_at:
@@ -109,6 +112,11 @@ class TokenManager:
                 self._wake.set()
             return token
         return await self._get_slow(token, now)
+
+    def close(self) -> None:
+        """Refuse tokens from now on and wake every call waiting for one."""
+        self._closed = True
+        self._finished.set()
 
     def accepted(self, token: Token) -> None:
         """Note that the gateway accepted ``token`` (a call with it got an answer of its own)."""
@@ -143,6 +151,8 @@ class TokenManager:
         self._wake.set()
         with anyio.move_on_after(self._wait_timeout):
             await finished.wait()
+        if self._closed:
+            raise SessionStateError("the session was closed while this call waited for a token")
         if not finished.is_set():
             raise AuthenticationError(
                 f"timed out after {self._wait_timeout:g}s waiting for an access token"

@@ -10,10 +10,12 @@ import respx
 from ccmessaging_async import (
     AsyncSession,
     AuthenticationError,
+    CCMessagingError,
     CreateCallRequest,
     OutcomeStatus,
     RequestRejectedError,
     RetryPolicy,
+    SessionStateError,
     TokenPolicy,
 )
 from tests._helpers import (
@@ -98,3 +100,44 @@ async def test_a_clock_stepped_back_does_not_lock_the_session_out(
             result = await s.create_call(REQUEST)
     assert result.result_code == "0"
     assert token_route.call_count == 3
+
+
+async def test_closing_the_session_sends_nothing_more(router: respx.MockRouter) -> None:
+    """Calls waiting for a slot when the session closes end unsent with SessionStateError."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    release = anyio.Event()
+    arrived: list[httpx.Request] = []
+
+    async def slow_answer(request: httpx.Request) -> httpx.Response:
+        arrived.append(request)
+        await release.wait()
+        return httpx.Response(200, json=call_json())
+
+    calls = router.post(CALL_PATH)
+    calls.side_effect = slow_answer
+    ended: list[BaseException | None] = []
+
+    async def caller(s: AsyncSession) -> None:
+        try:
+            await s.create_call(REQUEST)
+        except CCMessagingError as exc:
+            ended.append(exc)
+        else:
+            ended.append(None)
+
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            s = session(limits=limits)
+            await s.__aenter__()
+            for _ in range(6):
+                tg.start_soon(caller, s)
+            await anyio.wait_all_tasks_blocked()
+            on_the_wire = len(arrived)  # two on the wire, four waiting for a slot
+            await s.aclose()
+            release.set()
+    unsent = [e for e in ended if isinstance(e, SessionStateError)]
+    assert (on_the_wire, len(unsent)) == (2, 4)
+    assert len(arrived) == 2  # nothing reached the wire after close
+    with pytest.raises(SessionStateError):
+        await s.create_call(REQUEST)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
+from ccmessaging_async import SessionStateError
 from ccmessaging_async._slots import Slots
 
 pytestmark = pytest.mark.anyio
@@ -93,3 +94,26 @@ async def test_a_slot_handed_to_a_waiter_cancelled_at_that_moment_is_not_lost() 
             first.cancel()  # ...which is cancelled before it could run
     assert "second" in got
     assert (slots.free, slots.waiting) == (1, 0)  # every slot is back
+
+
+async def test_close_wakes_every_waiter_and_refuses_later_acquires() -> None:
+    """After close, waiters and new callers get SessionStateError instead of a slot."""
+    slots = Slots(1)
+    await slots.acquire()
+    refused: list[str] = []
+
+    async def waiter() -> None:
+        try:
+            await slots.acquire()
+        except SessionStateError:
+            refused.append("woken")
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            for _ in range(3):
+                tg.start_soon(waiter)
+            await anyio.wait_all_tasks_blocked()
+            slots.close()
+    assert refused == ["woken"] * 3
+    with pytest.raises(SessionStateError):
+        await slots.acquire()
