@@ -69,7 +69,9 @@ class _Batch:
 
     Finished outcomes wait in a buffer of ``concurrency`` places, and a worker whose outcome
     finds the buffer full waits before pulling again, so at most ``2 * concurrency`` inputs
-    are ever pulled ahead of the consumer; no task is spawned per input.
+    are ever pulled ahead of the consumer; no task is spawned per input. In ordered mode
+    the consumer holds finished outcomes until their turn, so workers also stop pulling
+    while the input ``2 * concurrency`` past the next one owed is reached.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class _Batch:
         rate: float | None,
         retry_budget: int | None,
         on_send: Callable[[int, CreateCallRequest], object] | None,
+        ordered: bool,
     ) -> None:
         check_batch_options(concurrency, rate, retry_budget)
         self._sender = sender
@@ -96,6 +99,9 @@ class _Batch:
         self._failure: Exception | None = None
         self._workers = 0
         self._pull_lock = anyio.Lock()
+        self._window = 2 * concurrency if ordered else None
+        self._owed = 0  # ordered mode: the index the consumer waits for next
+        self._room = anyio.Event()
         self.send_stream, self.receive_stream = anyio.create_memory_object_stream[
             CallOutcome | _InputFailed
         ](max_buffer_size=concurrency)
@@ -120,6 +126,7 @@ class _Batch:
         self, inputs: Iterator[CreateCallRequest]
     ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
         async def take() -> CreateCallRequest:
+            await self._wait_for_room()
             try:
                 return next(inputs)
             except StopIteration:  # a coroutine must not raise StopIteration (PEP 479)
@@ -132,9 +139,20 @@ class _Batch:
     ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
         async def take() -> CreateCallRequest:
             async with self._pull_lock:  # one anext() at a time
+                await self._wait_for_room()
                 return await anext(inputs)
 
         return lambda: self._pull(take)
+
+    def delivered(self, next_index: int) -> None:
+        """Ordered mode: the consumer has every outcome before ``next_index``."""
+        self._owed = next_index
+        self._room.set()
+        self._room = anyio.Event()
+
+    async def _wait_for_room(self) -> None:
+        while self._window is not None and self._next_index >= self._owed + self._window:
+            await self._room.wait()
 
     async def _pull(
         self, take: Callable[[], Awaitable[CreateCallRequest]]
@@ -241,6 +259,7 @@ async def run_batch(
         rate=rate,
         retry_budget=retry_budget,
         on_send=on_send,
+        ordered=ordered,
     )
     task_group.start_soon(batch.feed, name="ccmessaging-batch")
     pending: dict[int, CallOutcome] = {}
@@ -266,6 +285,7 @@ async def run_batch(
             while next_index in pending:
                 yield pending.pop(next_index)
                 next_index += 1
+                batch.delivered(next_index)
     finally:
         batch.scope.cancel()
         with anyio.CancelScope(shield=True):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+
 import anyio
 import httpx
 import pytest
@@ -141,3 +144,48 @@ async def test_closing_the_session_sends_nothing_more(router: respx.MockRouter) 
     assert len(arrived) == 2  # nothing reached the wire after close
     with pytest.raises(SessionStateError):
         await s.create_call(REQUEST)
+
+
+@pytest.mark.parametrize("source", ["sync", "async"])
+async def test_ordered_mode_pulls_no_further_ahead_than_promised(
+    router: respx.MockRouter, source: str
+) -> None:
+    """One stuck call in ordered mode stops the intake at 2 * concurrency inputs ahead."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    release = anyio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if b'"10000"' in request.read():  # the first input is stuck
+            await release.wait()
+        return httpx.Response(200, json=call_json())
+
+    router.post(CALL_PATH).side_effect = answer
+    pulled = 0
+
+    def numbers() -> Iterator[CreateCallRequest]:
+        nonlocal pulled
+        for i in range(2000):
+            pulled += 1
+            yield CreateCallRequest(called=f"1{i:04d}")
+
+    async def async_numbers() -> AsyncIterator[CreateCallRequest]:
+        for request in numbers():
+            yield request
+
+    inputs = numbers() if source == "sync" else async_numbers()
+    seen: list[int] = []
+    with anyio.fail_after(30):
+        async with session() as s, anyio.create_task_group() as tg:
+
+            async def consume() -> None:
+                async with contextlib.aclosing(
+                    s.create_calls(inputs, concurrency=10, ordered=True)
+                ) as outcomes:
+                    seen.extend([o.index async for o in outcomes])
+
+            tg.start_soon(consume)
+            await anyio.wait_all_tasks_blocked()
+            ahead = pulled
+            release.set()
+    assert ahead <= 2 * 10 + 1  # 0.1 pulled the whole input (2,000) behind one slow call
+    assert seen == list(range(2000))
