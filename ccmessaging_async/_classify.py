@@ -61,6 +61,11 @@ def _success(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMe
             f"{endpoint.name} answered 200 with a body over its size limit; "
             "the call may have been created"
         )
+    if answer.encoded:
+        return ResponseDecodeError(
+            f"{endpoint.name} answered 200 with a {answer.content_encoding} body although "
+            "identity was asked (not decoded); the call may have been created"
+        )
     try:
         return decode_success(endpoint, answer.content)
     except CCMessagingError as error:
@@ -69,7 +74,7 @@ def _success(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMe
 
 def _refusal(endpoint: Endpoint[Any, Any], answer: Answer) -> CCMessagingError:
     status = answer.status
-    text = answer.content.decode("utf-8", "replace")
+    text = "" if answer.encoded else answer.content.decode("utf-8", "replace")
     retry_after = _http.parse_retry_after(answer.retry_after)
     if status in (401, 403):
         return AuthenticationError(

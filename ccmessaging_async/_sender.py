@@ -82,6 +82,9 @@ class Sender:
                 "X-APP-Key": app_key,
                 "Content-Type": "application/json",
                 "Accept": "application/json",
+                # The answers are small JSON: compression would only open the door to
+                # decompression bombs. Bodies are never decoded (see read_bounded).
+                "Accept-Encoding": "identity",
                 "User-Agent": USER_AGENT,
             },
         )

@@ -64,6 +64,7 @@ class TokenFetcher:
         ).encode()
         self._headers = {
             "Content-Type": "application/json",
+            "Accept-Encoding": "identity",  # a compressed body is refused, never decoded
             "X-Token-Expire": str(int(policy.lifetime)),
         }
 
@@ -136,7 +137,13 @@ class TokenFetcher:
             )
         trace_id = _http.trace_id(response.headers.get(_http.TRACE_HEADER))
         error: AuthenticationError
-        if status == 200:
+        encoding = response.headers.get("content-encoding", "identity")
+        if status == 200 and encoding not in ("", "identity"):
+            error = _RetryableTokenError(
+                f"token service answered with a {encoding} body although identity was asked",
+                status_code=status,
+            )
+        elif status == 200:
             try:
                 return structure_token(json.loads(body))
             except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import contextlib
+import gzip
+import json
+import tracemalloc
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import anyio
+import anyio.abc
+import anyio.streams.buffered
 import httpx
 import pytest
 import respx
@@ -17,6 +23,7 @@ from ccmessaging_async import (
     CreateCallRequest,
     OutcomeStatus,
     RequestRejectedError,
+    ResponseDecodeError,
     RetryPolicy,
     SessionStateError,
     TokenPolicy,
@@ -189,3 +196,72 @@ async def test_ordered_mode_pulls_no_further_ahead_than_promised(
             release.set()
     assert ahead <= 2 * 10 + 1  # 0.1 pulled the whole input (2,000) behind one slow call
     assert seen == list(range(2000))
+
+
+def gzip_bomb(decoded_mb: int) -> bytes:
+    """Gzip of gzip of zeros: a few KiB on the wire, ``decoded_mb`` MiB once both layers go."""
+    inner = gzip.compress(b"\0" * (decoded_mb << 20), compresslevel=9)
+    return gzip.compress(inner, compresslevel=9)
+
+
+async def serve_raw(answers: dict[str, bytes], seen: list[bytes]) -> tuple[int, Any]:
+    """A bare HTTP/1.1 server on loopback answering each path with fixed bytes.
+
+    respx cannot stand in here: it reads (and so decodes) a mocked body itself.
+    """
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        buffered = anyio.streams.buffered.BufferedByteReceiveStream(stream)
+        async with stream:
+            while True:
+                try:
+                    head = await buffered.receive_until(b"\r\n\r\n", 65536)
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    return
+                seen.append(head)
+                length = 0
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await buffered.receive_exactly(length)
+                path = head.split(b" ")[1].decode()
+                await stream.send(answers[path])
+
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio, not Django
+    return port, (listener, handle)
+
+
+def http_answer(body: bytes, **headers: str) -> bytes:
+    lines = [b"HTTP/1.1 200 OK", f"Content-Length: {len(body)}".encode()]
+    lines += [f"{name.replace('_', '-')}: {value}".encode() for name, value in headers.items()]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+@pytest.mark.parametrize("target", ["createcall", "token"])
+async def test_compressed_answers_are_never_decompressed(target: str) -> None:
+    """A gzip bomb is refused unread: identity is asked, and a compressed body is not decoded."""
+    bomb = http_answer(gzip_bomb(200), Content_Encoding="gzip, gzip")
+    token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
+    answers = {TOKEN_PATH: bomb if target == "token" else token, CALL_PATH: bomb}
+    seen: list[bytes] = []
+    port, (listener, handle) = await serve_raw(answers, seen)
+    policy = TokenPolicy.for_tests(attempts=1)
+    tracemalloc.start()
+    try:
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            s = AsyncSession(f"http://127.0.0.1:{port}", APP_KEY, APP_SECRET, token=policy)
+            with pytest.raises((ResponseDecodeError, AuthenticationError)) as info:
+                async with s:
+                    await s.create_call(REQUEST)
+            tg.cancel_scope.cancel()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 << 20  # 0.1 held 437 MB for a 495-byte bomb
+    expected = ResponseDecodeError if target == "createcall" else AuthenticationError
+    assert isinstance(info.value, expected)
+    assert "gzip" in str(info.value)
+    assert all(b"\r\naccept-encoding: identity\r\n" in head.lower() for head in seen)

@@ -94,6 +94,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
             content,
             truncated,
             response.headers.get("X-Request-Id"),
+            response.headers.get("Content-Encoding"),
         )
 
 

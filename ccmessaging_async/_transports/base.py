@@ -32,6 +32,13 @@ class Answer:
     truncated: bool
     #: The gateway's ``X-Request-Id`` header, as sent.
     request_id: str | None = None
+    #: The ``Content-Encoding`` of the body, which is never decoded (identity is asked).
+    content_encoding: str | None = None
+
+    @property
+    def encoded(self) -> bool:
+        """Whether the body came compressed although ``Accept-Encoding: identity`` was sent."""
+        return self.content_encoding not in (None, "", "identity")
 
 
 @runtime_checkable

@@ -79,6 +79,7 @@ async def exchange(
         content,
         truncated,
         headers.get(_http.TRACE_HEADER),
+        headers.get("content-encoding"),
     )
 
 
@@ -100,15 +101,19 @@ async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> http
 
 
 async def read_bounded(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Read at most ``limit`` bytes of a streamed response; say whether it was cut short."""
+    """Read at most ``limit`` raw bytes of a streamed response; say whether it was cut short.
+
+    The body is never decompressed (the SDK asks for identity): a compressed answer of a
+    few hundred bytes can decode to gigabytes.
+    """
+    if response.is_stream_consumed:  # already read by whoever made it (respx, httpx mode)
+        return response.content[:limit], len(response.content) > limit
     length = response.headers.get("content-length", "")
-    if length.isdigit():
-        if int(length) > limit:
-            return b"", True
-        return await response.aread(), False
+    if length.isdigit() and int(length) > limit:
+        return b"", True
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.aiter_raw():
         chunks.append(chunk)
         size += len(chunk)
         if size > limit:
