@@ -22,7 +22,7 @@ from ._errors import (
 )
 from ._transports.base import Answer
 
-__all__ = ["classify_answer", "classify_failure", "decode_success"]
+__all__ = ["classify_answer", "classify_deadline", "classify_failure", "decode_success"]
 
 ResultT = TypeVar("ResultT")
 
@@ -41,6 +41,14 @@ def classify_failure(
         )
     error.__cause__ = exc
     return error
+
+
+def classify_deadline(endpoint: Endpoint[Any, Any], deadline: float) -> ConnectionLostError:
+    """Type an exchange that ran out of its overall deadline: it may have been written."""
+    return ConnectionLostError(
+        f"{endpoint.name} got no complete answer within {deadline:g}s (the sum of the "
+        "timeouts); it may have reached the platform"
+    )
 
 
 def classify_answer(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMessagingError:

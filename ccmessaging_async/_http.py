@@ -20,6 +20,7 @@ __all__ = [
     "Timeout",
     "TransportError",
     "describe_error",
+    "exchange_deadline",
     "parse_retry_after",
     "trace_id",
 ]
@@ -56,6 +57,18 @@ def trace_id(value: str | None) -> str | None:
     if not value.isprintable() or any(character.isspace() for character in value):
         return None
     return value
+
+
+def exchange_deadline(timeout: httpx.Timeout) -> float:
+    """Return the longest one exchange may take: the sum of its timeouts (inf if one is off).
+
+    httpx's timeouts bound each wait (one read, one write), so an answer dripped a byte at a
+    time never trips them; this bounds the whole exchange.
+    """
+    parts = (timeout.connect, timeout.write, timeout.read, timeout.pool)
+    if any(part is None for part in parts):
+        return math.inf
+    return sum(part for part in parts if part is not None)
 
 
 def parse_retry_after(value: str | None) -> float | None:

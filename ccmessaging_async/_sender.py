@@ -19,7 +19,7 @@ import anyio
 import attrs
 
 from . import _http
-from ._classify import classify_answer, classify_failure
+from ._classify import classify_answer, classify_deadline, classify_failure
 from ._endpoints import Endpoint
 from ._errors import (
     MAX_ERROR_BODY,
@@ -92,6 +92,7 @@ class Sender:
         # PoolTimeout; a wait here has no timeout and costs nothing when a slot is free.
         self._in_flight = Slots(max_in_flight) if max_in_flight else None
         self._closed = False
+        self._deadline = _http.exchange_deadline(client.timeout)
 
     def close(self) -> None:
         """Send nothing more: calls waiting for a token or a slot get SessionStateError."""
@@ -170,6 +171,9 @@ class Sender:
         except _http.TransportError as exc:
             call.log(type(exc).__name__, started, attempt)
             return classify_failure(call.endpoint, exc)
+        except TimeoutError:
+            call.log("deadline", started, attempt)
+            return classify_deadline(call.endpoint, self._deadline)
         call.log(str(answer.status), started, attempt)
         return classify_answer(call.endpoint, answer)
 
@@ -190,21 +194,22 @@ class Sender:
             if self._closed:
                 raise SessionStateError("the session was closed before this call could be sent")
             method = call.endpoint.method
-            if self._fast is not None:
-                return await self._fast.exchange(
-                    method,
-                    call.url,
-                    [*self._requests.headers, authorization],
-                    call.body,
-                    self._requests.timeout,
+            with anyio.fail_after(self._deadline):
+                if self._fast is not None:
+                    return await self._fast.exchange(
+                        method,
+                        call.url,
+                        [*self._requests.headers, authorization],
+                        call.body,
+                        self._requests.timeout,
+                        BODY_LIMITS,
+                    )
+                return await exchange(
+                    self._client,
+                    self._requests.build(method, call.url, call.body, authorization),
                     BODY_LIMITS,
+                    direct=self._direct,
                 )
-            return await exchange(
-                self._client,
-                self._requests.build(method, call.url, call.body, authorization),
-                BODY_LIMITS,
-                direct=self._direct,
-            )
         finally:
             if slots is not None:
                 slots.release()

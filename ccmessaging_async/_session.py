@@ -26,7 +26,7 @@ from ._config import (
     token_policy,
 )
 from ._endpoints import CREATE_CALL
-from ._errors import ConfigurationError, SessionStateError
+from ._errors import AuthenticationError, ConfigurationError, SessionStateError
 from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
 from ._outcomes import CallOutcome
@@ -174,7 +174,7 @@ class AsyncSession:
             async with AsyncExitStack() as stack:
                 if self._owns_client:
                     await stack.enter_async_context(self._client)
-                await self._tokens.start()
+                await self._start_tokens()
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(task_group.cancel_scope.cancel)
                 task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
@@ -184,6 +184,21 @@ class AsyncSession:
             self._state = _State.CLOSED
             raise
         return self
+
+    async def _start_tokens(self) -> None:
+        timeout = self._token_policy.timeout
+        with anyio.move_on_after(timeout) as scope:
+            try:
+                await self._tokens.start()
+            except AuthenticationError:
+                # httpcore reports a cancelled read as a ReadTimeout, so an expired scope
+                # can surface as a failed fetch rather than a cancellation.
+                if not scope.cancel_called:
+                    raise
+        if scope.cancel_called:
+            raise AuthenticationError(
+                f"no access token within token timeout ({timeout:g}s)"
+            ).with_context(endpoint="tokenByAkSk")
 
     async def __aexit__(
         self,

@@ -59,6 +59,7 @@ class TokenFetcher:
         self._client = client
         self._url = url
         self._policy = policy
+        self._deadline = _http.exchange_deadline(client.timeout)
         self._body = json.dumps(
             {"app_key": credentials.app_key, "app_secret": credentials.app_secret}
         ).encode()
@@ -116,11 +117,16 @@ class TokenFetcher:
             "POST", self._url, content=self._body, headers=self._headers
         )
         try:
-            response = await self._client.send(request, stream=True)
-            try:
-                body, _ = await read_bounded(response, _MAX_TOKEN_BODY)
-            finally:
-                await response.aclose()
+            with anyio.fail_after(self._deadline):
+                response = await self._client.send(request, stream=True)
+                try:
+                    body, _ = await read_bounded(response, _MAX_TOKEN_BODY)
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            raise _RetryableTokenError(
+                f"token service gave no complete answer within {self._deadline:g}s"
+            ) from None
         except _http.TransportError as exc:
             logger.debug("POST %s attempt %d failed: %s", TOKEN_PATH, attempt, type(exc).__name__)
             raise _RetryableTokenError(

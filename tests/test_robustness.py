@@ -20,6 +20,7 @@ from ccmessaging_async import (
     AsyncSession,
     AuthenticationError,
     CCMessagingError,
+    ConnectionLostError,
     CreateCallRequest,
     OutcomeStatus,
     RequestRejectedError,
@@ -265,3 +266,75 @@ async def test_compressed_answers_are_never_decompressed(target: str) -> None:
     assert isinstance(info.value, expected)
     assert "gzip" in str(info.value)
     assert all(b"\r\naccept-encoding: identity\r\n" in head.lower() for head in seen)
+
+
+async def drip_server(
+    drip_path: str,
+) -> tuple[int, anyio.abc.Listener[anyio.abc.SocketStream], Any]:
+    """Loopback HTTP: ``drip_path`` answers one byte every 0.1 s, forever; others a token."""
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+    token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
+
+    async def handle(stream: anyio.abc.SocketStream) -> None:
+        buffered = anyio.streams.buffered.BufferedByteReceiveStream(stream)
+        async with stream:
+            while True:
+                try:
+                    head = await buffered.receive_until(b"\r\n\r\n", 65536)
+                except (anyio.EndOfStream, anyio.IncompleteRead):
+                    return
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.lower().split(b"\r\n")
+                    if line.startswith(b"content-length:")
+                )
+                await buffered.receive_exactly(length)
+                if head.split(b" ")[1].decode() != drip_path:
+                    await stream.send(token)
+                    continue
+                await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                while True:  # each byte well within the read timeout
+                    await anyio.sleep(0.1)
+                    await stream.send(b" ")
+
+    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio
+    return port, listener, handle
+
+
+async def test_a_dripping_answer_ends_at_the_exchange_deadline() -> None:
+    """An answer dripped byte by byte ends at the sum of the timeouts, as outcome-unknown."""
+    port, listener, handle = await drip_server(CALL_PATH)
+    timeout = httpx.Timeout(0.5)  # read 0.5 s never trips; the whole exchange: 2 s
+    with anyio.fail_after(8):  # 0.1 kept reading past 30 s
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            async with AsyncSession(
+                f"http://127.0.0.1:{port}",
+                APP_KEY,
+                APP_SECRET,
+                timeout=timeout,
+                token=TokenPolicy.for_tests(),
+            ) as s:
+                with pytest.raises(ConnectionLostError):
+                    await s.create_call(REQUEST)
+            tg.cancel_scope.cancel()
+
+
+async def test_session_start_is_bounded_by_the_token_timeout() -> None:
+    """A dripping token service cannot hold `async with` past the token timeout."""
+    port, listener, handle = await drip_server(TOKEN_PATH)
+    policy = TokenPolicy.for_tests(timeout=1.0)
+    with anyio.fail_after(6):  # per attempt 2 s, three attempts: 0.1 took 6 s and more
+        async with listener, anyio.create_task_group() as tg:
+            tg.start_soon(listener.serve, handle)
+            session = AsyncSession(
+                f"http://127.0.0.1:{port}",
+                APP_KEY,
+                APP_SECRET,
+                timeout=httpx.Timeout(0.5),
+                token=policy,
+            )
+            with pytest.raises(AuthenticationError, match="token timeout"):
+                async with session:
+                    pass
+            tg.cancel_scope.cancel()
