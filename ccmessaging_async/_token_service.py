@@ -38,6 +38,20 @@ class Credentials:
     )
 
 
+#: A token goes into an HTTP header: visible ASCII, and no longer than this.
+_MAX_TOKEN_LENGTH = 8192
+
+
+def _checked(token: AccessToken) -> AccessToken:
+    value = token.access_token
+    if len(value) > _MAX_TOKEN_LENGTH or not (value.isascii() and value.isprintable()):
+        # Never quoted: whatever it is, it is a credential.
+        raise ValueError("the access token is not a visible ASCII string of at most 8192")
+    if any(character.isspace() for character in value):
+        raise ValueError("the access token holds white space")
+    return token
+
+
 class _RetryableTokenError(AuthenticationError):
     def __init__(
         self, message: str, *, status_code: int | None = None, retry_after: float | None = None
@@ -151,7 +165,7 @@ class TokenFetcher:
             )
         elif status == 200:
             try:
-                return structure_token(json.loads(body))
+                return _checked(structure_token(json.loads(body)))
             except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure
                 # Not chained: the body may hold a token, and a cause's message may quote it.
                 error = _RetryableTokenError(

@@ -338,3 +338,18 @@ async def test_session_start_is_bounded_by_the_token_timeout() -> None:
                 async with session:
                     pass
             tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("value", ["tök-1", "tok\r\nX-Evil: 1", "tok 1", "t" * 9000])
+async def test_an_unusable_token_is_refused_when_it_arrives(
+    router: respx.MockRouter, value: str
+) -> None:
+    """A token that cannot go into a header fails the fetch, typed and without quoting it."""
+    router.post(TOKEN_PATH).respond(json=token_json(value))
+    calls = router.post(CALL_PATH).respond(json=call_json())
+    with pytest.raises(AuthenticationError) as info:
+        async with session(token=TokenPolicy.for_tests(attempts=1)):
+            pass
+    assert value not in repr(info.value)
+    assert value not in str(info.value)
+    assert calls.call_count == 0
