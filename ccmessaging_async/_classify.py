@@ -28,7 +28,7 @@ ResultT = TypeVar("ResultT")
 
 
 def classify_failure(
-    endpoint: Endpoint[Any, Any], exc: _http.TransportError
+    endpoint: Endpoint[Any, Any], exc: _http.RequestError
 ) -> NotSentError | ConnectionLostError:
     """Type a transport failure: not sent only if the request never fully left."""
     if isinstance(exc, _http.NOT_SENT_ERRORS):

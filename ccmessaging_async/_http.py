@@ -17,6 +17,7 @@ __all__ = [
     "AsyncClient",
     "Limits",
     "RemoteProtocolError",
+    "RequestError",
     "Timeout",
     "TransportError",
     "describe_error",
@@ -31,6 +32,9 @@ AsyncBaseTransport = httpx.AsyncBaseTransport
 Limits = httpx.Limits
 Timeout = httpx.Timeout
 TransportError = httpx.TransportError
+#: Everything httpx raises about one request: transport errors, and also a body that would
+#: not decode or redirects without end.
+RequestError = httpx.RequestError
 URL = httpx.URL
 RemoteProtocolError = httpx.RemoteProtocolError
 

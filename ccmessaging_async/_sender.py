@@ -168,7 +168,7 @@ class Sender:
         started = time.perf_counter()
         try:
             answer = await self._exchange(call, token.value, before_send)
-        except _http.TransportError as exc:
+        except _http.RequestError as exc:
             call.log(type(exc).__name__, started, attempt)
             return classify_failure(call.endpoint, exc)
         except TimeoutError:

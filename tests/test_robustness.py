@@ -353,3 +353,15 @@ async def test_an_unusable_token_is_refused_when_it_arrives(
     assert value not in repr(info.value)
     assert value not in str(info.value)
     assert calls.call_count == 0
+
+
+@pytest.mark.parametrize("failure", [httpx.DecodingError("bad gzip"), httpx.TooManyRedirects("x")])
+async def test_any_httpx_failure_after_sending_is_typed_unknown(
+    router: respx.MockRouter, failure: Exception
+) -> None:
+    """Errors httpx raises outside TransportError still come out typed as outcome-unknown."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    router.post(CALL_PATH).side_effect = failure
+    async with session() as s:
+        with pytest.raises(ConnectionLostError):
+            await s.create_call(REQUEST)
