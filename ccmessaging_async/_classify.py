@@ -39,7 +39,7 @@ def classify_failure(
         error = ConnectionLostError(
             f"{endpoint.name} may have reached the platform: {_http.describe_error(exc)}"
         )
-    error.__cause__ = exc
+    # Not chained: httpx's exception holds the request, and its headers hold the token.
     return error
 
 

@@ -127,25 +127,28 @@ class TokenFetcher:
 
     async def _fetch_once(self, attempt: int) -> AccessToken:
         started = time.perf_counter()
-        request = self._client.build_request(
-            "POST", self._url, content=self._body, headers=self._headers
-        )
+        failure = None
         try:
             with anyio.fail_after(self._deadline):
-                response = await self._client.send(request, stream=True)
+                response = await self._client.send(
+                    self._client.build_request(
+                        "POST", self._url, content=self._body, headers=self._headers
+                    ),
+                    stream=True,
+                )
                 try:
                     body, _ = await read_bounded(response, _MAX_TOKEN_BODY)
                 finally:
                     await response.aclose()
         except TimeoutError:
-            raise _RetryableTokenError(
-                f"token service gave no complete answer within {self._deadline:g}s"
-            ) from None
-        except _http.TransportError as exc:
+            failure = f"token service gave no complete answer within {self._deadline:g}s"
+        except _http.RequestError as exc:
             logger.debug("POST %s attempt %d failed: %s", TOKEN_PATH, attempt, type(exc).__name__)
-            raise _RetryableTokenError(
-                f"token service unreachable ({_http.describe_error(exc)})"
-            ) from exc
+            failure = f"token service unreachable ({_http.describe_error(exc)})"
+        if failure is not None:
+            # Raised outside the except clause and not chained: httpx's exception holds the
+            # request, whose body is the app secret.
+            raise _RetryableTokenError(failure)
         status = response.status_code
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(

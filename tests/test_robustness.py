@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
+import socket
 import tracemalloc
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from ccmessaging_async import (
     CCMessagingError,
     ConnectionLostError,
     CreateCallRequest,
+    NotSentError,
     OutcomeStatus,
     RequestRejectedError,
     ResponseDecodeError,
@@ -365,3 +367,73 @@ async def test_any_httpx_failure_after_sending_is_typed_unknown(
     async with session() as s:
         with pytest.raises(ConnectionLostError):
             await s.create_call(REQUEST)
+
+
+def reachable_texts(root: object, depth: int = 8) -> list[str]:
+    """Every string reachable from an exception.
+
+    Causes, contexts, args and attributes, and the headers and bodies of any httpx request
+    or response on the way.
+    """
+    texts: list[str] = []
+    seen: set[int] = set()
+    stack: list[tuple[object, int]] = [(root, 0)]
+    while stack:
+        item, level = stack.pop()
+        if id(item) in seen or level > depth:
+            continue
+        seen.add(id(item))
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, bytes | bytearray):
+            texts.append(bytes(item).decode("latin-1"))
+        elif isinstance(item, dict):
+            stack += [(part, level + 1) for pair in item.items() for part in pair]
+        elif isinstance(item, list | tuple | set | frozenset):
+            stack += [(part, level + 1) for part in item]
+        elif isinstance(item, BaseException | httpx.Request | httpx.Response | httpx.Headers):
+            texts.append(repr(item))
+            more: list[object] = [vars(item)]
+            if isinstance(item, BaseException):
+                more += [item.__cause__, item.__context__, item.args]
+            if isinstance(item, httpx.Headers):
+                more.append(dict(item))
+            if isinstance(item, httpx.Request):
+                with contextlib.suppress(httpx.RequestNotRead):
+                    more.append(item.content)
+            stack += [(part, level + 1) for part in more]
+    return texts
+
+
+async def test_no_secret_is_reachable_from_a_token_failure() -> None:
+    """From a failed token fetch, no chain of attributes leads to the app secret."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens there once closed
+    session = AsyncSession(
+        f"http://127.0.0.1:{port}", APP_KEY, APP_SECRET, token=TokenPolicy.for_tests()
+    )
+    with pytest.raises(AuthenticationError) as info:
+        async with session:
+            pass
+    texts = reachable_texts(info.value)
+    assert any("ConnectError" in text for text in texts)  # the walk did see the failure
+    assert not [text for text in texts if APP_SECRET in text]
+
+
+@pytest.mark.parametrize("failure", [httpx.ConnectError, httpx.ReadError])
+@pytest.mark.parametrize("own_client", [False, True])
+async def test_no_token_is_reachable_from_a_transport_failure(
+    router: respx.MockRouter, failure: type[Exception], own_client: bool
+) -> None:
+    """From a failed createcall, no chain of attributes leads to the token or the secret."""
+    router.post(TOKEN_PATH).respond(json=token_json("tok-SECRET-1234"))
+    router.post(CALL_PATH).side_effect = failure
+    async with contextlib.AsyncExitStack() as stack:
+        client = None if own_client else await stack.enter_async_context(httpx.AsyncClient())
+        s = session(client=client, retry=RetryPolicy.for_tests(max_resends=0))
+        async with s:
+            with pytest.raises((NotSentError, ConnectionLostError)) as info:
+                await s.create_call(REQUEST)
+    texts = reachable_texts(info.value)
+    assert not [text for text in texts if "tok-SECRET-1234" in text or APP_SECRET in text]
