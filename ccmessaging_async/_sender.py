@@ -32,7 +32,7 @@ from ._errors import (
 from ._retry import Resend, RetryBudget, RetryPolicy, decide
 from ._slots import Slots
 from ._token_manager import Token, TokenManager
-from ._transports.base import Answer, BodyLimits, ExchangeTransport
+from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
 from ._transports.httpx_transport import RequestFactory, exchange
 
 __all__ = ["BODY_LIMITS", "USER_AGENT", "Delivered", "Sender"]
@@ -123,14 +123,13 @@ class Sender:
             attempts += 1
             hook = before_send if attempts == 1 else None
             outcome = await self._attempt(call, token, attempt=attempts, before_send=hook)
-            if isinstance(outcome, AuthenticationError):  # the gateway refused the token
-                self._tokens.refused(token)
-            else:
-                self._tokens.accepted(token)
             if not isinstance(outcome, CCMessagingError):
+                self._tokens.accepted(token)
                 if budget is not None:
                     budget.refund()
                 return Delivered(outcome, attempts)
+            if isinstance(outcome, AuthenticationError):  # the gateway refused the token
+                self._tokens.refused(token)
             step = decide(
                 outcome,
                 resends=resends,
@@ -167,7 +166,7 @@ class Sender:
         """One send: the result, or the typed error for what happened."""
         started = time.perf_counter()
         try:
-            answer = await self._exchange(call, token.value, before_send)
+            answer = await self._exchange(call, token, before_send)
         except _http.RequestError as exc:
             call.log(type(exc).__name__, started, attempt)
             return classify_failure(call.endpoint, exc)
@@ -180,33 +179,36 @@ class Sender:
     async def _exchange(
         self,
         call: _Call[Any],
-        token: str,
+        token: Token,
         before_send: Callable[[], Awaitable[None]] | None,
     ) -> Answer:
         """Send one request and read its bounded body, holding an in-flight slot."""
         slots = self._in_flight
         if slots is not None:
             await slots.acquire()
-        authorization = ("Authorization", "Bearer " + token)
         try:
             if before_send is not None:
                 await _before_send(call.endpoint, before_send)
             if self._closed:
                 raise SessionStateError("the session was closed before this call could be sent")
             method = call.endpoint.method
+            # No local holds the token as plain text (see HiddenHeaders).
+            headers = HiddenHeaders(
+                [*self._requests.headers, ("Authorization", "Bearer " + token.value)]
+            )
             with anyio.fail_after(self._deadline):
                 if self._fast is not None:
                     return await self._fast.exchange(
                         method,
                         call.url,
-                        [*self._requests.headers, authorization],
+                        headers,
                         call.body,
                         self._requests.timeout,
                         BODY_LIMITS,
                     )
                 return await exchange(
                     self._client,
-                    self._requests.build(method, call.url, call.body, authorization),
+                    self._requests.build(method, call.url, call.body, headers),
                     BODY_LIMITS,
                     direct=self._direct,
                 )
@@ -221,7 +223,7 @@ class _Call(Generic[ResultT]):
 
     endpoint: Endpoint[Any, ResultT]
     url: str
-    body: bytes
+    body: bytes = attrs.field(repr=False)  # holds the called number
     #: The request as named in DEBUG logs (numbers masked); None when DEBUG is off.
     label: str | None
 

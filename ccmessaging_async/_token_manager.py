@@ -119,7 +119,7 @@ class TokenManager:
         self._finished.set()
 
     def accepted(self, token: Token) -> None:
-        """Note that the gateway accepted ``token`` (a call with it got an answer of its own)."""
+        """Note that the gateway accepted ``token``: a call sent with it succeeded."""
         if token is self._token:
             self._token_accepted = True
 

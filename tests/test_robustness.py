@@ -6,8 +6,9 @@ import contextlib
 import gzip
 import json
 import socket
+import traceback
 import tracemalloc
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -207,8 +208,13 @@ def gzip_bomb(decoded_mb: int) -> bytes:
     return gzip.compress(inner, compresslevel=9)
 
 
-async def serve_raw(answers: dict[str, bytes], seen: list[bytes]) -> tuple[int, Any]:
-    """A bare HTTP/1.1 server on loopback answering each path with fixed bytes.
+Answerer = Callable[[str, anyio.abc.SocketStream], Awaitable[None]]
+
+
+async def raw_server(
+    answer: Answerer, seen: list[bytes] | None = None
+) -> tuple[int, anyio.abc.Listener[anyio.abc.SocketStream], Any]:
+    """A bare HTTP/1.1 server on loopback: ``answer(path, stream)`` writes each answer.
 
     respx cannot stand in here: it reads (and so decodes) a mocked body itself.
     """
@@ -222,18 +228,18 @@ async def serve_raw(answers: dict[str, bytes], seen: list[bytes]) -> tuple[int, 
                     head = await buffered.receive_until(b"\r\n\r\n", 65536)
                 except (anyio.EndOfStream, anyio.IncompleteRead):
                     return
-                seen.append(head)
+                if seen is not None:
+                    seen.append(head)
                 length = 0
                 for line in head.split(b"\r\n")[1:]:
                     name, _, value = line.partition(b":")
                     if name.strip().lower() == b"content-length":
                         length = int(value)
                 await buffered.receive_exactly(length)
-                path = head.split(b" ")[1].decode()
-                await stream.send(answers[path])
+                await answer(head.split(b" ")[1].decode(), stream)
 
     port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio, not Django
-    return port, (listener, handle)
+    return port, listener, handle
 
 
 def http_answer(body: bytes, **headers: str) -> bytes:
@@ -249,7 +255,11 @@ async def test_compressed_answers_are_never_decompressed(target: str) -> None:
     token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
     answers = {TOKEN_PATH: bomb if target == "token" else token, CALL_PATH: bomb}
     seen: list[bytes] = []
-    port, (listener, handle) = await serve_raw(answers, seen)
+
+    async def fixed(path: str, stream: anyio.abc.SocketStream) -> None:
+        await stream.send(answers[path])
+
+    port, listener, handle = await raw_server(fixed, seen)
     policy = TokenPolicy.for_tests(attempts=1)
     tracemalloc.start()
     try:
@@ -274,33 +284,18 @@ async def drip_server(
     drip_path: str,
 ) -> tuple[int, anyio.abc.Listener[anyio.abc.SocketStream], Any]:
     """Loopback HTTP: ``drip_path`` answers one byte every 0.1 s, forever; others a token."""
-    listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
     token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
 
-    async def handle(stream: anyio.abc.SocketStream) -> None:
-        buffered = anyio.streams.buffered.BufferedByteReceiveStream(stream)
-        async with stream:
-            while True:
-                try:
-                    head = await buffered.receive_until(b"\r\n\r\n", 65536)
-                except (anyio.EndOfStream, anyio.IncompleteRead):
-                    return
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.lower().split(b"\r\n")
-                    if line.startswith(b"content-length:")
-                )
-                await buffered.receive_exactly(length)
-                if head.split(b" ")[1].decode() != drip_path:
-                    await stream.send(token)
-                    continue
-                await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
-                while True:  # each byte well within the read timeout
-                    await anyio.sleep(0.1)
-                    await stream.send(b" ")
+    async def drip(path: str, stream: anyio.abc.SocketStream) -> None:
+        if path != drip_path:
+            await stream.send(token)
+            return
+        await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+        while True:  # each byte well within the read timeout
+            await anyio.sleep(0.1)
+            await stream.send(b" ")
 
-    port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio
-    return port, listener, handle
+    return await raw_server(drip)
 
 
 async def test_a_dripping_answer_ends_at_the_exchange_deadline() -> None:
@@ -437,3 +432,20 @@ async def test_no_token_is_reachable_from_a_transport_failure(
                 await s.create_call(REQUEST)
     texts = reachable_texts(info.value)
     assert not [text for text in texts if "tok-SECRET-1234" in text or APP_SECRET in text]
+
+
+async def test_a_traceback_rendered_with_locals_shows_no_token(
+    router: respx.MockRouter,
+) -> None:
+    """No frame on the send path keeps the token in a local that a traceback would print."""
+    router.post(TOKEN_PATH).respond(json=token_json("tok-SECRET-5678"))
+    router.post(CALL_PATH).side_effect = RuntimeError("a transport bug")
+    async with session() as s:
+        with pytest.raises(RuntimeError) as info:
+            await s.create_call(REQUEST)
+    rendered = "".join(
+        traceback.TracebackException.from_exception(info.value, capture_locals=True).format()
+    )
+    assert "_exchange" in rendered  # the walk went through the send path's frames
+    assert "tok-SECRET-5678" not in rendered
+    assert APP_SECRET not in rendered

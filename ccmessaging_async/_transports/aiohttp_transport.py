@@ -9,7 +9,7 @@ import aiohttp
 import httpx
 import httpx_aiohttp
 
-from .base import Answer, BodyLimits
+from .base import Answer, BodyLimits, HiddenHeaders
 
 __all__ = ["SafeAiohttpTransport"]
 
@@ -46,7 +46,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         self,
         method: str,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: HiddenHeaders,
         body: bytes,
         timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
         limits: BodyLimits,

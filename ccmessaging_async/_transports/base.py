@@ -6,7 +6,18 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-__all__ = ["Answer", "BodyLimits", "ExchangeTransport"]
+__all__ = ["Answer", "BodyLimits", "ExchangeTransport", "HiddenHeaders"]
+
+
+class HiddenHeaders(list[tuple[str, str]]):
+    """Request headers whose repr names them but never shows a value.
+
+    One of them is ``Authorization``: a traceback rendered with its locals (pytest ``-l``,
+    rich, error trackers) must not print the token.
+    """
+
+    def __repr__(self) -> str:
+        return f"<headers {', '.join(name for name, _ in self)}>"
 
 
 @attrs.frozen(slots=True)
@@ -53,7 +64,7 @@ class ExchangeTransport(Protocol):
         self,
         method: str,
         url: str,
-        headers: list[tuple[str, str]],
+        headers: HiddenHeaders,
         body: bytes,
         timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
         limits: BodyLimits,

@@ -7,7 +7,7 @@ import inspect
 import httpx
 
 from .. import _http
-from .base import Answer, BodyLimits
+from .base import Answer, BodyLimits, HiddenHeaders
 
 __all__ = ["DIRECT_SEND", "RequestFactory", "exchange", "read_bounded", "send_direct"]
 
@@ -44,10 +44,8 @@ class RequestFactory:
         self.timeout = client.timeout.as_dict()
         self._urls: dict[str, httpx.URL] = {}
 
-    def build(
-        self, method: str, url: str, content: bytes, header: tuple[str, str]
-    ) -> httpx.Request:
-        """Build a request to ``url`` with the merged headers plus ``header``."""
+    def build(self, method: str, url: str, content: bytes, headers: HiddenHeaders) -> httpx.Request:
+        """Build a request to ``url`` with ``headers`` (the merged ones plus the call's)."""
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = self._urls[url] = httpx.URL(url)
@@ -55,7 +53,7 @@ class RequestFactory:
             method,
             parsed,
             content=content,
-            headers=[*self.headers, header],
+            headers=headers,
             extensions={"timeout": self.timeout},
         )
 
