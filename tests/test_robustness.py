@@ -31,6 +31,7 @@ from ccmessaging_async import (
     RetryPolicy,
     SessionStateError,
     TokenPolicy,
+    aiohttp_transport,
 )
 from tests._helpers import (
     APP_KEY,
@@ -248,8 +249,20 @@ def http_answer(body: bytes, **headers: str) -> bytes:
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
 
 
+def transport_for(name: str, anyio_backend: str) -> httpx.AsyncBaseTransport | None:
+    """None for httpx's own transport; the aiohttp one on asyncio (skip on trio)."""
+    if name == "httpx":
+        return None
+    if anyio_backend != "asyncio":
+        pytest.skip("the aiohttp transport runs on asyncio only")
+    return aiohttp_transport()
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 @pytest.mark.parametrize("target", ["createcall", "token"])
-async def test_compressed_answers_are_never_decompressed(target: str) -> None:
+async def test_compressed_answers_are_never_decompressed(
+    target: str, transport: str, anyio_backend: str
+) -> None:
     """A gzip bomb is refused unread: identity is asked, and a compressed body is not decoded."""
     bomb = http_answer(gzip_bomb(200), Content_Encoding="gzip, gzip")
     token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
@@ -265,7 +278,13 @@ async def test_compressed_answers_are_never_decompressed(target: str) -> None:
     try:
         async with listener, anyio.create_task_group() as tg:
             tg.start_soon(listener.serve, handle)
-            s = AsyncSession(f"http://127.0.0.1:{port}", APP_KEY, APP_SECRET, token=policy)
+            s = AsyncSession(
+                f"http://127.0.0.1:{port}",
+                APP_KEY,
+                APP_SECRET,
+                token=policy,
+                transport=transport_for(transport, anyio_backend),
+            )
             with pytest.raises((ResponseDecodeError, AuthenticationError)) as info:
                 async with s:
                     await s.create_call(REQUEST)
@@ -298,7 +317,10 @@ async def drip_server(
     return await raw_server(drip)
 
 
-async def test_a_dripping_answer_ends_at_the_exchange_deadline() -> None:
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
+async def test_a_dripping_answer_ends_at_the_exchange_deadline(
+    transport: str, anyio_backend: str
+) -> None:
     """An answer dripped byte by byte ends at the sum of the timeouts, as outcome-unknown."""
     port, listener, handle = await drip_server(CALL_PATH)
     timeout = httpx.Timeout(0.5)  # read 0.5 s never trips; the whole exchange: 2 s
@@ -311,6 +333,7 @@ async def test_a_dripping_answer_ends_at_the_exchange_deadline() -> None:
                 APP_SECRET,
                 timeout=timeout,
                 token=TokenPolicy.for_tests(),
+                transport=transport_for(transport, anyio_backend),
             ) as s:
                 with pytest.raises(ConnectionLostError):
                     await s.create_call(REQUEST)

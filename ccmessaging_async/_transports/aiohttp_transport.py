@@ -84,6 +84,9 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         except (aiohttp.ClientError, TimeoutError) as exc:
             response.close()
             raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        except BaseException:  # cancelled mid-body (a deadline): the connection is unusable
+            response.close()
+            raise
         if truncated:
             response.close()  # the rest is never read: the connection cannot be reused
         else:
