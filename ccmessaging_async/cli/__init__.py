@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import signal
 import sqlite3
@@ -140,7 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         code, message = _ending(exc)
     except sqlite3.Error as exc:
         code, message = ExitCode.STORAGE, f"error: the job file could not be written: {exc}"
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        # A disk that is full, over quota, read-only or past a size limit is storage
+        # trouble (exit 4), even when it surfaces outside the run, such as at close.
+        storage = exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS)
+        code = ExitCode.STORAGE if storage else ExitCode.USAGE
+        message = f"error: {exc}"
+    except ValueError as exc:
         code, message = ExitCode.USAGE, f"error: {exc}"
     print(message, file=sys.stderr)
     return code

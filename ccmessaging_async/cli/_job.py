@@ -45,7 +45,13 @@ class Job:
             pass  # the disk that stopped the job may refuse this too; the run row stays open
         finally:
             try:
-                self.report.close()
+                if how == "stopped":
+                    # The disk that stopped the run may refuse the report's last flush too;
+                    # the report is a view, brought level from the job file at the next start.
+                    with contextlib.suppress(OSError):
+                        self.report.close()
+                else:
+                    self.report.close()
             finally:
                 self.store.close()
 
