@@ -219,7 +219,7 @@ class _Batch:
         except SessionStateError as exc:  # closed while this call waited: it was not sent
             unsent = NotSentError(f"createcall was not sent: {exc}")
             unsent.__cause__ = exc
-            return _failure(index, request, unsent.with_context(endpoint="createcall"), started)
+            return _failure(index, request, unsent.with_context(endpoint=CREATE_CALL.name), started)
         except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
             # Nothing else should come out of a send; if it does, assume the worst.
             error = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")

@@ -34,7 +34,7 @@ from ._retry import RetryPolicy
 from ._sender import Sender
 from ._token_manager import TokenManager
 from ._token_policy import TokenPolicy
-from ._token_service import TOKEN_PATH, Credentials, TokenFetcher
+from ._token_service import TOKEN_ENDPOINT, TOKEN_PATH, Credentials, TokenFetcher
 from ._transports.base import ExchangeTransport
 
 __all__ = ["AsyncSession"]
@@ -198,7 +198,7 @@ class AsyncSession:
         if scope.cancel_called:
             raise AuthenticationError(
                 f"no access token within token timeout ({timeout:g}s)"
-            ).with_context(endpoint="tokenByAkSk")
+            ).with_context(endpoint=TOKEN_ENDPOINT)
 
     async def __aexit__(
         self,

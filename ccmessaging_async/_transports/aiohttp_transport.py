@@ -9,6 +9,7 @@ import aiohttp
 import httpx
 import httpx_aiohttp
 
+from .. import _http
 from .base import Answer, BodyLimits, HiddenHeaders
 
 __all__ = ["SafeAiohttpTransport"]
@@ -96,7 +97,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
             response.headers.get("Retry-After"),
             content,
             truncated,
-            response.headers.get("X-Request-Id"),
+            response.headers.get(_http.TRACE_HEADER),
             response.headers.get("Content-Encoding"),
         )
 
