@@ -413,9 +413,10 @@ async def test_server_errors_and_garbage_bodies(server: EmulatorServer) -> None:
 async def test_server_closing_idle_connections() -> None:
     """Idle connections closed by the server between batches cause no failure."""
     emulator = Emulator()
-    # 2 s: short of the client's 4 s expiry, yet no connection idles that long mid-batch even
-    # on a slow run (a close racing a reuse is a false unknown: see the connection-layer issue).
-    with EmulatorServer(emulator, timeout_keep_alive=2) as server:
+    # 3 s: short of the client's 4 s expiry, yet longer than a 200-call batch takes even on
+    # a slow measured run, so no connection idles that long mid-batch (a server close racing
+    # a reuse is a false unknown: the connection-layer issue; this tests between batches).
+    with EmulatorServer(emulator, timeout_keep_alive=3) as server:
         session = session_for(server.url, emulator)
         before = {task.id for task in anyio.get_running_tasks()}
         outcomes: list[CallOutcome] = []
@@ -423,7 +424,7 @@ async def test_server_closing_idle_connections() -> None:
         async with session:
             async for outcome in session.create_calls(requests[:200], concurrency=20):
                 outcomes.append(outcome)
-            # the server closes every idle connection (keep-alive 2 s < the client's 4 s)
+            # the server closes every idle connection (keep-alive 3 s < the client's 4 s)
             assert _wait_until(lambda: server.open_connections == 0)
             async for outcome in session.create_calls(requests[200:], concurrency=20):
                 outcomes.append(outcome)
