@@ -21,6 +21,7 @@ from ._errors import (
     ServerError,
 )
 from ._transports.base import Answer
+from ._transports.connection import ConnectionDropped, RequestNotWritten
 
 __all__ = ["classify_answer", "classify_deadline", "classify_failure", "decode_success"]
 
@@ -31,14 +32,16 @@ def classify_failure(
     endpoint: Endpoint[Any, Any], exc: _http.RequestError
 ) -> NotSentError | ConnectionLostError:
     """Type a transport failure: not sent only if the request never fully left."""
-    if isinstance(exc, _http.NOT_SENT_ERRORS):
-        error: NotSentError | ConnectionLostError = NotSentError(
-            f"{endpoint.name} was not sent: {_http.describe_error(exc)}"
-        )
-    else:
-        error = ConnectionLostError(
-            f"{endpoint.name} may have reached the platform: {_http.describe_error(exc)}"
-        )
+    # The session's own connections say on the cause whether the request was written.
+    cause = exc.__cause__
+    if isinstance(exc, _http.NOT_SENT_ERRORS) or isinstance(cause, RequestNotWritten):
+        return NotSentError(f"{endpoint.name} was not sent: {_http.describe_error(exc)}")
+    error = ConnectionLostError(
+        f"{endpoint.name} may have reached the platform: {_http.describe_error(exc)}"
+    )
+    if isinstance(cause, ConnectionDropped):
+        error.reused = True
+        error.idle_for = cause.idle_for
     # Not chained: httpx's exception holds the request, and its headers hold the token.
     return error
 

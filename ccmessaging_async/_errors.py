@@ -216,6 +216,12 @@ class ResponseDecodeError(OutcomeUnknownError):
 class ConnectionLostError(OutcomeUnknownError):
     """The connection failed after the request was written (reset, read timeout, bad answer)."""
 
+    #: The request went out on a kept-alive connection that the peer then closed before
+    #: answering (often a load balancer's idle timeout: see README, "Defaults").
+    reused: bool = False
+    #: For such a connection, how long it had been idle before the request (seconds).
+    idle_for: float | None = None
+
 
 class ServerError(_StatusAttributes, OutcomeUnknownError):
     """A 5xx answer (or any other than 200 and 4xx): the platform may have acted."""

@@ -36,6 +36,7 @@ from ._token_manager import TokenManager
 from ._token_policy import TokenPolicy
 from ._token_service import TOKEN_ENDPOINT, TOKEN_PATH, Credentials, TokenFetcher
 from ._transports.base import ExchangeTransport
+from ._transports.default import default_transport
 
 __all__ = ["AsyncSession"]
 
@@ -101,10 +102,9 @@ class AsyncSession:
         if client is None:
             client = _http.AsyncClient(
                 timeout=timeout,
-                limits=limits,
-                http2=http2,
-                verify=ssl_verify(verify),
-                transport=transport,
+                transport=transport
+                if transport is not None
+                else default_transport(verify=ssl_verify(verify), limits=limits, http2=http2),
                 follow_redirects=False,
                 trust_env=False,
             )

@@ -1,0 +1,99 @@
+"""One pooled HTTP/1.1 connection that says, when a request fails, whether it ever left.
+
+It is httpcore's connection over a :class:`~.network.TrackedBackend`. When a request fails
+before any answer, it re-raises httpcore's error as one of two subclasses that httpx maps
+as usual (so every caller still sees an ``httpx.TransportError``), with the facts in the
+cause chain:
+
+- :class:`RequestNotWritten` (an ``httpcore.WriteError``): not every byte of the request
+  reached the kernel, so the platform never had a complete request (SPEC section 3);
+- :class:`ConnectionDropped` (an ``httpcore.ReadError``): the request was written on a
+  reused connection and the peer closed it before one byte of answer — typically a
+  middlebox that closes idle connections. Still outcome-unknown, with ``idle_for``.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Callable
+
+import httpcore
+
+from .network import TrackedBackend
+
+__all__ = ["ConnectionDropped", "RequestNotWritten", "TrackedConnection"]
+
+
+class RequestNotWritten(httpcore.WriteError):
+    """The request's last byte never reached the socket: the platform cannot have it."""
+
+
+class ConnectionDropped(httpcore.ReadError):
+    """A reused connection closed after the request was written and before any answer."""
+
+    def __init__(self, message: str, *, idle_for: float) -> None:
+        super().__init__(message)
+        #: How long the connection had been idle before this request was written on it.
+        self.idle_for = idle_for
+
+
+_UNANSWERED = (httpcore.ReadError, httpcore.RemoteProtocolError, httpcore.WriteError)
+
+
+class TrackedConnection(httpcore.AsyncHTTPConnection):
+    """httpcore's HTTP/1.1 connection, typing a failure by whether the request left.
+
+    ``on_dropped`` is told how long a reused connection had been idle when its peer
+    dropped it (the pool learns the middlebox's idle timeout from it).
+    """
+
+    def __init__(
+        self,
+        origin: httpcore.Origin,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        keepalive_expiry: float | None,
+        on_dropped: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._wire = TrackedBackend()
+        super().__init__(
+            origin,
+            ssl_context=ssl_context,
+            keepalive_expiry=keepalive_expiry,
+            network_backend=self._wire,
+        )
+        #: Where it connects (httpcore keeps it private).
+        self.origin = origin
+        self._on_dropped = on_dropped
+        self._clock = clock
+        #: When the connection last became idle (set by the pool), ``None`` while unused.
+        self.idle_since: float | None = None
+
+    def peer_closed(self) -> bool:
+        """Whether the server closed this (idle) connection: its socket reads at once."""
+        stream = self._wire.stream
+        return stream is not None and bool(stream.get_extra_info("is_readable"))
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        """Send ``request``; a failure before any answer says whether the request left."""
+        record = self._wire.record
+        read_before = 0 if record is None else record.bytes_read
+        idle_for = None if self.idle_since is None else self._clock() - self.idle_since
+        try:
+            return await super().handle_async_request(request)
+        except _UNANSWERED as exc:
+            record = self._wire.record
+            if record is None:
+                raise
+            if record.write_failed:
+                raise RequestNotWritten(f"the request was not completely written ({exc})") from exc
+            if idle_for is not None and record.bytes_read == read_before:
+                self._on_dropped(idle_for)
+                raise ConnectionDropped(
+                    f"the peer closed a connection idle for {idle_for:.3f}s after the request "
+                    f"was written, before any answer ({exc})",
+                    idle_for=idle_for,
+                ) from exc
+            raise

@@ -1,0 +1,60 @@
+"""The HTTP transport a session builds for itself: httpx's, over the flat pool.
+
+``httpx.AsyncHTTPTransport`` stays the transport (so respx and pytest-httpx, which patch
+it, intercept as ever); only the httpcore pool inside it is replaced by
+:class:`~.pool.FlatConnectionPool` for HTTP/1.1. With ``http2=True``, or when httpx's or
+httpcore's internals are not as pinned, httpx's own pool is kept (with a warning for the
+latter).
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+import warnings
+from collections.abc import Callable
+
+import httpcore
+import httpx
+
+from .pool import FLAT_POOL_SUPPORTED, FlatConnectionPool
+
+__all__ = ["default_transport"]
+
+
+def default_transport(
+    *,
+    verify: ssl.SSLContext | str | bool,
+    limits: httpx.Limits,
+    http2: bool,
+    clock: Callable[[], float] = time.monotonic,
+) -> httpx.AsyncHTTPTransport:
+    """Return httpx's transport for these settings, with the flat pool where it applies."""
+    transport = httpx.AsyncHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
+    if http2:
+        return transport
+    # httpx keeps its pool, and the pool its TLS context, in private attributes (httpx
+    # 0.27-0.28, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
+    stock = getattr(transport, "_pool", None)
+    context = getattr(stock, "_ssl_context", None)
+    if not (
+        FLAT_POOL_SUPPORTED
+        and type(stock) is httpcore.AsyncConnectionPool
+        and isinstance(context, ssl.SSLContext)
+    ):
+        warnings.warn(
+            f"httpx {httpx.__version__} / httpcore {httpcore.__version__} differ from the "
+            "versions ccmessaging_async was tested with; using httpx's own connection pool, "
+            "which slows down with hundreds of calls in flight",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return transport
+    transport._pool = FlatConnectionPool(  # noqa: SLF001 - see above
+        ssl_context=context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        clock=clock,
+    )
+    return transport
