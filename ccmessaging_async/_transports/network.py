@@ -28,7 +28,7 @@ import anyio.abc
 import anyio.streams.tls
 import httpcore
 
-__all__ = ["TrackedBackend", "TrackedStream", "WireRecord"]
+__all__ = ["TrackedBackend", "TrackedStream", "WireRecord", "is_readable"]
 
 _SocketOption = (
     tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
@@ -79,7 +79,7 @@ _CONNECT_ERRORS: dict[type[BaseException], type[Exception]] = {
 }
 
 
-def _is_readable(sock: socket.socket | None) -> bool:
+def is_readable(sock: socket.socket | None) -> bool:
     """Whether a read would return at once: for an idle connection, the peer closed it."""
     fd = -1 if sock is None else sock.fileno()
     if fd < 0:
@@ -167,7 +167,7 @@ class TrackedStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return self._socket.extra(anyio.abc.SocketAttribute.raw_socket, None)
         if info == "is_readable":
-            return _is_readable(self._socket.extra(anyio.abc.SocketAttribute.raw_socket, None))
+            return is_readable(self._socket.extra(anyio.abc.SocketAttribute.raw_socket, None))
         return None
 
 

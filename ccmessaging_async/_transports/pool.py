@@ -24,6 +24,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from typing import Self
 
 import httpcore
 from httpcore._async.connection_pool import AsyncPoolRequest
@@ -240,6 +241,10 @@ class FlatConnectionPool(httpcore.AsyncConnectionPool):
         self._idle_count -= 1
         self._connections.remove(connection)
         closing.append(connection)
+
+    async def __aenter__(self) -> Self:
+        """Return the pool (closed on exit)."""
+        return self
 
     async def aclose(self) -> None:
         """Close every connection."""
