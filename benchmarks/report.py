@@ -1,4 +1,4 @@
-"""Render benchmarks/RESULTS.md from results.json (and before.json, if present).
+"""Render benchmarks/RESULTS.md from results.json (and before.json, connections.json).
 
 python benchmarks/report.py
 """
@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+
+import report_connections
 
 HERE = Path(__file__).resolve().parent
 CONCURRENCIES = ["1", "10", "100"]
@@ -169,6 +171,9 @@ def main() -> None:
         "",
     ]
     out += notes(r)
+    connections_path = HERE / "connections.json"
+    if connections_path.exists():
+        out += report_connections.section(json.loads(connections_path.read_text()))
     if before_path.exists():
         before = json.loads(before_path.read_text())["throughput"]
         out += [
