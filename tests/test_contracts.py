@@ -20,6 +20,7 @@ import respx
 
 from ccmessaging_async import AsyncSession, CreateCallRequest, TokenPolicy, _session
 from ccmessaging_async._transports import default, httpx_transport
+from ccmessaging_async._transports.multiplexed_pool import MultiplexedConnectionPool
 from ccmessaging_async._transports.pool import FlatConnectionPool
 from tests._helpers import (
     APP_KEY,
@@ -127,10 +128,10 @@ async def test_pytest_httpx_intercepts_the_session_over_the_flat_pool(
     assert isinstance(pool_of(built[0]), FlatConnectionPool)
 
 
-def test_http2_keeps_httpx_s_own_pool() -> None:
-    """HTTP/2 multiplexes over few connections: httpcore's pool is the right one there."""
+def test_http2_keeps_httpcore_s_bookkeeping() -> None:
+    """HTTP/2 multiplexes over few connections: httpcore's pool logic is right there."""
     transport = default.default_transport(verify=True, limits=httpx.Limits(), http2=True)
-    assert type(pool_of(transport)) is httpcore.AsyncConnectionPool
+    assert type(pool_of(transport)) is MultiplexedConnectionPool
 
 
 async def test_unexpected_internals_fall_back_to_httpx_s_pool_with_a_warning(

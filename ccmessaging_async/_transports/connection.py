@@ -56,14 +56,19 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         keepalive_expiry: float | None,
         on_dropped: Callable[[float], None],
         clock: Callable[[], float] = time.monotonic,
+        http2: bool = False,
     ) -> None:
         self._wire = TrackedBackend()
         super().__init__(
             origin,
             ssl_context=ssl_context,
             keepalive_expiry=keepalive_expiry,
+            http2=http2,
             network_backend=self._wire,
         )
+        # HTTP/2 writes carry frames of several requests, and a write can fail after this
+        # request's last frame went out in an earlier one: a failed write proves nothing.
+        self._writes_prove_unsent = not http2
         #: Where it connects (httpcore keeps it private).
         self.origin = origin
         self._on_dropped = on_dropped
@@ -76,6 +81,14 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         stream = self._wire.stream
         return stream is not None and bool(stream.get_extra_info("is_readable"))
 
+    def has_expired(self) -> bool:
+        """Past its keep-alive expiry, or idle and readable (closed, or a GOAWAY waiting).
+
+        httpcore checks readability only for HTTP/1.1; an HTTP/2 connection the peer
+        dropped while idle would otherwise get the next request.
+        """
+        return super().has_expired() or (self.is_idle() and self.peer_closed())
+
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         """Send ``request``; a failure before any answer says whether the request left."""
         record = self._wire.record
@@ -87,7 +100,7 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
             record = self._wire.record
             if record is None:
                 raise
-            if record.write_failed:
+            if record.write_failed and self._writes_prove_unsent:
                 raise RequestNotWritten(f"the request was not completely written ({exc})") from exc
             if idle_for is not None and record.bytes_read == read_before:
                 self._on_dropped(idle_for)

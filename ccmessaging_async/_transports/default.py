@@ -1,10 +1,10 @@
 """The HTTP transport a session builds for itself: httpx's, over the flat pool.
 
 ``httpx.AsyncHTTPTransport`` stays the transport (so respx and pytest-httpx, which patch
-it, intercept as ever); only the httpcore pool inside it is replaced by
-:class:`~.pool.FlatConnectionPool` for HTTP/1.1. With ``http2=True``, or when httpx's or
-httpcore's internals are not as pinned, httpx's own pool is kept (with a warning for the
-latter).
+it, intercept as ever); only the httpcore pool inside it is replaced: by
+:class:`~.pool.FlatConnectionPool` for HTTP/1.1, by
+:class:`~.multiplexed_pool.MultiplexedConnectionPool` with ``http2=True``. When httpx's or
+httpcore's internals are not as pinned, httpx's own pool is kept, with a warning.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
+from .multiplexed_pool import MultiplexedConnectionPool
 from .pool import FLAT_POOL_SUPPORTED, FlatConnectionPool
 
 __all__ = ["default_transport"]
@@ -31,8 +32,6 @@ def default_transport(
 ) -> httpx.AsyncHTTPTransport:
     """Return httpx's transport for these settings, with the flat pool where it applies."""
     transport = httpx.AsyncHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
-    if http2:
-        return transport
     # httpx keeps its pool, and the pool its TLS context, in private attributes (httpx
     # 0.27-0.28, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
     stock = getattr(transport, "_pool", None)
@@ -50,11 +49,21 @@ def default_transport(
             stacklevel=3,
         )
         return transport
-    transport._pool = FlatConnectionPool(  # noqa: SLF001 - see above
-        ssl_context=context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        clock=clock,
-    )
+    pool: httpcore.AsyncConnectionPool
+    if http2:
+        pool = MultiplexedConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+        )
+    else:
+        pool = FlatConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            clock=clock,
+        )
+    transport._pool = pool  # noqa: SLF001 - see above
     return transport

@@ -103,6 +103,7 @@ class TrackedStream(httpcore.AsyncNetworkStream):
     ) -> None:
         self._stream = stream
         self._socket = socket_stream
+        self._raw: socket.socket = socket_stream.extra(anyio.abc.SocketAttribute.raw_socket)
         #: Shared by the plain stream and the TLS stream over it.
         self.record = record
 
@@ -123,12 +124,13 @@ class TrackedStream(httpcore.AsyncNetworkStream):
         try:
             with _mapped(_WRITE_ERRORS), anyio.fail_after(timeout):
                 await self._stream.send(buffer)
-                # asyncio's transport swallows a failed send() and only records it; the
-                # empty send raises that recorded failure now, before any read can.
-                await self._socket.send(b"")
         except BaseException:
             self.record.write_failed = True
             raise
+        if self._raw.fileno() < 0:
+            # asyncio's transport swallows a failed send(): it closes the socket on the
+            # loop iteration that anyio's send() yields for, before any read is processed.
+            self.record.write_failed = True
 
     async def aclose(self) -> None:
         """Close the stream (and the socket under it)."""
@@ -165,9 +167,9 @@ class TrackedStream(httpcore.AsyncNetworkStream):
         if info == "server_addr":
             return self._socket.extra(anyio.abc.SocketAttribute.remote_address, None)
         if info == "socket":
-            return self._socket.extra(anyio.abc.SocketAttribute.raw_socket, None)
+            return self._raw
         if info == "is_readable":
-            return is_readable(self._socket.extra(anyio.abc.SocketAttribute.raw_socket, None))
+            return is_readable(self._raw)
         return None
 
 
