@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import ssl
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections import Counter
@@ -41,37 +44,56 @@ CLIENTS = ["raw httpx", "sdk, httpx's pool", "sdk", "raw aiohttp", "sdk + aiohtt
 #: (concurrency, server latency in seconds)
 POINTS = [(1, 0.0), (10, 0.0), (100, 0.0), (10, 0.25), (100, 0.25), (200, 1.0), (500, 1.0)]
 STALE_CLIENTS = ["sdk, httpx's pool", "sdk", "sdk + aiohttp transport"]
+#: Against h2_server.py (hypercorn, TLS): HTTP/2 before and after.
+H2_CLIENTS = ["sdk, http2, httpx's pool", "sdk, http2"]
 IDLE_TIMEOUTS = [0.5, 1.0]
 STALE_LATENCY = 0.05
 
 
 @contextmanager
-def slow_server(delay: float, idle_close: float | None = None) -> Iterator[str]:
+def slow_server(
+    delay: float, idle_close: float | None = None, *, h2: bool = False
+) -> Iterator[str]:
+    """``slow_server.py`` (or, with ``h2``, ``h2_server.py`` over TLS) pinned to CPU 1."""
     port = free_port()
-    command = ["taskset", "-c", str(SERVER_CPU), sys.executable, str(HERE / "slow_server.py")]
+    script = "h2_server.py" if h2 else "slow_server.py"
+    command = ["taskset", "-c", str(SERVER_CPU), sys.executable, str(HERE / script)]
     command += ["--port", str(port), "--delay", str(delay)]
     if idle_close is not None:
         command += ["--idle-close", str(idle_close)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        if process.stdout.readline().strip() != "ready":
-            raise RuntimeError("slow_server.py did not start")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(10)
+    with tempfile.TemporaryDirectory() as certs:
+        if h2:
+            command += ["--cert", certs]
+        # hypercorn logs every TLS close a client cuts short: noise here.
+        noise = subprocess.DEVNULL if h2 else None
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=noise, text=True)
+        try:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"{script} did not start")
+            if h2:
+                os.environ["BENCH_CA"] = str(Path(certs) / "ca.pem")
+            yield f"{'https' if h2 else 'http'}://127.0.0.1:{port}"
+        finally:
+            os.environ.pop("BENCH_CA", None)
+            process.terminate()
+            process.wait(10)
+
+
+def _open(request: urllib.request.Request) -> bytes:
+    context = ssl.create_default_context(cafile=os.environ.get("BENCH_CA"))
+    with urllib.request.urlopen(request, timeout=30, context=context) as answer:  # noqa: S310
+        data: bytes = answer.read()
+    return data
 
 
 def server_stats(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url + "/stats", timeout=30) as answer:  # noqa: S310 - loopback
-        stats: dict[str, Any] = json.loads(answer.read())
+    stats: dict[str, Any] = json.loads(_open(urllib.request.Request(url + "/stats")))  # noqa: S310
     return stats
 
 
 def reset(url: str) -> None:
-    request = urllib.request.Request(url + "/reset", data=b"", method="POST")  # noqa: S310
-    urllib.request.urlopen(request, timeout=30).close()  # noqa: S310 - loopback
+    _open(urllib.request.Request(url + "/reset", data=b"", method="POST"))  # noqa: S310
 
 
 def run_client(name: str, url: str, *options: str) -> dict[str, Any]:
@@ -119,9 +141,11 @@ def latency(smoke: bool) -> list[dict[str, Any]]:
 def stale(smoke: bool) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     calls = 200 if smoke else 2000
-    for idle in IDLE_TIMEOUTS:
-        with slow_server(STALE_LATENCY, idle_close=idle) as url:
-            for name in STALE_CLIENTS:
+    runs = [(idle, False, STALE_CLIENTS) for idle in IDLE_TIMEOUTS]
+    runs += [(idle, True, H2_CLIENTS) for idle in IDLE_TIMEOUTS]
+    for idle, h2, clients in runs:
+        with slow_server(STALE_LATENCY, idle_close=idle, h2=h2) as url:
+            for name in clients:
                 reset(url)
                 result = run_client(name, url, "--calls", str(calls), "--bursts", str(idle))
                 received = Counter(server_stats(url)["received"])

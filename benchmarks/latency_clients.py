@@ -14,8 +14,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import resource
+import ssl
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -121,12 +123,19 @@ async def raw_aiohttp(
 
 
 def _sdk(
-    transport: Callable[[int], httpx.AsyncBaseTransport | None],
+    transport: Callable[[int], httpx.AsyncBaseTransport | None], *, http2: bool = False
 ) -> Callable[..., Awaitable[None]]:
     async def client(url: str, concurrency: int, work: Callable[[Runner], Awaitable[None]]) -> None:
         limits = _limits(concurrency)
         async with AsyncSession(
-            url, APP_KEY, APP_SECRET, limits=limits, timeout=30.0, transport=transport(concurrency)
+            url,
+            APP_KEY,
+            APP_SECRET,
+            limits=limits,
+            timeout=30.0,
+            transport=transport(concurrency),
+            http2=http2,
+            verify=_trusted(),
         ) as session:
 
             async def batch(numbers: list[str]) -> list[Result]:
@@ -148,12 +157,26 @@ def _aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     return aiohttp_transport(limits=_limits(concurrency))
 
 
+def _trusted() -> ssl.SSLContext:
+    """The default trust, plus ``h2_server.py``'s CA when ``BENCH_CA`` names it."""
+    context = ssl.create_default_context()
+    if os.environ.get("BENCH_CA"):
+        context.load_verify_locations(os.environ["BENCH_CA"])
+    return context
+
+
+def _h2_before(concurrency: int) -> httpx.AsyncBaseTransport:
+    return httpx.AsyncHTTPTransport(limits=_limits(concurrency), http2=True, verify=_trusted())
+
+
 CLIENTS = {
     "raw httpx": raw_httpx,
     "sdk, httpx's pool": _sdk(lambda c: httpx.AsyncHTTPTransport(limits=_limits(c))),
     "sdk": _sdk(lambda c: None),
     "raw aiohttp": raw_aiohttp,
     "sdk + aiohttp transport": _sdk(_aiohttp_transport),
+    "sdk, http2, httpx's pool": _sdk(_h2_before),
+    "sdk, http2": _sdk(lambda c: None, http2=True),
 }
 
 

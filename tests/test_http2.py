@@ -104,3 +104,6 @@ async def test_an_http2_connection_the_server_closed_while_idle_is_not_used(
     assert second.status_code == 200
     assert second.http_version == "HTTP/2"
     assert connection not in pool.connections
+    # The close was learnt from: idle connections now expire long before the 5 s set.
+    assert pool.keepalive.expiry is not None
+    assert pool.keepalive.expiry < httpx.Limits().keepalive_expiry / 2  # type: ignore[operator]

@@ -1,12 +1,13 @@
-"""One pooled HTTP/1.1 connection that says, when a request fails, whether it ever left.
+"""One pooled connection that says, when a request fails, whether it ever left.
 
 It is httpcore's connection over a :class:`~.network.TrackedBackend`. When a request fails
 before any answer, it re-raises httpcore's error as one of two subclasses that httpx maps
 as usual (so every caller still sees an ``httpx.TransportError``), with the facts in the
 cause chain:
 
-- :class:`RequestNotWritten` (an ``httpcore.WriteError``): not every byte of the request
-  reached the kernel, so the platform never had a complete request (SPEC section 3);
+- :class:`RequestNotWritten` (an ``httpcore.WriteError``, HTTP/1.1 only): not every byte of
+  the request reached the kernel, so the platform never had a complete request (SPEC
+  section 3);
 - :class:`ConnectionDropped` (an ``httpcore.ReadError``): the request was written on a
   reused connection and the peer closed it before one byte of answer — typically a
   middlebox that closes idle connections. Still outcome-unknown, with ``idle_for``.
@@ -16,10 +17,11 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 import httpcore
 
+from .keepalive import KeepAlive
 from .network import TrackedBackend
 
 __all__ = ["ConnectionDropped", "RequestNotWritten", "TrackedConnection"]
@@ -42,7 +44,7 @@ _UNANSWERED = (httpcore.ReadError, httpcore.RemoteProtocolError, httpcore.WriteE
 
 
 class TrackedConnection(httpcore.AsyncHTTPConnection):
-    """httpcore's HTTP/1.1 connection, typing a failure by whether the request left.
+    """httpcore's connection, typing a failure by whether the request left.
 
     ``on_dropped`` is told how long a reused connection had been idle when its peer
     dropped it (the pool learns the middlebox's idle timeout from it).
@@ -57,6 +59,7 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         on_dropped: Callable[[float], None],
         clock: Callable[[], float] = time.monotonic,
         http2: bool = False,
+        keepalive: KeepAlive | None = None,
     ) -> None:
         self._wire = TrackedBackend()
         super().__init__(
@@ -68,7 +71,11 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         )
         # HTTP/2 writes carry frames of several requests, and a write can fail after this
         # request's last frame went out in an earlier one: a failed write proves nothing.
-        self._writes_prove_unsent = not http2
+        # HTTP/2 requests share the connection, so it counts its open streams itself to
+        # know when it is idle (an HTTP/1.1 pool sets ``idle_since`` on release).
+        self._multiplexed = http2
+        self._streams = 0
+        self._keepalive = keepalive
         #: Where it connects (httpcore keeps it private).
         self.origin = origin
         self._on_dropped = on_dropped
@@ -82,25 +89,62 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         return stream is not None and bool(stream.get_extra_info("is_readable"))
 
     def has_expired(self) -> bool:
-        """Past its keep-alive expiry, or idle and readable (closed, or a GOAWAY waiting).
+        """Past its keep-alive expiry (the learnt one too), or closed by the peer while idle.
 
         httpcore checks readability only for HTTP/1.1; an HTTP/2 connection the peer
-        dropped while idle would otherwise get the next request.
+        dropped while idle (GOAWAY, then close) would otherwise get the next request.
         """
-        return super().has_expired() or (self.is_idle() and self.peer_closed())
+        if super().has_expired():
+            return True
+        idle_for = self._idle_for()
+        if idle_for is None or not self.is_idle():
+            return False
+        if self.peer_closed():
+            self._on_dropped(idle_for)
+            return True
+        return self._keepalive is not None and self._keepalive.expired(idle_for)
+
+    def _idle_for(self) -> float | None:
+        """Seconds idle, or ``None`` when in use or never used."""
+        if self.idle_since is None or self._streams:
+            return None
+        return self._clock() - self.idle_since
+
+    def _stream_closed(self) -> None:
+        self._streams -= 1
+        if not self._streams:
+            self.idle_since = self._clock()
 
     async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
         """Send ``request``; a failure before any answer says whether the request left."""
         record = self._wire.record
         read_before = 0 if record is None else record.bytes_read
-        idle_for = None if self.idle_since is None else self._clock() - self.idle_since
+        idle_for = self._idle_for()
+        if self._multiplexed:
+            self._streams += 1
         try:
-            return await super().handle_async_request(request)
-        except _UNANSWERED as exc:
-            record = self._wire.record
-            if record is None:
-                raise
-            if record.write_failed and self._writes_prove_unsent:
+            response = await super().handle_async_request(request)
+        except BaseException as exc:
+            if self._multiplexed:
+                self._stream_closed()
+            if isinstance(exc, _UNANSWERED):
+                self._raise_typed(exc, read_before, idle_for)
+            raise
+        stream = response.stream
+        if not (self._multiplexed and isinstance(stream, AsyncIterable)):
+            return response
+        return httpcore.Response(
+            status=response.status,
+            headers=response.headers,
+            content=_StreamEnd(stream, self._stream_closed),
+            extensions=response.extensions,
+        )
+
+    def _raise_typed(self, exc: Exception, read_before: int, idle_for: float | None) -> None:
+        """Raise ``exc`` as what it means: not written, or dropped after a reuse."""
+        record = self._wire.record
+        if record is not None:
+            if record.write_failed and not self._multiplexed:
                 raise RequestNotWritten(f"the request was not completely written ({exc})") from exc
             if idle_for is not None and record.bytes_read == read_before:
                 self._on_dropped(idle_for)
@@ -109,4 +153,24 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
                     f"was written, before any answer ({exc})",
                     idle_for=idle_for,
                 ) from exc
-            raise
+
+
+class _StreamEnd:
+    """A response body that reports when it is closed (an HTTP/2 stream's end)."""
+
+    def __init__(self, stream: AsyncIterable[bytes], on_close: Callable[[], None]) -> None:
+        self._stream = stream
+        self._on_close: Callable[[], None] | None = on_close
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        try:
+            close = getattr(self._stream, "aclose", None)
+            if close is not None:
+                await close()
+        finally:
+            if self._on_close is not None:
+                self._on_close()
+                self._on_close = None

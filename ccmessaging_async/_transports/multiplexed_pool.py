@@ -3,7 +3,8 @@
 HTTP/2 multiplexes many requests over few connections, so httpcore's bookkeeping (linear
 in the connections) costs little there; what it lacks is noticing that the peer closed an
 idle connection (sent GOAWAY, or closed it) before opening a stream on it.
-:class:`~.connection.TrackedConnection` adds that check. A stream refused by a GOAWAY
+:class:`~.connection.TrackedConnection` adds that check, and the keep-alive expiry is
+learnt as for HTTP/1.1 (:class:`~.keepalive.KeepAlive`). A stream refused by a GOAWAY
 (above its ``last_stream_id``) is retried on another connection by httpcore itself.
 """
 
@@ -14,12 +15,9 @@ import ssl
 import httpcore
 
 from .connection import TrackedConnection
+from .keepalive import KeepAlive
 
 __all__ = ["MultiplexedConnectionPool"]
-
-
-def _ignore(_idle_for: float) -> None:
-    """HTTP/2 pools do not learn a keep-alive expiry (their connections rarely idle)."""
 
 
 class MultiplexedConnectionPool(httpcore.AsyncConnectionPool):
@@ -40,6 +38,8 @@ class MultiplexedConnectionPool(httpcore.AsyncConnectionPool):
             keepalive_expiry=keepalive_expiry,
             http2=True,
         )
+        #: The keep-alive expiry in use, learnt from peers.
+        self.keepalive = KeepAlive(keepalive_expiry)
 
     def create_connection(self, origin: httpcore.Origin) -> TrackedConnection:
         """Open (lazily) a connection to ``origin``, HTTP/2 when the server offers it."""
@@ -47,6 +47,7 @@ class MultiplexedConnectionPool(httpcore.AsyncConnectionPool):
             origin,
             ssl_context=self._ssl_context,
             keepalive_expiry=self._keepalive_expiry,
-            on_dropped=_ignore,
+            on_dropped=self.keepalive.peer_closed_after,
             http2=True,
+            keepalive=self.keepalive,
         )
