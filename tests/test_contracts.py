@@ -20,8 +20,8 @@ import respx
 
 from ccmessaging_async import AsyncSession, CreateCallRequest, TokenPolicy, _session
 from ccmessaging_async._transports import default, httpx_transport
-from ccmessaging_async._transports.multiplexed_pool import MultiplexedConnectionPool
 from ccmessaging_async._transports.pool import FlatConnectionPool
+from ccmessaging_async._transports.tracked_pool import TrackedConnectionPool
 from tests._helpers import (
     APP_KEY,
     APP_SECRET,
@@ -131,7 +131,7 @@ async def test_pytest_httpx_intercepts_the_session_over_the_flat_pool(
 def test_http2_keeps_httpcore_s_bookkeeping() -> None:
     """HTTP/2 multiplexes over few connections: httpcore's pool logic is right there."""
     transport = default.default_transport(verify=True, limits=httpx.Limits(), http2=True)
-    assert type(pool_of(transport)) is MultiplexedConnectionPool
+    assert type(pool_of(transport)) is TrackedConnectionPool
 
 
 async def test_unexpected_internals_fall_back_to_httpx_s_pool_with_a_warning(

@@ -21,7 +21,7 @@ import trustme
 
 from ccmessaging_async._transports.connection import TrackedConnection
 from ccmessaging_async._transports.default import default_transport
-from ccmessaging_async._transports.multiplexed_pool import MultiplexedConnectionPool
+from ccmessaging_async._transports.tracked_pool import TrackedConnectionPool
 
 hypercorn = pytest.importorskip("hypercorn")
 pytestmark = pytest.mark.anyio
@@ -91,7 +91,7 @@ async def test_an_http2_connection_the_server_closed_while_idle_is_not_used(
     url, context = h2_server
     transport = default_transport(verify=context, limits=httpx.Limits(), http2=True)
     pool = pool_of(transport)
-    assert isinstance(pool, MultiplexedConnectionPool)
+    assert isinstance(pool, TrackedConnectionPool)
     async with httpx.AsyncClient(transport=transport) as client:
         first = await client.get(url + "/")
         assert first.http_version == "HTTP/2"

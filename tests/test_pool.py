@@ -224,6 +224,11 @@ async def test_a_reused_connection_dropped_before_any_answer_is_reported_with_it
     assert "idle for 0.800s" in caplog.text
 
 
+def test_the_flat_pool_refuses_http2() -> None:
+    with pytest.raises(ValueError, match="HTTP/1.1 only"):
+        FlatConnectionPool(http2=True)
+
+
 def test_the_learnt_expiry_has_a_floor() -> None:
     pool = pool_for()
     pool.keepalive.peer_closed_after(0.001)

@@ -2,9 +2,9 @@
 
 ``httpx.AsyncHTTPTransport`` stays the transport (so respx and pytest-httpx, which patch
 it, intercept as ever); only the httpcore pool inside it is replaced: by
-:class:`~.pool.FlatConnectionPool` for HTTP/1.1, by
-:class:`~.multiplexed_pool.MultiplexedConnectionPool` with ``http2=True``. When httpx's or
-httpcore's internals are not as pinned, httpx's own pool is kept, with a warning.
+:class:`~.pool.FlatConnectionPool` for HTTP/1.1, by :class:`~.tracked_pool.TrackedConnectionPool`
+(httpcore's logic) with ``http2=True``. When httpx's or httpcore's internals are not as
+pinned, httpx's own pool is kept, with a warning.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Callable
 import httpcore
 import httpx
 
-from .multiplexed_pool import MultiplexedConnectionPool
 from .pool import FLAT_POOL_SUPPORTED, FlatConnectionPool
+from .tracked_pool import TrackedConnectionPool
 
 __all__ = ["default_transport"]
 
@@ -49,21 +49,13 @@ def default_transport(
             stacklevel=3,
         )
         return transport
-    pool: httpcore.AsyncConnectionPool
-    if http2:
-        pool = MultiplexedConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-        )
-    else:
-        pool = FlatConnectionPool(
-            ssl_context=context,
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            clock=clock,
-        )
-    transport._pool = pool  # noqa: SLF001 - see above
+    pool_class = TrackedConnectionPool if http2 else FlatConnectionPool
+    transport._pool = pool_class(  # noqa: SLF001 - see above
+        ssl_context=context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        http2=http2,
+        clock=clock,
+    )
     return transport

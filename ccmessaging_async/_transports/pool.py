@@ -30,7 +30,7 @@ import httpcore
 from httpcore._async.connection_pool import AsyncPoolRequest
 
 from .connection import TrackedConnection
-from .keepalive import KeepAlive
+from .tracked_pool import TrackedConnectionPool
 
 __all__ = ["FLAT_POOL_SUPPORTED", "FlatConnectionPool"]
 
@@ -108,7 +108,7 @@ class _Requests:
         return len(self._live)
 
 
-class FlatConnectionPool(httpcore.AsyncConnectionPool):
+class FlatConnectionPool(TrackedConnectionPool):
     """httpcore's HTTP/1.1 pool with bookkeeping of constant cost per request.
 
     Same limits and behaviour: ``max_connections``, ``max_keepalive_connections``,
@@ -124,32 +124,23 @@ class FlatConnectionPool(httpcore.AsyncConnectionPool):
         max_connections: int | None = 10,
         max_keepalive_connections: int | None = None,
         keepalive_expiry: float | None = None,
+        http2: bool = False,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if http2:
+            raise ValueError("the flat pool is HTTP/1.1 only; use TrackedConnectionPool")
         super().__init__(
             ssl_context=ssl_context,
             max_connections=max_connections,
             max_keepalive_connections=max_keepalive_connections,
             keepalive_expiry=keepalive_expiry,
+            clock=clock,
         )
-        #: The keep-alive expiry in use, learnt from peers.
-        self.keepalive = KeepAlive(keepalive_expiry)
-        self._clock = clock
         self._queue = _Requests(self._finished)
         self._requests = self._queue  # type: ignore[assignment]
         self._idle: dict[_OriginKey, deque[TrackedConnection]] = {}
         self._idle_count = 0
         self._released: list[TrackedConnection] = []
-
-    def create_connection(self, origin: httpcore.Origin) -> TrackedConnection:
-        """Open (lazily) a connection to ``origin`` that tracks whether requests left."""
-        return TrackedConnection(
-            origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-            on_dropped=self.keepalive.peer_closed_after,
-            clock=self._clock,
-        )
 
     def _finished(self, pool_request: AsyncPoolRequest) -> None:
         connection = pool_request.connection
