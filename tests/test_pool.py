@@ -224,8 +224,36 @@ async def test_a_reused_connection_dropped_before_any_answer_is_reported_with_it
     assert "idle for 0.800s" in caplog.text
 
 
+async def test_a_request_handed_back_by_a_closed_connection_gets_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request handed back by a closed connection waits again, and gets another.
+
+    The closed connection must stop counting against the limit.
+    """
+    refused: list[TrackedConnection] = []
+    send = TrackedConnection.handle_async_request
+    closed = TrackedConnection.is_closed
+
+    async def closed_first(self: TrackedConnection, request: httpcore.Request) -> httpcore.Response:
+        if not refused:
+            refused.append(self)
+            raise httpcore.ConnectionNotAvailable
+        return await send(self, request)
+
+    monkeypatch.setattr(TrackedConnection, "handle_async_request", closed_first)
+    monkeypatch.setattr(
+        TrackedConnection, "is_closed", lambda self: self in refused or closed(self)
+    )
+    async with LoopbackServer() as server, pool_for(max_connections=1) as pool:
+        with anyio.fail_after(5):
+            assert (await get(pool, server.url + "/")).status == 200
+        assert refused[0] not in pool.connections
+        assert len(pool.connections) == 1
+
+
 def test_the_flat_pool_refuses_http2() -> None:
-    with pytest.raises(ValueError, match="HTTP/1.1 only"):
+    with pytest.raises(ValueError, match=r"HTTP/1\.1 only"):
         FlatConnectionPool(http2=True)
 
 

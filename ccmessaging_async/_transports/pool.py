@@ -76,19 +76,23 @@ class _Requests:
     from (and iterates for ``repr``).
     """
 
-    def __init__(self, on_finished: Callable[[AsyncPoolRequest], None]) -> None:
+    def __init__(
+        self, on_released: Callable[[httpcore.AsyncConnectionInterface | None], None]
+    ) -> None:
         self._live: dict[AsyncPoolRequest, None] = {}
         self.waiting: deque[AsyncPoolRequest] = deque()
-        self._on_finished = on_finished
+        self._on_released = on_released
 
     def append(self, pool_request: AsyncPoolRequest) -> None:
         self._live[pool_request] = None
         self.waiting.append(pool_request)
         # httpcore hands a request back to the queue with clear_connection() when its
-        # connection turned out unavailable; it must then wait again.
+        # connection turned out unavailable; it must then wait again, and the connection
+        # be looked at (it may be closed).
         original = pool_request.clear_connection
 
         def clear_connection() -> None:
+            self._on_released(pool_request.connection)
             original()
             self.waiting.appendleft(pool_request)
 
@@ -96,7 +100,7 @@ class _Requests:
 
     def remove(self, pool_request: AsyncPoolRequest) -> None:
         del self._live[pool_request]
-        self._on_finished(pool_request)
+        self._on_released(pool_request.connection)
 
     def is_live(self, pool_request: AsyncPoolRequest) -> bool:
         return pool_request in self._live
@@ -136,14 +140,13 @@ class FlatConnectionPool(TrackedConnectionPool):
             keepalive_expiry=keepalive_expiry,
             clock=clock,
         )
-        self._queue = _Requests(self._finished)
+        self._queue = _Requests(self._released_connection)
         self._requests = self._queue  # type: ignore[assignment]
         self._idle: dict[_OriginKey, deque[TrackedConnection]] = {}
         self._idle_count = 0
         self._released: list[TrackedConnection] = []
 
-    def _finished(self, pool_request: AsyncPoolRequest) -> None:
-        connection = pool_request.connection
+    def _released_connection(self, connection: httpcore.AsyncConnectionInterface | None) -> None:
         if isinstance(connection, TrackedConnection):
             self._released.append(connection)
 
