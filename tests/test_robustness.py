@@ -264,6 +264,7 @@ async def test_compressed_answers_are_never_decompressed(
     target: str, transport: str, anyio_backend: str
 ) -> None:
     """A gzip bomb is refused unread: identity is asked, and a compressed body is not decoded."""
+    chosen = transport_for(transport, anyio_backend)  # skips outside any task group
     bomb = http_answer(gzip_bomb(200), Content_Encoding="gzip, gzip")
     token = http_answer(json.dumps(token_json()).encode(), Content_Type="application/json")
     answers = {TOKEN_PATH: bomb if target == "token" else token, CALL_PATH: bomb}
@@ -283,7 +284,7 @@ async def test_compressed_answers_are_never_decompressed(
                 APP_KEY,
                 APP_SECRET,
                 token=policy,
-                transport=transport_for(transport, anyio_backend),
+                transport=chosen,
             )
             with pytest.raises((ResponseDecodeError, AuthenticationError)) as info:
                 async with s:
@@ -322,6 +323,7 @@ async def test_a_dripping_answer_ends_at_the_exchange_deadline(
     transport: str, anyio_backend: str
 ) -> None:
     """An answer dripped byte by byte ends at the sum of the timeouts, as outcome-unknown."""
+    chosen = transport_for(transport, anyio_backend)  # skips outside any task group
     port, listener, handle = await drip_server(CALL_PATH)
     timeout = httpx.Timeout(0.5)  # read 0.5 s never trips; the whole exchange: 2 s
     with anyio.fail_after(8):  # 0.1 kept reading past 30 s
@@ -333,7 +335,7 @@ async def test_a_dripping_answer_ends_at_the_exchange_deadline(
                 APP_SECRET,
                 timeout=timeout,
                 token=TokenPolicy.for_tests(),
-                transport=transport_for(transport, anyio_backend),
+                transport=chosen,
             ) as s:
                 with pytest.raises(ConnectionLostError):
                     await s.create_call(REQUEST)
