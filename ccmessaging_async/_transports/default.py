@@ -10,9 +10,7 @@ pinned, httpx's own pool is kept, with a warning.
 from __future__ import annotations
 
 import ssl
-import time
 import warnings
-from collections.abc import Callable
 
 import httpcore
 import httpx
@@ -28,7 +26,6 @@ def default_transport(
     verify: ssl.SSLContext | str | bool,
     limits: httpx.Limits,
     http2: bool,
-    clock: Callable[[], float] = time.monotonic,
 ) -> httpx.AsyncHTTPTransport:
     """Return httpx's transport for these settings, with the flat pool where it applies."""
     transport = httpx.AsyncHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
@@ -56,6 +53,5 @@ def default_transport(
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
         http2=http2,
-        clock=clock,
     )
     return transport

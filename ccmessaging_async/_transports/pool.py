@@ -145,6 +145,9 @@ class FlatConnectionPool(TrackedConnectionPool):
         self._idle: dict[_OriginKey, deque[TrackedConnection]] = {}
         self._idle_count = 0
         self._released: list[TrackedConnection] = []
+        # httpcore's list of connections stays (its `connections` and repr read it); the
+        # set answers "still pooled?" on every release without a scan.
+        self._pooled: set[TrackedConnection] = set()
 
     def _released_connection(self, connection: httpcore.AsyncConnectionInterface | None) -> None:
         if isinstance(connection, TrackedConnection):
@@ -178,19 +181,19 @@ class FlatConnectionPool(TrackedConnectionPool):
         closing: list[httpcore.AsyncConnectionInterface],
     ) -> None:
         """Keep a connection whose request ended as idle, or let it go."""
-        if connection not in self._connections:
+        if connection not in self._pooled:
             return
-        if connection.is_idle() and not connection.is_closed():
-            if self._idle_count < self._max_keepalive_connections:
-                connection.idle_since = now
-                self._idle.setdefault(_key(connection.origin), deque()).append(connection)
-                self._idle_count += 1
-                return
-            closing.append(connection)
-        elif not connection.is_closed():
+        if connection.is_closed():
+            self._forget(connection, None)
+        elif not connection.is_idle():
             # Assigned to a request that was cancelled before using it: never connected.
-            closing.append(connection)
-        self._connections.remove(connection)
+            self._forget(connection, closing)
+        elif self._idle_count >= self._max_keepalive_connections:
+            self._forget(connection, closing)
+        else:
+            connection.idle_since = now
+            self._idle.setdefault(_key(connection.origin), deque()).append(connection)
+            self._idle_count += 1
 
     def _expire_idle(self, now: float, closing: list[httpcore.AsyncConnectionInterface]) -> None:
         """Close idle connections past the expiry, oldest first, wherever they wait."""
@@ -210,8 +213,7 @@ class FlatConnectionPool(TrackedConnectionPool):
                 # Readable while idle: the server closed it (or sent what only precedes a
                 # close). Closed after ``idle_for`` seconds means its idle timeout is shorter.
                 self.keepalive.peer_closed_after(now - (connection.idle_since or now))
-                self._connections.remove(connection)
-                closing.append(connection)
+                self._forget(connection, closing)
                 continue
             return connection
         return None
@@ -227,14 +229,26 @@ class FlatConnectionPool(TrackedConnectionPool):
             self._drop(oldest.popleft(), closing)
         connection = self.create_connection(origin)
         self._connections.append(connection)
+        self._pooled.add(connection)
         return connection
 
     def _drop(
         self, connection: TrackedConnection, closing: list[httpcore.AsyncConnectionInterface]
     ) -> None:
+        """Let an idle connection go."""
         self._idle_count -= 1
+        self._forget(connection, closing)
+
+    def _forget(
+        self,
+        connection: TrackedConnection,
+        closing: list[httpcore.AsyncConnectionInterface] | None,
+    ) -> None:
+        """Take a connection out of the pool, to be closed unless it already is."""
+        self._pooled.discard(connection)
         self._connections.remove(connection)
-        closing.append(connection)
+        if closing is not None:
+            closing.append(connection)
 
     async def __aenter__(self) -> Self:
         """Return the pool (closed on exit)."""
@@ -245,4 +259,5 @@ class FlatConnectionPool(TrackedConnectionPool):
         self._idle.clear()
         self._idle_count = 0
         self._released.clear()
+        self._pooled.clear()
         await super().aclose()
