@@ -7,6 +7,7 @@ idle connections on demand (with a FIN, or a reset) — what a middlebox does.
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 from collections.abc import Callable
 from types import TracebackType
@@ -15,6 +16,7 @@ from typing import Self
 import anyio
 import anyio.abc
 import anyio.streams.buffered
+import anyio.streams.tls
 
 __all__ = ["LoopbackServer", "ServerConnection"]
 
@@ -24,7 +26,7 @@ OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\
 class ServerConnection:
     """One accepted connection, as the server sees it."""
 
-    def __init__(self, index: int, stream: anyio.abc.SocketStream) -> None:
+    def __init__(self, index: int, stream: anyio.abc.ByteStream) -> None:
         self.index = index
         self.stream = stream
         self.idle = True
@@ -39,7 +41,13 @@ class ServerConnection:
 class LoopbackServer:
     """Serve ``{}`` on every path; ``/hold`` waits for :meth:`release`."""
 
-    def __init__(self, *, read_body: bool = True, answers: dict[str, bytes] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        read_body: bool = True,
+        answers: dict[str, bytes] | None = None,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
         #: Full answers by path (default: 200 ``{}``).
         self.answers = answers or {}
         #: Close the connection of the next complete request without answering it.
@@ -49,21 +57,26 @@ class LoopbackServer:
         self.requests: list[tuple[int, str, int]] = []
         self.port = 0
         self._read_body = read_body
+        self._tls = tls
         self._release = anyio.Event()
         self._changed = anyio.Event()
         self._group: anyio.abc.TaskGroup | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self._tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> Self:
         listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
         self.port = listener.extra(anyio.abc.SocketAttribute.local_port)  # noqa: S610 - anyio
         self._group = anyio.create_task_group()
         await self._group.__aenter__()
-        self._group.start_soon(listener.serve, self._serve)
-        self._listener = listener
+        served: anyio.abc.Listener[anyio.abc.ByteStream] = listener
+        if self._tls is not None:
+            served = anyio.streams.tls.TLSListener(listener, self._tls, standard_compatible=False)
+        self._group.start_soon(served.serve, self._serve)
+        self._listener = served
         return self
 
     async def __aexit__(
@@ -102,7 +115,7 @@ class LoopbackServer:
         self._changed.set()
         self._changed = anyio.Event()
 
-    async def _serve(self, stream: anyio.abc.SocketStream) -> None:
+    async def _serve(self, stream: anyio.abc.ByteStream) -> None:
         connection = ServerConnection(len(self.connections), stream)
         self.connections.append(connection)
         self._notify()

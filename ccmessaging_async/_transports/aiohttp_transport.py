@@ -5,11 +5,20 @@ Imported only by :func:`ccmessaging_async.aiohttp_transport`: aiohttp is an extr
 
 from __future__ import annotations
 
+from typing import cast
+
 import aiohttp
 import httpx
 import httpx_aiohttp
 
 from .. import _http
+from .aiohttp_wire import (
+    WIRE_SUPPORTED,
+    ExchangeRecord,
+    TrackedConnector,
+    recording,
+    typed_failure,
+)
 from .base import Answer, BodyLimits, HiddenHeaders
 
 __all__ = ["SafeAiohttpTransport"]
@@ -20,27 +29,47 @@ _READ_CHUNK = 65536
 
 
 class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
-    """httpx-aiohttp's transport, with only a failure to connect reported as not sent.
+    """httpx-aiohttp's transport, typing each failure by whether the request left.
 
     httpx-aiohttp maps aiohttp's errors by type, and reports a connection dropped *after*
-    the request was written as a connect timeout; here such a failure is a ``ReadError``
-    (outcome unknown), so the SDK never re-sends it.
+    the request was written as a connect timeout. Here a failure to connect, or a request
+    its connection's record shows was not completely written, is not sent; one a reused
+    connection lost before any answer is a ``ConnectionDropped`` read error (and teaches the
+    connector the peer's idle timeout); anything else is a ``ReadError`` (outcome unknown),
+    so the SDK never re-sends it.
     """
+
+    def get_client(self) -> aiohttp.ClientSession:
+        """Build the aiohttp session: over a :class:`TrackedConnector` unless a client was given."""
+        if self.client is not None or not WIRE_SUPPORTED:
+            client: aiohttp.ClientSession = super().get_client()
+            return client
+        connector = TrackedConnector(
+            keepalive_timeout=self.limits.keepalive_expiry,
+            ssl=self.ssl_context,
+            limit=self.limits.max_connections or 0,
+        )
+        return aiohttp.ClientSession(connector=connector)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through aiohttp, correcting the error mapping."""
-        try:
-            response: httpx.Response = await super().handle_async_request(request)
-        except httpx.TransportError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, _CONNECT_FAILURES):
-                raise httpx.ConnectError(str(exc), request=request) from cause
-            if isinstance(cause, _CONNECT_TIMEOUTS):
-                raise httpx.ConnectTimeout(str(exc), request=request) from cause
-            if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                # Anything else may have happened after the request was written.
-                raise httpx.ReadError(str(exc), request=request) from cause
-            raise
+        with recording() as record:
+            try:
+                response: httpx.Response = await super().handle_async_request(request)
+            except httpx.TransportError as exc:
+                cause = exc.__cause__
+                if isinstance(cause, _CONNECT_FAILURES):
+                    raise httpx.ConnectError(str(exc), request=request) from cause
+                if isinstance(cause, _CONNECT_TIMEOUTS):
+                    raise httpx.ConnectTimeout(str(exc), request=request) from cause
+                if record.not_written or record.dropped_after is not None:
+                    error = typed_failure(cause or exc, record)
+                    error.request = request
+                    raise error from error.__cause__
+                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+                    # Anything else may have happened after the request was written.
+                    raise httpx.ReadError(str(exc), request=request) from cause
+                raise
         return response
 
     async def exchange(  # noqa: PLR0917 - the ExchangeTransport signature
@@ -58,27 +87,8 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         """
         if not isinstance(self.client, aiohttp.ClientSession):
             self.client = self.get_client()
-        try:
-            response = await self.client.request(
-                method,
-                url,
-                data=body,
-                headers=headers,
-                allow_redirects=False,
-                auto_decompress=False,
-                compress=False,
-                timeout=aiohttp.ClientTimeout(
-                    sock_connect=timeout.get("connect"),
-                    sock_read=timeout.get("read"),
-                    connect=timeout.get("pool"),
-                ),
-            )
-        except _CONNECT_FAILURES as exc:
-            raise httpx.ConnectError(str(exc)) from exc
-        except _CONNECT_TIMEOUTS as exc:
-            raise httpx.ConnectTimeout(str(exc)) from exc
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+        with recording() as record:
+            response = await self._request(method, url, headers, body, timeout, record)
         limit = limits.for_status(response.status)
         try:
             content, truncated = await _read_bounded(response, limit)
@@ -100,6 +110,40 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
             response.headers.get(_http.TRACE_HEADER),
             response.headers.get("Content-Encoding"),
         )
+
+    async def _request(  # noqa: PLR0917 - one exchange's parts
+        self,
+        method: str,
+        url: str,
+        headers: HiddenHeaders,
+        body: bytes,
+        timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
+        record: ExchangeRecord,
+    ) -> aiohttp.ClientResponse:
+        """Send the request and read the answer's head, typing a failure."""
+        client = cast("aiohttp.ClientSession", self.client)
+        try:
+            return await client.request(
+                method,
+                url,
+                data=body,
+                headers=headers,
+                allow_redirects=False,
+                auto_decompress=False,
+                compress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=timeout.get("connect"),
+                    sock_read=timeout.get("read"),
+                    connect=timeout.get("pool"),
+                ),
+            )
+        except _CONNECT_FAILURES as exc:
+            raise httpx.ConnectError(str(exc)) from exc
+        except _CONNECT_TIMEOUTS as exc:
+            raise httpx.ConnectTimeout(str(exc)) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = typed_failure(exc, record)
+            raise error from error.__cause__
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

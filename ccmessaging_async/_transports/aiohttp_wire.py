@@ -1,0 +1,242 @@
+"""aiohttp connections that say, when a request fails, whether it ever left (extra ``aiohttp``).
+
+The aiohttp counterpart of :mod:`.connection`. aiohttp writes a request with
+``transport.write()``, and asyncio swallows a failed ``send()``: it only marks the
+transport closing. Each connection's transport is watched, so an exchange knows afterwards
+whether every byte of its request reached the socket, whether its connection was reused
+and after how long idle, and whether any byte of answer came back. From that record,
+:func:`typed_failure` types a failure as SPEC section 3 wants, and the connector learns a
+middlebox's idle timeout (:class:`~.keepalive.KeepAlive`).
+
+It relies on aiohttp internals present from 3.10 to 3.14 (the connector's protocol
+factory and keep-alive timeout, ``ResponseHandler.set_response_params``), checked at
+import by :data:`WIRE_SUPPORTED`; without them the transport keeps aiohttp's own
+connector and reports every failure after connecting as outcome-unknown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, cast
+
+import aiohttp
+import httpx
+from aiohttp.client_proto import ResponseHandler
+
+from .connection import ConnectionDropped, RequestNotWritten
+from .keepalive import KeepAlive
+
+__all__ = ["WIRE_SUPPORTED", "ExchangeRecord", "TrackedConnector", "recording", "typed_failure"]
+
+
+class ExchangeRecord:
+    """What one request saw on its connection."""
+
+    __slots__ = ("bytes_read", "handed", "idle_for", "peer_closed", "started", "write_failed")
+
+    def __init__(self) -> None:
+        #: A connection was bound to the request (aiohttp writes only after this).
+        self.started = False
+        #: Bytes of the request handed to the transport by writes that did not fail.
+        self.handed = 0
+        #: A write found the socket failed: some of the request never reached it.
+        self.write_failed = False
+        #: Seconds the connection had been idle before this request, if it was reused.
+        self.idle_for: float | None = None
+        #: Bytes of answer received.
+        self.bytes_read = 0
+        #: The connection was closed by the peer (or its socket failed), not by aiohttp.
+        self.peer_closed = False
+
+    @property
+    def not_written(self) -> bool:
+        """The request provably never left completely."""
+        return self.started and (self.write_failed or self.handed == 0)
+
+    @property
+    def dropped_after(self) -> float | None:
+        """How long the reused connection the peer closed before any answer had idled.
+
+        ``None`` unless the request was on a reused connection that the peer closed
+        before one byte of answer.
+        """
+        if self.peer_closed and self.bytes_read == 0:
+            return self.idle_for
+        return None
+
+
+_CURRENT: contextvars.ContextVar[ExchangeRecord | None] = contextvars.ContextVar(
+    "ccmessaging_async_aiohttp_exchange", default=None
+)
+
+
+@contextmanager
+def recording() -> Iterator[ExchangeRecord]:
+    """Record what the request sent from this task (and its children) meets on the wire."""
+    record = ExchangeRecord()
+    token = _CURRENT.set(record)
+    try:
+        yield record
+    finally:
+        _CURRENT.reset(token)
+
+
+def typed_failure(exc: BaseException, record: ExchangeRecord) -> httpx.TransportError:
+    """Type an aiohttp failure after connecting as an httpx error, by what the record shows.
+
+    Not written: a ``WriteError`` caused by :class:`RequestNotWritten` (not sent). Dropped
+    after a reuse: a ``ReadError`` caused by :class:`ConnectionDropped`. Otherwise a
+    ``ReadError`` caused by ``exc`` (outcome unknown).
+    """
+    message = str(exc) or type(exc).__name__
+    reason: BaseException = exc
+    error: httpx.TransportError = httpx.ReadError(message)
+    if record.not_written:
+        reason = RequestNotWritten(f"the request was not completely written ({message})")
+        error = httpx.WriteError(message)
+    elif (idle_for := record.dropped_after) is not None:
+        reason = ConnectionDropped(
+            f"the peer closed a connection idle for {idle_for:.3f}s after the "
+            f"request was written, before any answer ({message})",
+            idle_for=idle_for,
+        )
+    if reason is not exc:
+        reason.__cause__ = exc
+    error.__cause__ = reason
+    return error
+
+
+def _socket_failed(transport: asyncio.BaseTransport) -> bool:
+    """Whether a write just made asyncio give up on the socket under ``transport``."""
+    if transport.is_closing():
+        return True
+    # Over TLS the encrypted bytes go to a socket transport inside asyncio's SSL
+    # protocol; only that one is marked closing at once. Unknown layouts (uvloop) answer
+    # False, which only ever makes a failure outcome-unknown.
+    raw = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    return isinstance(raw, asyncio.BaseTransport) and raw.is_closing()
+
+
+class _WriteWatch:
+    """An asyncio transport that tells its connection whether each write reached the socket."""
+
+    def __init__(self, transport: asyncio.Transport, on_write: Callable[[int, bool], None]) -> None:
+        self._transport = transport
+        self._on_write = on_write
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._transport.write(data)
+        self._on_write(len(data), _socket_failed(self._transport))
+
+    def writelines(self, chunks: Iterable[bytes | bytearray | memoryview]) -> None:
+        chunks = list(chunks)
+        self._transport.writelines(chunks)
+        self._on_write(sum(len(c) for c in chunks), _socket_failed(self._transport))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
+class TrackedHandler(ResponseHandler):
+    """aiohttp's protocol for one connection, recording each request's fate."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        on_dropped: Callable[[float], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(loop)
+        self._on_dropped = on_dropped
+        self._clock = clock
+        self._record: ExchangeRecord | None = None
+        self._requests = 0
+        self._last_activity = clock()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Watch the transport's writes."""
+        watched = _WriteWatch(cast("asyncio.Transport", transport), self._wrote)
+        super().connection_made(cast("asyncio.Transport", watched))
+
+    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
+        """Start recording the request about to be written (aiohttp calls this first)."""
+        record = _CURRENT.get()
+        if record is not None:
+            record.started = True
+            if self._requests:
+                record.idle_for = self._clock() - self._last_activity
+        self._record = record
+        self._requests += 1
+        super().set_response_params(*args, **kwargs)
+
+    def data_received(self, data: bytes) -> None:
+        """Count answer bytes."""
+        self._last_activity = self._clock()
+        if self._record is not None:
+            self._record.bytes_read += len(data)
+        super().data_received(data)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        """Learn from a reused connection the peer closed before answering."""
+        record, self._record = self._record, None
+        # aiohttp clears ``transport`` when it closes the connection itself (a timeout).
+        if record is not None and self.transport is not None:
+            record.peer_closed = True
+        if record is not None and (idle_for := record.dropped_after) is not None:
+            self._on_dropped(idle_for)
+        super().connection_lost(exc)
+
+    def _wrote(self, size: int, failed: bool) -> None:
+        self._last_activity = self._clock()
+        if self._record is None:
+            return
+        if failed:
+            self._record.write_failed = True
+        else:
+            self._record.handed += size
+
+
+class TrackedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector over :class:`TrackedHandler` connections, with a learnt keep-alive."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        expiry = self._keepalive_timeout
+        #: The keep-alive expiry in use: the configured one, or one learnt lower.
+        self.keepalive = KeepAlive(expiry if isinstance(expiry, int | float) else None)
+        # aiohttp types the factory as making its own handler; a subclass is one.
+        self._factory = functools.partial(  # type: ignore[assignment]
+            TrackedHandler, loop=self._loop, on_dropped=self._peer_closed_after
+        )
+
+    def _peer_closed_after(self, idle_for: float) -> None:
+        self.keepalive.peer_closed_after(idle_for)
+        if self.keepalive.expiry is not None:
+            self._keepalive_timeout = self.keepalive.expiry
+
+
+def _wire_supported() -> bool:
+    """Whether this aiohttp has the internals the tracked connector relies on."""
+    try:
+        import inspect  # noqa: PLC0415 - only at import
+
+        connector_source = inspect.getsource(aiohttp.connector.BaseConnector)
+        client_source = inspect.getsource(aiohttp.client.ClientSession)
+    except (OSError, TypeError):
+        return False
+    return (
+        "self._factory = functools.partial(ResponseHandler" in connector_source
+        and "self._keepalive_timeout" in connector_source
+        and "set_response_params(" in client_source
+        and callable(getattr(ResponseHandler, "set_response_params", None))
+    )
+
+
+#: Whether the installed aiohttp can be tracked (else its own connector is used).
+WIRE_SUPPORTED = _wire_supported()
