@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import ssl
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,12 @@ from ._config import DEFAULT_LIMITS
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["aiohttp_transport"]
+__all__ = ["aiohttp_installed", "aiohttp_transport"]
+
+
+def aiohttp_installed() -> bool:
+    """Whether the ``aiohttp`` extra is installed (without importing it)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("aiohttp", "httpx_aiohttp"))
 
 
 def aiohttp_transport(

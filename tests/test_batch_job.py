@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from ccmessaging_async import aiohttp_transport, cli
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
 from tests._helpers import emulator_env
@@ -516,3 +517,40 @@ def test_a_file_size_limit_stops_the_job_and_the_resume_is_exact(
     outcome_of = statuses(out)
     assert sorted(outcome_of) == sorted(called)
     assert_consistent(served.app, outcome_of)
+
+
+# The transport -------------------------------------------------------------------------------
+
+
+def test_batch_takes_the_aiohttp_transport_when_installed(
+    served: EmulatorServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    built: list[object] = []
+
+    def recorded() -> object:
+        built.append(aiohttp_transport())
+        return built[-1]
+
+    monkeypatch.setattr(cli, "aiohttp_transport", recorded)
+    source = write_csv(tmp_path / "in.csv", numbers(20))
+    assert main(["batch", str(source), "--out", str(tmp_path / "out.jsonl")]) == ExitCode.OK
+    assert len(built) == 1
+    assert len(served.app.calls) == 20
+
+
+def test_without_the_aiohttp_extra_auto_is_httpx_and_aiohttp_is_refused(
+    served: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setattr(cli, "aiohttp_installed", lambda: False)
+    monkeypatch.setattr(cli, "aiohttp_transport", lambda: pytest.fail("aiohttp was used"))
+    source = write_csv(tmp_path / "in.csv", numbers(5))
+    out = tmp_path / "out.jsonl"
+    assert main(["batch", str(source), "--out", str(out), "--transport", "aiohttp"]) == 2
+    assert "pip install 'ccmessaging-async[aiohttp]'" in capsys.readouterr().err
+    assert not out.exists()
+    assert served.app.calls == []
+    assert main(["batch", str(source), "--out", str(out)]) == ExitCode.OK
+    assert len(served.app.calls) == 5

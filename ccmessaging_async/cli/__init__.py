@@ -16,10 +16,17 @@ from typing import Any
 
 import anyio
 import attrs
+import httpx
 
-from .._aiohttp import aiohttp_transport
+from .._aiohttp import aiohttp_installed, aiohttp_transport
 from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
-from .._errors import CCMessagingError, NotCreatedError, OutcomeUnknownError, UsageError
+from .._errors import (
+    CCMessagingError,
+    ConfigurationError,
+    NotCreatedError,
+    OutcomeUnknownError,
+    UsageError,
+)
 from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
 from .._session import AsyncSession
@@ -82,9 +89,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     batch.add_argument(
         "--transport",
-        choices=("httpx", "aiohttp"),
-        default="httpx",
-        help="aiohttp: several times less CPU per call (needs the aiohttp extra)",
+        choices=("auto", "httpx", "aiohttp"),
+        default="auto",
+        help="aiohttp: about half the CPU per call (the aiohttp extra, which the cli extra "
+        "installs); auto (the default): aiohttp when installed, else httpx",
     )
 
     status = commands.add_parser("status", help="show a job's counts, also while it runs")
@@ -199,6 +207,7 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
+    make_transport = _transport_factory(args.transport)
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
     try:
@@ -219,8 +228,7 @@ def _batch(args: argparse.Namespace) -> int:
             print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
 
         async def run() -> Run:
-            transport = aiohttp_transport() if args.transport == "aiohttp" else None
-            async with AsyncSession.from_env(transport=transport) as session:
+            async with AsyncSession.from_env(transport=make_transport()) as session:
                 concurrency = args.concurrency
                 pool = session.limits.max_connections
                 if pool is not None and concurrency > pool:
@@ -252,6 +260,17 @@ def _batch(args: argparse.Namespace) -> int:
         return _job_exit_code(counts, outcome)
     finally:
         job.close(how)
+
+
+def _transport_factory(choice: str) -> Callable[[], httpx.AsyncBaseTransport | None]:
+    """Pick how the batch builds its transport (``None``: the session's default one)."""
+    if choice == "httpx" or (choice == "auto" and not aiohttp_installed()):
+        return lambda: None
+    if not aiohttp_installed():
+        raise ConfigurationError(
+            "--transport aiohttp needs the aiohttp extra: pip install 'ccmessaging-async[aiohttp]'"
+        )
+    return aiohttp_transport
 
 
 def _status(args: argparse.Namespace) -> int:
