@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import ssl
 import warnings
 from collections.abc import Callable, Mapping
@@ -22,7 +23,10 @@ __all__ = [
     "ENV_APP_KEY",
     "ENV_APP_SECRET",
     "ENV_BASE_URL",
+    "ENV_TOKEN_URL",
     "check_base_url",
+    "check_headers",
+    "check_token_url",
     "is_loopback",
     "read_env",
     "ssl_verify",
@@ -39,29 +43,93 @@ DEFAULT_LIMITS = _http.Limits(
     max_connections=100, max_keepalive_connections=100, keepalive_expiry=4.0
 )
 
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"[\x20-\x7e]*")
+
 ENV_BASE_URL = "CCMESSAGING_BASE_URL"
 ENV_APP_KEY = "CCMESSAGING_APP_KEY"
 ENV_APP_SECRET = "CCMESSAGING_APP_SECRET"  # noqa: S105 - a variable name, not a secret
+ENV_TOKEN_URL = "CCMESSAGING_TOKEN_URL"  # noqa: S105 - a variable name, not a secret
+
+#: Headers the SDK sets itself: the interface contract, the credentials, the framing and
+#: the refusal of compressed answers. ``headers=`` may not replace them.
+RESERVED_HEADERS = frozenset(
+    {
+        "authorization",
+        "x-app-key",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "accept-encoding",
+        "x-token-expire",
+    }
+)
 
 
 def check_base_url(base_url: str, allow_insecure_http: bool) -> str:
     """Return ``base_url`` without its trailing slash, or raise :class:`ConfigurationError`."""
-    if not isinstance(base_url, str) or not base_url:
-        raise ConfigurationError("base_url must be a non-empty string such as https://host")
+    _check_url("base_url", base_url, allow_insecure_http, "https://host[:port][/prefix]")
+    return base_url.rstrip("/")
+
+
+def check_token_url(token_url: str, allow_insecure_http: bool) -> str:
+    """Return the full URL of the token service, or raise :class:`ConfigurationError`."""
+    example = "https://host:28070/apigovernance/api/oauth/tokenByAkSk"
+    url = _check_url("token_url", token_url, allow_insecure_http, example)
+    if url.path in ("", "/"):
+        raise ConfigurationError(
+            f"token_url must be the token service's full URL, such as {example}"
+        )
+    return token_url
+
+
+def _check_url(name: str, value: str, allow_insecure_http: bool, example: str) -> _http.URL:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string such as {example}")
     try:
-        url = _http.URL(base_url)
+        url = _http.URL(value)
     except Exception as exc:  # noqa: BLE001 - httpx raises several types for bad URLs
-        raise ConfigurationError(f"base_url is not a valid URL: {type(exc).__name__}") from None
+        raise ConfigurationError(f"{name} is not a valid URL: {type(exc).__name__}") from None
     if url.scheme not in ("http", "https") or not url.host:
-        raise ConfigurationError("base_url must look like https://host[:port][/prefix]")
+        raise ConfigurationError(f"{name} must look like {example}")
     if url.query or url.fragment:
-        raise ConfigurationError("base_url must not have a query or a fragment")
+        raise ConfigurationError(f"{name} must not have a query or a fragment")
+    if url.userinfo:
+        raise ConfigurationError(f"{name} must not hold a user name or password")
     if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         raise ConfigurationError(
-            "base_url uses plain http to a non-loopback host, which would send the app "
+            f"{name} uses plain http to a non-loopback host, which would send the app "
             "secret and tokens in clear text; use https, or pass allow_insecure_http=True"
         )
-    return base_url.rstrip("/")
+    return url
+
+
+def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    """Return the extra headers to send on every request, or raise :class:`ConfigurationError`.
+
+    Values are never quoted in an error: a tenant header may be a credential.
+    """
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ConfigurationError("headers must be a mapping of header names to values")
+    checked: dict[str, str] = {}
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+            raise ConfigurationError(f"headers: {name!r} is not a valid header name")
+        if name.lower() in RESERVED_HEADERS:
+            raise ConfigurationError(
+                f"headers: {name} is set by the SDK itself and cannot be replaced"
+            )
+        if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
+            raise ConfigurationError(
+                f"headers: the value of {name} must be a string of visible ASCII and spaces"
+            )
+        if name.lower() in {n.lower() for n in checked}:
+            raise ConfigurationError(f"headers: {name} is given twice")
+        checked[name] = value
+    return checked
 
 
 def is_loopback(host: str) -> bool:

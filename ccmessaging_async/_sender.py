@@ -11,7 +11,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib.metadata import version as _version
 from typing import Any, Generic, TypeVar
 
@@ -66,6 +66,7 @@ class Sender:
         tokens: TokenManager,
         policy: RetryPolicy,
         *,
+        extra_headers: Mapping[str, str] | None = None,
         max_in_flight: int | None = None,
         direct: bool = False,
         fast: ExchangeTransport | None = None,
@@ -79,6 +80,7 @@ class Sender:
         self._requests = RequestFactory(
             client,
             {
+                **(extra_headers or {}),
                 "X-APP-Key": app_key,
                 "Content-Type": "application/json",
                 "Accept": "application/json",

@@ -20,7 +20,10 @@ from ._batch import check_batch_options, run_batch
 from ._config import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
+    ENV_TOKEN_URL,
     check_base_url,
+    check_headers,
+    check_token_url,
     read_env,
     ssl_verify,
     token_policy,
@@ -57,8 +60,13 @@ class AsyncSession:
     connection pool. Every call goes through one pooled ``httpx.AsyncClient``.
 
     ``base_url`` is ``https://{domain}`` (plain http only to loopback, or with
-    ``allow_insecure_http=True``). ``token`` sets how tokens are fetched and refreshed
-    (:class:`TokenPolicy`), ``retry`` when a createcall is sent again (:class:`RetryPolicy`).
+    ``allow_insecure_http=True``); ``token_url`` is the token service's full URL when it
+    has an address of its own (default: ``base_url`` + the documented
+    ``/apigovernance/api/oauth/tokenByAkSk``).
+    ``headers`` are sent on every request (token and createcall), such as a tenant's
+    ``X-TenantSpaceID``; they cannot replace the headers the SDK sets. ``token`` sets how
+    tokens are fetched and refreshed (:class:`TokenPolicy`), ``retry`` when a createcall is
+    sent again (:class:`RetryPolicy`).
     ``token_lifetime``, ``token_timeout`` and ``clock`` are deprecated aliases of
     ``TokenPolicy``'s ``lifetime``, ``timeout`` and ``clock``.
     Pass ``client`` or ``transport`` to bring your own (a client you pass is not closed);
@@ -81,11 +89,19 @@ class AsyncSession:
         client: _http.AsyncClient | None = None,
         transport: _http.AsyncBaseTransport | None = None,
         allow_insecure_http: bool = False,
+        token_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
         token_lifetime: float | None = None,
         token_timeout: float | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._base_url = check_base_url(base_url, allow_insecure_http)
+        self._token_url = (
+            self._base_url + TOKEN_PATH
+            if token_url is None
+            else check_token_url(token_url, allow_insecure_http)
+        )
+        extra_headers = check_headers(headers)
         if not isinstance(app_key, str) or not app_key:
             raise ConfigurationError("app_key must be a non-empty string")
         if not isinstance(app_secret, str) or not app_secret:
@@ -112,7 +128,7 @@ class AsyncSession:
         self._limits = limits
         self._tokens = TokenManager(
             TokenFetcher(
-                client, self._base_url + TOKEN_PATH, self._credentials, self._token_policy
+                client, self._token_url, self._credentials, self._token_policy, extra_headers
             ),
             self._token_policy,
         )
@@ -122,6 +138,7 @@ class AsyncSession:
             app_key,
             self._tokens,
             self._retry,
+            extra_headers=extra_headers,
             # With a client of its own the session knows the pool's size and that no
             # hooks or auth need AsyncClient.send; a user's client gets the full path.
             max_in_flight=limits.max_connections if self._owns_client else None,
@@ -138,10 +155,15 @@ class AsyncSession:
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncSession:
         """Build a session from ``CCMESSAGING_BASE_URL``, ``_APP_KEY`` and ``_APP_SECRET``.
 
+        ``CCMESSAGING_TOKEN_URL``, when set, is the ``token_url``.
+
         Other keyword arguments are passed to the constructor. A missing variable raises
         :class:`ConfigurationError` naming every one that is missing.
         """
-        return cls(*read_env(environ), **kwargs)
+        env = os.environ if environ is None else environ
+        if env.get(ENV_TOKEN_URL) and "token_url" not in kwargs:
+            kwargs["token_url"] = env[ENV_TOKEN_URL]
+        return cls(*read_env(env), **kwargs)
 
     def __repr__(self) -> str:
         return (
@@ -153,6 +175,11 @@ class AsyncSession:
     def base_url(self) -> str:
         """The platform's base URL, without a trailing slash."""
         return self._base_url
+
+    @property
+    def token_url(self) -> str:
+        """The token service's full URL."""
+        return self._token_url
 
     @property
     def limits(self) -> _http.Limits:

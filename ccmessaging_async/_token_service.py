@@ -6,6 +6,7 @@ import json
 import logging
 import random
 import time
+from collections.abc import Mapping
 
 import anyio
 import attrs
@@ -69,6 +70,7 @@ class TokenFetcher:
         url: str,
         credentials: Credentials,
         policy: TokenPolicy,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self._url = url
@@ -78,6 +80,7 @@ class TokenFetcher:
             {"app_key": credentials.app_key, "app_secret": credentials.app_secret}
         ).encode()
         self._headers = {
+            **(extra_headers or {}),
             "Content-Type": "application/json",
             "Accept-Encoding": "identity",  # a compressed body is refused, never decoded
             "X-Token-Expire": str(int(policy.lifetime)),

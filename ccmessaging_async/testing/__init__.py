@@ -4,7 +4,8 @@
   ``httpx.ASGITransport(app=emulator)`` or served by :class:`EmulatorServer` (uvicorn).
 - :func:`mock_routes`: documented token and createcall answers on a respx router.
 - The pytest plugin (installed with the package) adds the fixtures
-  ``ccmessaging_emulator``, ``ccmessaging_session`` and ``ccmessaging_server``.
+  ``ccmessaging_emulator``, ``ccmessaging_session``, ``ccmessaging_server`` and
+  ``ccmessaging_split_server`` (the token service on a port of its own).
 """
 
 from ._emulator import DropPoint, Emulator, RecordedCall, TokenFailure

@@ -11,7 +11,12 @@ from .._session import AsyncSession
 from ._emulator import Emulator
 from ._server import EmulatorServer
 
-__all__ = ["ccmessaging_emulator", "ccmessaging_server", "ccmessaging_session"]
+__all__ = [
+    "ccmessaging_emulator",
+    "ccmessaging_server",
+    "ccmessaging_session",
+    "ccmessaging_split_server",
+]
 
 
 @pytest.fixture
@@ -35,4 +40,14 @@ async def ccmessaging_session(ccmessaging_emulator: Emulator) -> AsyncIterator[A
 def ccmessaging_server(ccmessaging_emulator: Emulator) -> Iterator[EmulatorServer]:
     """Serve ``ccmessaging_emulator`` by uvicorn on a free loopback port."""
     with EmulatorServer(ccmessaging_emulator) as server:
+        yield server
+
+
+@pytest.fixture
+def ccmessaging_split_server(ccmessaging_emulator: Emulator) -> Iterator[EmulatorServer]:
+    """Serve ``ccmessaging_emulator`` with the token service on a port of its own.
+
+    Give the session ``token_url=server.token_url``; the base URL answers 404 there.
+    """
+    with EmulatorServer(ccmessaging_emulator, separate_token_service=True) as server:
         yield server
