@@ -25,7 +25,7 @@ from ._errors import (
     NotCreatedError,
     NotSentError,
     OutcomeUnknownError,
-    SessionStateError,
+    UsageError,
 )
 from ._models import CreateCallRequest
 from ._outcomes import CallOutcome, OutcomeStatus, status_of
@@ -216,7 +216,7 @@ class _Batch:
             )
         except (NotCreatedError, OutcomeUnknownError) as exc:
             return _failure(index, request, exc, started)
-        except SessionStateError as exc:  # closed while this call waited: it was not sent
+        except UsageError as exc:  # closed while it waited, or a certificate: not sent
             unsent = NotSentError(f"createcall was not sent: {exc}")
             unsent.__cause__ = exc
             return _failure(index, request, unsent.with_context(endpoint=CREATE_CALL.name), started)

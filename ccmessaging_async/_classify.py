@@ -7,6 +7,9 @@ again.
 from __future__ import annotations
 
 import json
+import re
+import ssl
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 from . import _http
@@ -14,8 +17,10 @@ from ._endpoints import Endpoint
 from ._errors import (
     AuthenticationError,
     CCMessagingError,
+    CertificateError,
     ConnectionLostError,
     NotSentError,
+    ProxyRefusedError,
     RequestRejectedError,
     ResponseDecodeError,
     ServerError,
@@ -23,15 +28,35 @@ from ._errors import (
 from ._transports.base import Answer
 from ._transports.connection import ConnectionDropped, RequestNotWritten
 
-__all__ = ["classify_answer", "classify_deadline", "classify_failure", "decode_success"]
+__all__ = [
+    "certificate_failure",
+    "classify_answer",
+    "classify_deadline",
+    "classify_failure",
+    "decode_success",
+    "gateway_details",
+    "proxy_failure",
+]
 
 ResultT = TypeVar("ResultT")
 
 
+#: At most this much of the gateway's ``exceptionInfo`` is kept on an error.
+MAX_GATEWAY_TEXT = 256
+_ERROR_CODE = re.compile(r"[\w.\-]{1,64}", re.ASCII)
+
+
 def classify_failure(
-    endpoint: Endpoint[Any, Any], exc: _http.RequestError
-) -> NotSentError | ConnectionLostError:
-    """Type a transport failure: not sent only if the request never fully left."""
+    endpoint: Endpoint[Any, Any], exc: _http.RequestError, url: str
+) -> CCMessagingError:
+    """Type a transport failure: not sent only if the request never fully left.
+
+    A certificate that fails verification and a proxy's refusal are typed as such: the
+    request never reached the platform, and sending it again cannot help.
+    """
+    refused = certificate_failure(exc, url) or proxy_failure(exc)
+    if refused is not None:
+        return refused
     # The session's own connections say on the cause whether the request was written.
     cause = exc.__cause__
     if isinstance(exc, _http.NOT_SENT_ERRORS) or isinstance(cause, RequestNotWritten):
@@ -46,6 +71,77 @@ def classify_failure(
     return error
 
 
+def certificate_failure(exc: BaseException, url: str) -> CertificateError | None:
+    """Type ``exc`` as a TLS certificate that failed verification, if that is what it is."""
+    problem = _in_chain(exc, ssl.SSLCertVerificationError)
+    if problem is None:
+        return None
+    reason = problem.verify_message or problem.reason or "certificate verify failed"
+    host = _http.URL(url).host
+    return CertificateError(
+        f"the TLS certificate of {host} failed verification ({reason}); nothing was sent. "
+        "Fix the certificate, or give verify= the CA bundle that issued it",
+        host=host,
+        reason=str(reason),
+    )
+
+
+def proxy_failure(exc: BaseException) -> ProxyRefusedError | None:
+    """Type ``exc`` as a proxy's refusal to forward the request, if that is what it is."""
+    if not isinstance(exc, _http.ProxyError):
+        return None
+    return ProxyRefusedError(
+        f"the proxy refused to forward the request ({exc}); it never reached the platform. "
+        "Check the proxy's address and credentials",
+        status_code=_leading_status(str(exc)),
+    )
+
+
+def _leading_status(text: str) -> int | None:
+    head = text.split(" ", 1)[0]
+    return int(head) if head.isdigit() and len(head) == 3 else None
+
+
+def _in_chain(
+    exc: BaseException, kind: type[ssl.SSLCertVerificationError]
+) -> ssl.SSLCertVerificationError | None:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def gateway_details(content: bytes, redact: Sequence[str] = ()) -> tuple[str | None, str | None]:
+    """Read the gateway's ``errorCode`` and ``exceptionInfo`` from a refusal body, made safe.
+
+    The code only if it looks like one; the text bounded to :data:`MAX_GATEWAY_TEXT`
+    characters, printable, with every string in ``redact`` (the token, the secret) removed.
+    """
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    code = body.get("errorCode")
+    if not (isinstance(code, str) and _ERROR_CODE.fullmatch(code)):
+        code = None
+    info = body.get("exceptionInfo")
+    if not isinstance(info, str):
+        return code, None
+    for secret in redact:
+        if secret:
+            info = info.replace(secret, "***")
+    info = "".join(c if c.isprintable() else " " for c in info)
+    if len(info) > MAX_GATEWAY_TEXT:
+        info = info[: MAX_GATEWAY_TEXT - 1] + "…"
+    return code, info
+
+
 def classify_deadline(endpoint: Endpoint[Any, Any], deadline: float) -> ConnectionLostError:
     """Type an exchange that ran out of its overall deadline: it may have been written."""
     return ConnectionLostError(
@@ -54,13 +150,18 @@ def classify_deadline(endpoint: Endpoint[Any, Any], deadline: float) -> Connecti
     )
 
 
-def classify_answer(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMessagingError:
-    """Return the result of a 200 with the documented body, or the typed error for the answer."""
+def classify_answer(
+    endpoint: Endpoint[Any, ResultT], answer: Answer, redact: Sequence[str] = ()
+) -> ResultT | CCMessagingError:
+    """Return the result of a 200 with the documented body, or the typed error for the answer.
+
+    ``redact`` lists the secrets (the token sent) never to keep from the answer's text.
+    """
     outcome: ResultT | CCMessagingError
-    if answer.status == 200:  # noqa: SIM108 - mypy cannot type the generic call in a ternary
+    if answer.status == 200:
         outcome = _success(endpoint, answer)
     else:
-        outcome = _refusal(endpoint, answer)
+        outcome = _refusal(endpoint, answer, redact)
     if isinstance(outcome, CCMessagingError):
         outcome.trace_id = _http.trace_id(answer.request_id)
     return outcome
@@ -83,14 +184,26 @@ def _success(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMe
         return error
 
 
-def _refusal(endpoint: Endpoint[Any, Any], answer: Answer) -> CCMessagingError:
+def _refusal(
+    endpoint: Endpoint[Any, Any], answer: Answer, redact: Sequence[str]
+) -> CCMessagingError:
     status = answer.status
     text = "" if answer.encoded else answer.content.decode("utf-8", "replace")
     retry_after = _http.parse_retry_after(answer.retry_after)
-    if status in (401, 403):
-        return AuthenticationError(
-            f"the gateway refused the access token for {endpoint.name} (HTTP {status})",
+    if status == 407:
+        return ProxyRefusedError(
+            f"a proxy refused {endpoint.name} (HTTP 407 Proxy Authentication Required); it "
+            "never reached the platform. Check the proxy's credentials",
             status_code=status,
+        )
+    if status in (401, 403):
+        code, info = (None, None) if answer.encoded else gateway_details(answer.content, redact)
+        return AuthenticationError(
+            f"the gateway refused the access token for {endpoint.name} (HTTP {status}"
+            f"{describe_gateway(code, info)})",
+            status_code=status,
+            error_code=code,
+            exception_info=info,
         )
     if 400 <= status < 500:
         what = "was rate limited" if status == 429 else "was refused"
@@ -108,6 +221,12 @@ def _refusal(endpoint: Endpoint[Any, Any], answer: Answer) -> CCMessagingError:
         body=text,
         retry_after=retry_after,
     )
+
+
+def describe_gateway(code: str | None, info: str | None) -> str:
+    """``, errorCode X: info`` for a message, or nothing when the gateway said nothing."""
+    said = ": ".join(part for part in (code and f"errorCode {code}", info) if part)
+    return f", {said}" if said else ""
 
 
 def decode_success(endpoint: Endpoint[Any, ResultT], content: bytes) -> ResultT:

@@ -6,11 +6,13 @@ of three bases (single inheritance: no error is two of them)::
     CCMessagingError
     ├── UsageError                        the program is wrong: fix the code or settings
     │   ├── ConfigurationError (ValueError)   bad session settings or environment
+    │   │   └── CertificateError                the server's TLS certificate failed verification
     │   └── SessionStateError (RuntimeError)  session used before ``async with`` or after close
     ├── NotCreatedError                   the call certainly does not exist: safe to send again
     │   ├── InvalidRequestError (ValueError)  bad input; nothing was sent
     │   ├── AuthenticationError               no usable token; the call was not acted on
     │   ├── NotSentError                      the request never fully left the process
+    │   ├── ProxyRefusedError                 a proxy refused it; the platform never saw it
     │   ├── ResultCodeError                   resultCode != "0"
     │   └── RequestRejectedError              a 4xx answer, 429 included
     └── OutcomeUnknownError               the call may exist: never re-send blindly
@@ -34,12 +36,14 @@ __all__ = [
     "MAX_ERROR_BODY",
     "AuthenticationError",
     "CCMessagingError",
+    "CertificateError",
     "ConfigurationError",
     "ConnectionLostError",
     "InvalidRequestError",
     "NotCreatedError",
     "NotSentError",
     "OutcomeUnknownError",
+    "ProxyRefusedError",
     "RequestRejectedError",
     "ResponseDecodeError",
     "ResultCode",
@@ -131,6 +135,20 @@ class ConfigurationError(UsageError, ValueError):
     """The session's settings, arguments or environment are unusable."""
 
 
+class CertificateError(ConfigurationError):
+    """The server's TLS certificate failed verification; nothing was sent.
+
+    Sending again cannot help until the certificate or ``verify=`` is fixed: never retried.
+    """
+
+    def __init__(self, message: str, *, host: str, reason: str) -> None:
+        super().__init__(message)
+        #: The host whose certificate failed.
+        self.host = host
+        #: OpenSSL's reason, such as ``certificate has expired``.
+        self.reason = reason
+
+
 class SessionStateError(UsageError, RuntimeError):
     """The session is used before ``async with`` opened it, or after it was closed."""
 
@@ -161,14 +179,38 @@ class AuthenticationError(NotCreatedError):
     The createcall request was not acted on by the platform.
     """
 
-    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        error_code: str | None = None,
+        exception_info: str | None = None,
+    ) -> None:
         super().__init__(message)
         #: HTTP status of the answer that caused it, if there was one.
         self.status_code = status_code
+        #: The gateway's own ``errorCode`` from that answer, when it sent one.
+        self.error_code = error_code
+        #: The gateway's ``exceptionInfo`` text (at most 256 characters, secrets removed),
+        #: which tells an expired token from an IP whitelist or a disabled account.
+        self.exception_info = exception_info
 
 
 class NotSentError(NotCreatedError):
     """The request never fully left: connection refused, connect timeout, pool exhausted."""
+
+
+class ProxyRefusedError(NotCreatedError):
+    """A proxy between the SDK and the platform refused the request; the platform never saw it.
+
+    A 407, or a failed ``CONNECT``. Check the proxy's settings; not retried.
+    """
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        #: The proxy's HTTP status, when it answered with one.
+        self.status_code = status_code
 
 
 class ResultCodeError(NotCreatedError):

@@ -16,8 +16,10 @@ __all__ = [
     "AsyncBaseTransport",
     "AsyncClient",
     "Limits",
+    "ProxyError",
     "RemoteProtocolError",
     "RequestError",
+    "Response",
     "Timeout",
     "TransportError",
     "describe_error",
@@ -35,6 +37,8 @@ TransportError = httpx.TransportError
 #: Everything httpx raises about one request: transport errors, and also a body that would
 #: not decode or redirects without end.
 RequestError = httpx.RequestError
+ProxyError = httpx.ProxyError
+Response = httpx.Response
 URL = httpx.URL
 RemoteProtocolError = httpx.RemoteProtocolError
 

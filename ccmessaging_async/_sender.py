@@ -171,12 +171,12 @@ class Sender:
             answer = await self._exchange(call, token, before_send)
         except _http.RequestError as exc:
             call.log(type(exc).__name__, started, attempt)
-            return classify_failure(call.endpoint, exc)
+            return classify_failure(call.endpoint, exc, call.url)
         except TimeoutError:
             call.log("deadline", started, attempt)
             return classify_deadline(call.endpoint, self._deadline)
         call.log(str(answer.status), started, attempt)
-        return classify_answer(call.endpoint, answer)
+        return classify_answer(call.endpoint, answer, redact=(token.value,))
 
     async def _exchange(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -10,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
-from ._errors import AuthenticationError, SessionStateError
+from ._errors import AuthenticationError, CertificateError, ProxyRefusedError, SessionStateError
 from ._models import AccessToken
 from ._retry import backoff
 from ._token_policy import TokenPolicy
@@ -48,7 +49,8 @@ class TokenManager:
     Only the refresher task talks to the token service, so any number of concurrent
     callers cause one token request per refresh. Callers keep the current token during the
     advisory window and wait for the refresh in the mandatory window. A failed refresh
-    keeps the old token while it is valid and is retried with capped, jittered backoff.
+    keeps the old token while it is valid and is retried with capped, jittered backoff;
+    a certificate that fails verification is never retried: every caller gets its error.
     """
 
     def __init__(
@@ -67,7 +69,8 @@ class TokenManager:
         self._in_flight = False
         self._failures = 0
         self._retry_at = -math.inf
-        self._last_error: AuthenticationError | None = None
+        self._last_error: AuthenticationError | ProxyRefusedError | CertificateError | None = None
+        self._permanent: CertificateError | None = None
         self._retry_when_asked = False
         self._refusal_pending = False
         self._token_replaces_refused = False
@@ -89,7 +92,7 @@ class TokenManager:
 
     async def run(self) -> None:
         """Refresh ahead of expiry until cancelled (the session's background task)."""
-        while True:
+        while self._permanent is None:
             delay = self._next_attempt_at() - self._clock()
             if delay > 0 or self._retry_when_asked:
                 # After a failure with no backoff (TokenPolicy.for_tests), try again only
@@ -105,6 +108,8 @@ class TokenManager:
         """Return a token to send now, waiting for a refresh only when it must."""
         if self._closed:
             raise SessionStateError("the session was closed before this call could be sent")
+        if self._permanent is not None:
+            raise copy.copy(self._permanent)
         token = self._token
         now = self._clock()
         if token is not None and now < token.mandatory_at:
@@ -171,6 +176,8 @@ class TokenManager:
             raise AuthenticationError(
                 "the access token expired and no new one is available"
             ).with_context(endpoint=TOKEN_ENDPOINT)
+        if not isinstance(error, AuthenticationError):
+            raise copy.copy(error)  # a proxy or certificate problem says so itself
         raise AuthenticationError(
             f"no valid access token: {error}", status_code=error.status_code
         ).with_context(endpoint=TOKEN_ENDPOINT)
@@ -195,7 +202,10 @@ class TokenManager:
         self.fetches += 1
         try:
             access = await self._fetch()
-        except AuthenticationError as exc:
+        except CertificateError as exc:
+            self._last_error = self._permanent = exc.with_context(endpoint=TOKEN_ENDPOINT)
+            logger.error("access token fetch failed and will not be retried: %s", exc)  # noqa: TRY400 - no traceback wanted
+        except (AuthenticationError, ProxyRefusedError) as exc:
             self._failed(exc)
         except Exception as exc:  # noqa: BLE001 - the refresher must outlive any bug here
             self._failed(
@@ -215,11 +225,11 @@ class TokenManager:
             finished, self._finished = self._finished, anyio.Event()
             finished.set()
 
-    def _failed(self, error: AuthenticationError) -> None:
+    def _failed(self, error: AuthenticationError | ProxyRefusedError) -> None:
         self._failures += 1
         self._last_error = error
         policy = self._policy
-        if error.status_code in (401, 403):
+        if error.status_code in (401, 403) or isinstance(error, ProxyRefusedError):
             delay = policy.refresh_backoff_max
         else:
             # Half fixed, half jitter: never zero, so a failing service is not hammered.

@@ -12,8 +12,9 @@ import anyio
 import attrs
 
 from . import _http
+from ._classify import certificate_failure, describe_gateway, gateway_details, proxy_failure
 from ._converter import structure_token
-from ._errors import AuthenticationError
+from ._errors import AuthenticationError, CCMessagingError, ProxyRefusedError
 from ._models import AccessToken
 from ._retry import backoff
 from ._token_policy import TokenPolicy
@@ -76,6 +77,7 @@ class TokenFetcher:
         self._url = url
         self._policy = policy
         self._deadline = _http.exchange_deadline(client.timeout)
+        self._secret = credentials.app_secret
         self._body = json.dumps(
             {"app_key": credentials.app_key, "app_secret": credentials.app_secret}
         ).encode()
@@ -130,7 +132,40 @@ class TokenFetcher:
 
     async def _fetch_once(self, attempt: int) -> AccessToken:
         started = time.perf_counter()
-        failure = None
+        response, body = await self._send(attempt)
+        status = response.status_code
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "POST %s -> %d in %.1f ms (attempt %d)",
+                TOKEN_PATH,
+                status,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
+        encoding = response.headers.get("content-encoding", "identity")
+        if status == 200 and encoding in ("", "identity"):
+            try:
+                return _checked(structure_token(json.loads(body)))
+            except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure
+                # Not chained: the body may hold a token, and a cause's message may quote it.
+                error: CCMessagingError = _RetryableTokenError(
+                    "token service answered 200 with a body that is not the documented JSON "
+                    f"({type(exc).__name__})",
+                    status_code=status,
+                )
+        elif status == 200:
+            error = _RetryableTokenError(
+                f"token service answered with a {encoding} body although identity was asked",
+                status_code=status,
+            )
+        else:
+            error = self._refusal(response, body)
+        error.trace_id = _http.trace_id(response.headers.get(_http.TRACE_HEADER))
+        raise error.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
+
+    async def _send(self, attempt: int) -> tuple[_http.Response, bytes]:
+        """Send the token request; a failure is raised as retryable unless it is permanent."""
+        failure: str | CCMessagingError
         try:
             with anyio.fail_after(self._deadline):
                 response = await self._client.send(
@@ -147,49 +182,42 @@ class TokenFetcher:
             failure = f"token service gave no complete answer within {self._deadline:g}s"
         except _http.RequestError as exc:
             logger.debug("POST %s attempt %d failed: %s", TOKEN_PATH, attempt, type(exc).__name__)
-            failure = f"token service unreachable ({_http.describe_error(exc)})"
-        if failure is not None:
-            # Raised outside the except clause and not chained: httpx's exception holds the
-            # request, whose body is the app secret.
-            raise _RetryableTokenError(failure)
-        status = response.status_code
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "POST %s -> %d in %.1f ms (attempt %d)",
-                TOKEN_PATH,
-                status,
-                (time.perf_counter() - started) * 1000,
-                attempt,
+            # A certificate or a proxy refusal: sending again cannot help.
+            failure = (
+                certificate_failure(exc, self._url)
+                or proxy_failure(exc)
+                or (f"token service unreachable ({_http.describe_error(exc)})")
             )
-        trace_id = _http.trace_id(response.headers.get(_http.TRACE_HEADER))
-        error: AuthenticationError
-        encoding = response.headers.get("content-encoding", "identity")
-        if status == 200 and encoding not in ("", "identity"):
-            error = _RetryableTokenError(
-                f"token service answered with a {encoding} body although identity was asked",
+        else:
+            return response, body
+        # Raised outside the except clause and not chained: httpx's exception holds the
+        # request, whose body is the app secret.
+        if isinstance(failure, CCMessagingError):
+            raise failure.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
+        raise _RetryableTokenError(failure)
+
+    def _refusal(self, response: _http.Response, body: bytes) -> CCMessagingError:
+        """Type an answer other than 200."""
+        status = response.status_code
+        if status == 407:
+            return ProxyRefusedError(
+                "a proxy refused the token request (HTTP 407 Proxy Authentication Required); "
+                "it never reached the token service. Check the proxy's credentials",
                 status_code=status,
             )
-        elif status == 200:
-            try:
-                return _checked(structure_token(json.loads(body)))
-            except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure
-                # Not chained: the body may hold a token, and a cause's message may quote it.
-                error = _RetryableTokenError(
-                    "token service answered 200 with a body that is not the documented JSON "
-                    f"({type(exc).__name__})",
-                    status_code=status,
-                )
-        elif status in (401, 403):
-            error = AuthenticationError(
-                f"token service rejected the app key/secret (HTTP {status})", status_code=status
+        if status in (401, 403):
+            code, info = gateway_details(body, redact=(self._secret,))
+            return AuthenticationError(
+                f"token service rejected the app key/secret (HTTP {status}"
+                f"{describe_gateway(code, info)})",
+                status_code=status,
+                error_code=code,
+                exception_info=info,
             )
-        elif status == 429 or status >= 500:
-            error = _RetryableTokenError(
+        if status == 429 or status >= 500:
+            return _RetryableTokenError(
                 f"token service answered HTTP {status}",
                 status_code=status,
                 retry_after=_http.parse_retry_after(response.headers.get("retry-after")),
             )
-        else:
-            error = AuthenticationError(f"token service answered HTTP {status}", status_code=status)
-        error.trace_id = trace_id
-        raise error
+        return AuthenticationError(f"token service answered HTTP {status}", status_code=status)

@@ -11,7 +11,7 @@ import ssl
 import struct
 from collections.abc import Callable
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import anyio
 import anyio.abc
@@ -58,6 +58,8 @@ class LoopbackServer:
         self.port = 0
         self._read_body = read_body
         self._tls = tls
+        #: TLS handshakes that failed (a client refusing the certificate, say).
+        self.handshake_failures = 0
         self._release = anyio.Event()
         self._changed = anyio.Event()
         self._group: anyio.abc.TaskGroup | None = None
@@ -74,7 +76,7 @@ class LoopbackServer:
         await self._group.__aenter__()
         served: anyio.abc.Listener[anyio.abc.ByteStream] = listener
         if self._tls is not None:
-            served = anyio.streams.tls.TLSListener(listener, self._tls, standard_compatible=False)
+            served = _CountingTLSListener(self, listener, self._tls, standard_compatible=False)
         self._group.start_soon(served.serve, self._serve)
         self._listener = served
         return self
@@ -155,3 +157,21 @@ class LoopbackServer:
             connection.closed.set()
             self._notify()
             await stream.aclose()
+
+
+class _CountingTLSListener(anyio.streams.tls.TLSListener):
+    """anyio's TLS listener, counting failed handshakes on its server."""
+
+    def __init__(self, server: LoopbackServer, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._server = server
+
+    async def handle_handshake_error(  # type: ignore[override] # anyio's is static
+        self, exc: BaseException, stream: anyio.abc.AnyByteStream
+    ) -> None:
+        """Count the failure, without anyio's logging of it."""
+        await anyio.aclose_forcefully(stream)
+        if isinstance(exc, anyio.get_cancelled_exc_class()) or not isinstance(exc, Exception):
+            raise exc
+        self._server.handshake_failures += 1
+        self._server._notify()  # noqa: SLF001 - its own server

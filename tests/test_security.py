@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 
 from ccmessaging_async import (
     AsyncSession,
-    AuthenticationError,
     CCMessagingError,
+    CertificateError,
     CreateCallRequest,
     CreateCallResult,
     ResponseDecodeError,
@@ -188,10 +188,10 @@ def tls_server(
 
 @pytest.mark.anyio
 async def test_untrusted_certificate_is_refused(tls_server: EmulatorServer) -> None:
-    """Verification is on by default: an unknown CA is a clear authentication error."""
+    """Verification is on by default: an unknown CA is a certificate error, nothing sent."""
     emulator = tls_server.app
     assert tls_server.url.startswith("https://")
-    with pytest.raises(AuthenticationError, match=r"CERTIFICATE_VERIFY_FAILED|certificate"):
+    with pytest.raises(CertificateError, match=r"certificate"):
         async with AsyncSession(tls_server.url, emulator.app_key, emulator.app_secret):
             pass
     assert emulator.token_requests == 0
