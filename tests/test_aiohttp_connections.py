@@ -24,6 +24,7 @@ from ccmessaging_async import (
     aiohttp_transport,
 )
 from ccmessaging_async._transports import aiohttp_transport as transport_module
+from ccmessaging_async._transports import aiohttp_wire
 from ccmessaging_async._transports.aiohttp_transport import SafeAiohttpTransport
 from ccmessaging_async._transports.aiohttp_wire import (
     WIRE_SUPPORTED,
@@ -65,9 +66,15 @@ def handlers(monkeypatch: pytest.MonkeyPatch) -> list[TrackedHandler]:
 
 
 def stop_reading(handler: TrackedHandler) -> None:
-    """Keep the event loop from seeing what the peer does next (the race's window)."""
+    """Keep the event loop from seeing what the peer does next."""
     assert handler.transport is not None
     handler.transport.pause_reading()
+
+
+@pytest.fixture
+def race_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the peer's close come between the pool's check and the write (the race)."""
+    monkeypatch.setattr(aiohttp_wire, "is_readable", lambda sock: False)
 
 
 def connector_of(transport: httpx.AsyncBaseTransport) -> TrackedConnector:
@@ -82,6 +89,7 @@ def test_the_installed_aiohttp_is_tracked() -> None:
     assert WIRE_SUPPORTED
 
 
+@pytest.mark.usefixtures("race_window")
 async def test_a_call_written_on_a_connection_reset_while_idle_is_sent_again(
     handlers: list[TrackedHandler],
 ) -> None:
@@ -143,6 +151,7 @@ async def test_a_reused_connection_dropped_before_answering_is_unknown_and_teach
     assert len(handlers) == 1
 
 
+@pytest.mark.usefixtures("race_window")
 async def test_through_httpx_a_request_not_written_is_a_write_error(
     handlers: list[TrackedHandler],
 ) -> None:
@@ -159,6 +168,23 @@ async def test_through_httpx_a_request_not_written_is_a_write_error(
     assert isinstance(caught.value.__cause__, RequestNotWritten)
     assert isinstance(caught.value.__cause__.__cause__, aiohttp.ClientError)
     assert len(server.requests) == 1
+
+
+async def test_a_connection_the_peer_closed_is_not_reused_even_before_the_loop_reads_it(
+    handlers: list[TrackedHandler],
+) -> None:
+    transport = aiohttp_transport()
+    async with LoopbackServer() as server, httpx.AsyncClient(transport=transport) as client:
+        await client.get(server.url + "/")
+        stop_reading(handlers[0])  # the event loop never sees the reset
+        await server.close_idle(reset=True)
+        response = await client.post(server.url + "/", content=b"{}")
+        connector = connector_of(transport)
+    assert response.status_code == 200
+    assert len(handlers) == 2
+    assert len(server.requests) == 2
+    assert connector.keepalive.expiry is not None
+    assert connector.keepalive.expiry < connector.keepalive.configured  # type: ignore[operator]
 
 
 async def test_through_httpx_a_dropped_reused_connection_says_how_long_it_idled() -> None:
@@ -186,6 +212,7 @@ async def test_a_read_timeout_on_a_reused_connection_teaches_nothing() -> None:
     assert connector.keepalive.expiry == connector.keepalive.configured
 
 
+@pytest.mark.usefixtures("race_window")
 async def test_over_tls_a_request_not_written_is_a_write_error(
     handlers: list[TrackedHandler],
 ) -> None:

@@ -30,6 +30,7 @@ from aiohttp.client_proto import ResponseHandler
 
 from .connection import ConnectionDropped, RequestNotWritten
 from .keepalive import KeepAlive
+from .network import is_readable
 
 __all__ = ["WIRE_SUPPORTED", "ExchangeRecord", "TrackedConnector", "recording", "typed_failure"]
 
@@ -158,6 +159,8 @@ class TrackedHandler(ResponseHandler):
         self._record: ExchangeRecord | None = None
         self._requests = 0
         self._last_activity = clock()
+        #: When the connector last put it back in the pool; ``None`` while in use.
+        self.idle_since: float | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Watch the transport's writes."""
@@ -167,13 +170,31 @@ class TrackedHandler(ResponseHandler):
     def set_response_params(self, *args: Any, **kwargs: Any) -> None:
         """Start recording the request about to be written (aiohttp calls this first)."""
         record = _CURRENT.get()
+        idle_since, self.idle_since = self.idle_since, None
         if record is not None:
             record.started = True
             if self._requests:
-                record.idle_for = self._clock() - self._last_activity
+                record.idle_for = self._clock() - (idle_since or self._last_activity)
         self._record = record
         self._requests += 1
         super().set_response_params(*args, **kwargs)
+
+    def is_connected(self) -> bool:
+        """Say whether it is connected and, while idle in the pool, not closed by the peer.
+
+        aiohttp learns of a peer's close only when the event loop reads it: a connection
+        taken from the pool earlier in that loop iteration would get a request written
+        into a socket the peer already closed.
+        """
+        if not super().is_connected():
+            return False
+        idle_since = self.idle_since
+        if idle_since is None or self.transport is None:
+            return True
+        if not is_readable(self.transport.get_extra_info("socket")):
+            return True
+        self._on_dropped(self._clock() - idle_since)
+        return False
 
     def data_received(self, data: bytes) -> None:
         """Count answer bytes."""
@@ -186,10 +207,13 @@ class TrackedHandler(ResponseHandler):
         """Learn from a reused connection the peer closed before answering."""
         record, self._record = self._record, None
         # aiohttp clears ``transport`` when it closes the connection itself (a timeout).
-        if record is not None and self.transport is not None:
+        by_peer = self.transport is not None
+        if by_peer and self.idle_since is not None:
+            self._on_dropped(self._clock() - self.idle_since)  # closed while idle
+        elif by_peer and record is not None:
             record.peer_closed = True
-        if record is not None and (idle_for := record.dropped_after) is not None:
-            self._on_dropped(idle_for)
+            if (idle_for := record.dropped_after) is not None:
+                self._on_dropped(idle_for)
         super().connection_lost(exc)
 
     def _wrote(self, size: int, failed: bool) -> None:
@@ -215,6 +239,12 @@ class TrackedConnector(aiohttp.TCPConnector):
             TrackedHandler, loop=self._loop, on_dropped=self._peer_closed_after
         )
 
+    def _release(self, key: Any, protocol: ResponseHandler, *args: Any, **kwargs: Any) -> None:
+        """Note when a connection went back to the pool."""
+        if isinstance(protocol, TrackedHandler):
+            protocol.idle_since = time.monotonic()
+        super()._release(key, protocol, *args, **kwargs)
+
     def _peer_closed_after(self, idle_for: float) -> None:
         self.keepalive.peer_closed_after(idle_for)
         if self.keepalive.expiry is not None:
@@ -233,6 +263,7 @@ def _wire_supported() -> bool:
     return (
         "self._factory = functools.partial(ResponseHandler" in connector_source
         and "self._keepalive_timeout" in connector_source
+        and "def _release(" in connector_source
         and "set_response_params(" in client_source
         and callable(getattr(ResponseHandler, "set_response_params", None))
     )
