@@ -19,6 +19,7 @@ from collections.abc import (
 import anyio
 import anyio.abc
 
+from ._config import check_deadline
 from ._endpoints import CREATE_CALL
 from ._errors import (
     ConfigurationError,
@@ -84,8 +85,10 @@ class _Batch:
         retry_budget: int | None,
         on_send: Callable[[int, CreateCallRequest], object] | None,
         ordered: bool,
+        call_timeout: float | None = None,
     ) -> None:
         check_batch_options(concurrency, rate, retry_budget)
+        self._call_timeout = check_deadline("call_timeout", call_timeout)
         self._sender = sender
         self._requests = requests
         self._concurrency = concurrency
@@ -212,7 +215,11 @@ class _Batch:
         before_send = None if hook is None else (lambda: _run_hook(hook, index, request))
         try:
             delivered = await self._sender.send(
-                CREATE_CALL, request, budget=self._budget, before_send=before_send
+                CREATE_CALL,
+                request,
+                budget=self._budget,
+                before_send=before_send,
+                deadline=self._call_timeout,
             )
         except (NotCreatedError, OutcomeUnknownError) as exc:
             return _failure(index, request, exc, started)
@@ -245,6 +252,7 @@ async def run_batch(
     ordered: bool,
     retry_budget: int | None,
     on_send: Callable[[int, CreateCallRequest], object] | None,
+    call_timeout: float | None = None,
 ) -> AsyncGenerator[CallOutcome, None]:
     """Run ``requests`` through ``sender``; yield one outcome per input.
 
@@ -260,6 +268,7 @@ async def run_batch(
         retry_budget=retry_budget,
         on_send=on_send,
         ordered=ordered,
+        call_timeout=call_timeout,
     )
     task_group.start_soon(batch.feed, name="ccmessaging-batch")
     pending: dict[int, CallOutcome] = {}

@@ -142,8 +142,19 @@ def gateway_details(content: bytes, redact: Sequence[str] = ()) -> tuple[str | N
     return code, info
 
 
-def classify_deadline(endpoint: Endpoint[Any, Any], deadline: float) -> ConnectionLostError:
-    """Type an exchange that ran out of its overall deadline: it may have been written."""
+def classify_deadline(
+    endpoint: Endpoint[Any, Any], deadline: float, *, unsent: bool = False
+) -> NotSentError | ConnectionLostError:
+    """Type an exchange that ran out of its overall deadline.
+
+    Not sent when the connection layer recorded that the request never left completely;
+    otherwise it may have been written.
+    """
+    if unsent:
+        return NotSentError(
+            f"{endpoint.name} was not sent: it could not be written within {deadline:g}s "
+            "(the sum of the timeouts)"
+        )
     return ConnectionLostError(
         f"{endpoint.name} got no complete answer within {deadline:g}s (the sum of the "
         "timeouts); it may have reached the platform"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import ssl
@@ -25,6 +26,7 @@ __all__ = [
     "ENV_BASE_URL",
     "ENV_TOKEN_URL",
     "check_base_url",
+    "check_deadline",
     "check_headers",
     "check_token_url",
     "is_loopback",
@@ -151,6 +153,15 @@ def ssl_verify(verify: ssl.SSLContext | str | os.PathLike[str] | bool) -> ssl.SS
     if not os.path.isfile(verify):
         raise ConfigurationError(f"verify= names no CA bundle file or folder: {verify!s}")
     return ssl.create_default_context(cafile=os.fspath(verify))
+
+
+def check_deadline(name: str, value: float | None) -> float | None:
+    """Return a per-call deadline in seconds (``None``: none), or raise ConfigurationError."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value < math.inf):
+        raise ConfigurationError(f"{name} must be > 0 seconds, or None, got {value!r}")
+    return float(value)
 
 
 def read_env(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:

@@ -25,6 +25,7 @@ from ._errors import (
     MAX_ERROR_BODY,
     AuthenticationError,
     CCMessagingError,
+    ConnectionLostError,
     InvalidRequestError,
     NotSentError,
     SessionStateError,
@@ -34,6 +35,7 @@ from ._slots import Slots
 from ._token_manager import Token, TokenManager
 from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
 from ._transports.httpx_transport import RequestFactory, exchange
+from ._transports.record import ExchangeRecord, recording
 
 __all__ = ["BODY_LIMITS", "USER_AGENT", "Delivered", "Sender"]
 
@@ -67,11 +69,15 @@ class Sender:
         policy: RetryPolicy,
         *,
         extra_headers: Mapping[str, str] | None = None,
+        tracks_writes: bool = False,
         max_in_flight: int | None = None,
         direct: bool = False,
         fast: ExchangeTransport | None = None,
     ) -> None:
         self._client = client
+        # The transport records whether each request was completely written, so an
+        # exchange cut short (a deadline) can be told apart: unsent, or unknown.
+        self._tracks_writes = tracks_writes
         self._direct = direct
         self._fast = fast
         self._base_url = base_url
@@ -110,21 +116,59 @@ class Sender:
         *,
         budget: RetryBudget | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        deadline: float | None = None,
     ) -> Delivered[ResultT]:
         """Send ``request`` and return its result, or raise a typed error.
 
         ``before_send`` is awaited once, just before the first request can be written: the
         call then holds a token and an in-flight slot. If it raises, nothing is sent and
-        :class:`NotSentError` is raised.
+        :class:`NotSentError` is raised. ``deadline`` (seconds) bounds the whole call,
+        re-sends included: when it passes, :class:`NotSentError` if the request in flight
+        provably never left completely (or none was in flight), else
+        :class:`ConnectionLostError`; nothing is sent after it.
         """
         call = _Call.prepare(endpoint, request, self._base_url)
+        progress = _Progress()
+        if deadline is None:
+            return await self._send(call, progress, budget, before_send)
+        with anyio.move_on_after(deadline):
+            return await self._send(call, progress, budget, before_send)
+        raise self._past_deadline(call, progress, deadline)
+
+    def _past_deadline(
+        self, call: _Call[Any], progress: _Progress, deadline: float
+    ) -> CCMessagingError:
+        name = call.endpoint.name
+        record = progress.exchange
+        if record is None or (self._tracks_writes and record.unsent):
+            error: CCMessagingError = NotSentError(
+                f"{name} was not sent: its deadline of {deadline:g}s passed first"
+            )
+            attempts = progress.sent - (record is not None)
+        else:
+            error = ConnectionLostError(
+                f"{name} got no answer within its deadline of {deadline:g}s; it may have "
+                "reached the platform"
+            )
+            attempts = progress.sent
+        return error.with_context(endpoint=name, attempts=attempts)
+
+    async def _send(
+        self,
+        call: _Call[ResultT],
+        progress: _Progress,
+        budget: RetryBudget | None,
+        before_send: Callable[[], Awaitable[None]] | None,
+    ) -> Delivered[ResultT]:
         attempts = resends = 0
         token_refreshed = False
         while True:
             token = await self._token(attempts)
             attempts += 1
             hook = before_send if attempts == 1 else None
-            outcome = await self._attempt(call, token, attempt=attempts, before_send=hook)
+            outcome = await self._attempt(
+                call, token, attempt=attempts, before_send=hook, progress=progress
+            )
             if not isinstance(outcome, CCMessagingError):
                 self._tokens.accepted(token)
                 if budget is not None:
@@ -141,7 +185,7 @@ class Sender:
                 draw=random.random(),  # noqa: S311 - jitter, not cryptography
             )
             if not isinstance(step, Resend):
-                raise step.with_context(endpoint=endpoint.name, attempts=attempts)
+                raise step.with_context(endpoint=call.endpoint.name, attempts=attempts)
             if step.spends_budget and budget is not None:
                 budget.spend()
             if step.refresh_token:
@@ -164,17 +208,24 @@ class Sender:
         *,
         attempt: int,
         before_send: Callable[[], Awaitable[None]] | None,
+        progress: _Progress,
     ) -> ResultT | CCMessagingError:
         """One send: the result, or the typed error for what happened."""
         started = time.perf_counter()
+        # A cancellation (the caller's deadline) leaves ``progress.exchange`` set: what the
+        # exchange it cut short had written decides what the caller is told.
         try:
-            answer = await self._exchange(call, token, before_send)
+            answer = await self._exchange(call, token, before_send, progress)
         except _http.RequestError as exc:
+            progress.exchange = None
             call.log(type(exc).__name__, started, attempt)
             return classify_failure(call.endpoint, exc, call.url)
         except TimeoutError:
+            record, progress.exchange = progress.exchange, None
             call.log("deadline", started, attempt)
-            return classify_deadline(call.endpoint, self._deadline)
+            unsent = self._tracks_writes and record is not None and record.unsent
+            return classify_deadline(call.endpoint, self._deadline, unsent=unsent)
+        progress.exchange = None
         call.log(str(answer.status), started, attempt)
         return classify_answer(call.endpoint, answer, redact=(token.value,))
 
@@ -183,6 +234,7 @@ class Sender:
         call: _Call[Any],
         token: Token,
         before_send: Callable[[], Awaitable[None]] | None,
+        progress: _Progress,
     ) -> Answer:
         """Send one request and read its bounded body, holding an in-flight slot."""
         slots = self._in_flight
@@ -198,7 +250,8 @@ class Sender:
             headers = HiddenHeaders(
                 [*self._requests.headers, ("Authorization", "Bearer " + token.value)]
             )
-            with anyio.fail_after(self._deadline):
+            with anyio.fail_after(self._deadline), recording() as progress.exchange:
+                progress.sent += 1
                 if self._fast is not None:
                     return await self._fast.exchange(
                         method,
@@ -217,6 +270,14 @@ class Sender:
         finally:
             if slots is not None:
                 slots.release()
+
+
+@attrs.define(slots=True)
+class _Progress:
+    """How far one call got: exchanges begun, and the one on the wire right now."""
+
+    sent: int = 0
+    exchange: ExchangeRecord | None = None
 
 
 @attrs.frozen(slots=True)

@@ -22,6 +22,7 @@ from ._config import (
     DEFAULT_TIMEOUT,
     ENV_TOKEN_URL,
     check_base_url,
+    check_deadline,
     check_headers,
     check_token_url,
     read_env,
@@ -40,6 +41,7 @@ from ._token_policy import TokenPolicy
 from ._token_service import TOKEN_ENDPOINT, TOKEN_PATH, Credentials, TokenFetcher
 from ._transports.base import ExchangeTransport
 from ._transports.default import default_transport
+from ._transports.record import tracks_writes
 
 __all__ = ["AsyncSession"]
 
@@ -115,14 +117,16 @@ class AsyncSession:
             token, self._retry, lifetime=token_lifetime, timeout=token_timeout, clock=clock
         )
         self._owns_client = client is None
+        tracked = False
         if client is None:
+            built: _http.AsyncBaseTransport
+            if transport is None:
+                built = default_transport(verify=ssl_verify(verify), limits=limits, http2=http2)
+            else:
+                built = transport
+            tracked = tracks_writes(built)
             client = _http.AsyncClient(
-                timeout=timeout,
-                transport=transport
-                if transport is not None
-                else default_transport(verify=ssl_verify(verify), limits=limits, http2=http2),
-                follow_redirects=False,
-                trust_env=False,
+                timeout=timeout, transport=built, follow_redirects=False, trust_env=False
             )
         self._client = client
         self._limits = limits
@@ -139,6 +143,7 @@ class AsyncSession:
             self._tokens,
             self._retry,
             extra_headers=extra_headers,
+            tracks_writes=tracked,
             # With a client of its own the session knows the pool's size and that no
             # hooks or auth need AsyncClient.send; a user's client gets the full path.
             max_in_flight=limits.max_connections if self._owns_client else None,
@@ -260,15 +265,25 @@ class AsyncSession:
                 raise SessionStateError("use the session inside 'async with AsyncSession(...)'")
             raise SessionStateError("this AsyncSession is closed")
 
-    async def create_call(self, request: CreateCallRequest) -> CreateCallResult:
+    async def create_call(
+        self,
+        request: CreateCallRequest,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - a deadline with a typed answer
+    ) -> CreateCallResult:
         """Create one anonymous call and return what the platform answered.
 
         Raises a :class:`NotCreatedError` when the call certainly does not exist (safe to
         send again), an :class:`OutcomeUnknownError` when it may (never re-send blindly),
         or a :class:`UsageError` for a session used outside ``async with``.
+
+        ``timeout`` (seconds) bounds the whole call — waiting for a token and a connection,
+        re-sends included. When it passes: :class:`NotSentError` if the request never left
+        completely, :class:`ConnectionLostError` if it may have; nothing is sent after it.
         """
         self._check_open()
-        return (await self._sender.send(CREATE_CALL, request)).result
+        deadline = check_deadline("timeout", timeout)
+        return (await self._sender.send(CREATE_CALL, request, deadline=deadline)).result
 
     def create_calls(
         self,
@@ -279,6 +294,7 @@ class AsyncSession:
         ordered: bool = False,
         retry_budget: int | None = None,
         on_send: Callable[[int, CreateCallRequest], object] | None = None,
+        call_timeout: float | None = None,
     ) -> AsyncGenerator[CallOutcome, None]:
         """Create many calls; yield one :class:`CallOutcome` per input.
 
@@ -292,6 +308,8 @@ class AsyncSession:
         per input at the last moment before its request can be written: the call holds a
         valid token and an in-flight slot, so a journal that records it there records only
         calls that may really leave. If it raises, that input fails unsent.
+        ``call_timeout`` bounds each input as ``create_call(timeout=...)`` does, from when
+        it is taken up; an input past it ends ``FAILED`` or ``UNKNOWN`` accordingly.
 
         Keep ``concurrency`` at or below the pool's ``max_connections`` (100 by default)
         so requests never queue for a connection. Stopping the iteration cancels the
@@ -309,4 +327,5 @@ class AsyncSession:
             ordered=ordered,
             retry_budget=retry_budget,
             on_send=on_send,
+            call_timeout=check_deadline("call_timeout", call_timeout),
         )

@@ -12,14 +12,9 @@ import httpx
 import httpx_aiohttp
 
 from .. import _http
-from .aiohttp_wire import (
-    WIRE_SUPPORTED,
-    ExchangeRecord,
-    TrackedConnector,
-    recording,
-    typed_failure,
-)
+from .aiohttp_wire import WIRE_SUPPORTED, TrackedConnector, typed_failure
 from .base import Answer, BodyLimits, HiddenHeaders
+from .record import ExchangeRecord, recording
 
 __all__ = ["SafeAiohttpTransport"]
 
@@ -38,6 +33,11 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
     connector the peer's idle timeout); anything else is a ``ReadError`` (outcome unknown),
     so the SDK never re-sends it.
     """
+
+    @property
+    def tracks_writes(self) -> bool:
+        """Whether its connections record what each request did (see ``record``)."""
+        return WIRE_SUPPORTED
 
     def get_client(self) -> aiohttp.ClientSession:
         """Build the aiohttp session: over a :class:`TrackedConnector` unless a client was given."""

@@ -17,11 +17,9 @@ connector and reports every failure after connecting as outcome-unknown.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 import aiohttp
@@ -31,60 +29,9 @@ from aiohttp.client_proto import ResponseHandler
 from .connection import ConnectionDropped, RequestNotWritten
 from .keepalive import KeepAlive
 from .network import is_readable
+from .record import ExchangeRecord, current_record
 
-__all__ = ["WIRE_SUPPORTED", "ExchangeRecord", "TrackedConnector", "recording", "typed_failure"]
-
-
-class ExchangeRecord:
-    """What one request saw on its connection."""
-
-    __slots__ = ("bytes_read", "handed", "idle_for", "peer_closed", "started", "write_failed")
-
-    def __init__(self) -> None:
-        #: A connection was bound to the request (aiohttp writes only after this).
-        self.started = False
-        #: Bytes of the request handed to the transport by writes that did not fail.
-        self.handed = 0
-        #: A write found the socket failed: some of the request never reached it.
-        self.write_failed = False
-        #: Seconds the connection had been idle before this request, if it was reused.
-        self.idle_for: float | None = None
-        #: Bytes of answer received.
-        self.bytes_read = 0
-        #: The connection was closed by the peer (or its socket failed), not by aiohttp.
-        self.peer_closed = False
-
-    @property
-    def not_written(self) -> bool:
-        """The request provably never left completely."""
-        return self.started and (self.write_failed or self.handed == 0)
-
-    @property
-    def dropped_after(self) -> float | None:
-        """How long the reused connection the peer closed before any answer had idled.
-
-        ``None`` unless the request was on a reused connection that the peer closed
-        before one byte of answer.
-        """
-        if self.peer_closed and self.bytes_read == 0:
-            return self.idle_for
-        return None
-
-
-_CURRENT: contextvars.ContextVar[ExchangeRecord | None] = contextvars.ContextVar(
-    "ccmessaging_async_aiohttp_exchange", default=None
-)
-
-
-@contextmanager
-def recording() -> Iterator[ExchangeRecord]:
-    """Record what the request sent from this task (and its children) meets on the wire."""
-    record = ExchangeRecord()
-    token = _CURRENT.set(record)
-    try:
-        yield record
-    finally:
-        _CURRENT.reset(token)
+__all__ = ["WIRE_SUPPORTED", "TrackedConnector", "typed_failure"]
 
 
 def typed_failure(exc: BaseException, record: ExchangeRecord) -> httpx.TransportError:
@@ -169,7 +116,7 @@ class TrackedHandler(ResponseHandler):
 
     def set_response_params(self, *args: Any, **kwargs: Any) -> None:
         """Start recording the request about to be written (aiohttp calls this first)."""
-        record = _CURRENT.get()
+        record = current_record()
         idle_since, self.idle_since = self.idle_since, None
         if record is not None:
             record.started = True

@@ -23,6 +23,7 @@ import httpcore
 
 from .keepalive import KeepAlive
 from .network import TrackedBackend
+from .record import current_record
 
 __all__ = ["ConnectionDropped", "RequestNotWritten", "TrackedConnection"]
 
@@ -120,6 +121,9 @@ class TrackedConnection(httpcore.AsyncHTTPConnection):
         record = self._wire.record
         read_before = 0 if record is None else record.bytes_read
         idle_for = self._idle_for()
+        if (exchange := current_record()) is not None:
+            exchange.started = True
+            exchange.multiplexed = self._multiplexed
         if self._multiplexed:
             self._streams += 1
         try:

@@ -18,7 +18,13 @@ import httpx
 from .pool import FLAT_POOL_SUPPORTED, FlatConnectionPool
 from .tracked_pool import TrackedConnectionPool
 
-__all__ = ["default_transport"]
+__all__ = ["TrackedHTTPTransport", "default_transport"]
+
+
+class TrackedHTTPTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport; ``tracks_writes`` once its pool is the session's own."""
+
+    tracks_writes = False
 
 
 def default_transport(
@@ -28,7 +34,7 @@ def default_transport(
     http2: bool,
 ) -> httpx.AsyncHTTPTransport:
     """Return httpx's transport for these settings, with the flat pool where it applies."""
-    transport = httpx.AsyncHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
+    transport = TrackedHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
     # httpx keeps its pool, and the pool its TLS context, in private attributes (httpx
     # 0.27-0.28, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
     stock = getattr(transport, "_pool", None)
@@ -54,4 +60,5 @@ def default_transport(
         keepalive_expiry=limits.keepalive_expiry,
         http2=http2,
     )
+    transport.tracks_writes = True
     return transport

@@ -28,6 +28,8 @@ import anyio.abc
 import anyio.streams.tls
 import httpcore
 
+from .record import ExchangeRecord, current_record
+
 __all__ = ["TrackedBackend", "TrackedStream", "WireRecord", "is_readable"]
 
 _SocketOption = (
@@ -115,22 +117,32 @@ class TrackedStream(httpcore.AsyncNetworkStream):
             except anyio.EndOfStream:
                 return b""
         self.record.bytes_read += len(data)
+        if (exchange := current_record()) is not None:
+            exchange.bytes_read += len(data)
         return data
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         """Hand all of ``buffer`` to the kernel, or record that it was not."""
         if not buffer:
             return
+        exchange = current_record()
         try:
             with _mapped(_WRITE_ERRORS), anyio.fail_after(timeout):
                 await self._stream.send(buffer)
-        except BaseException:
-            self.record.write_failed = True
+        except BaseException:  # failed, timed out or cancelled part-way
+            self._write_failed(exchange)
             raise
         if self._raw.fileno() < 0:
             # asyncio's transport swallows a failed send(): it closes the socket on the
             # loop iteration that anyio's send() yields for, before any read is processed.
-            self.record.write_failed = True
+            self._write_failed(exchange)
+        elif exchange is not None:
+            exchange.handed += len(buffer)
+
+    def _write_failed(self, exchange: ExchangeRecord | None) -> None:
+        self.record.write_failed = True
+        if exchange is not None:
+            exchange.write_failed = True
 
     async def aclose(self) -> None:
         """Close the stream (and the socket under it)."""
