@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from . import _http
 from ._config import DEFAULT_LIMITS
+from ._proxies import check_proxy
 
 if TYPE_CHECKING:
     import httpx
@@ -24,20 +25,28 @@ def aiohttp_transport(
     *,
     limits: _http.Limits = DEFAULT_LIMITS,
     verify: ssl.SSLContext | bool = True,
+    proxy: str | _http.Proxy | None = None,
+    trust_env: bool = False,
 ) -> httpx.AsyncBaseTransport:
     """Return an httpx transport that sends with aiohttp (extra ``aiohttp``; asyncio only).
 
-    It is several times cheaper per call than httpx's own transport under concurrency
-    (see ``benchmarks/RESULTS.md``). Pass it as ``AsyncSession(..., transport=...)`` with
-    the same ``limits`` you give the session. It wraps ``httpx-aiohttp``'s transport and
-    corrects its error mapping, which reports a connection dropped *after* the request
-    was written as a connect timeout: here only a failure to connect counts as not sent,
-    so such a call is reported as outcome-unknown and never re-sent. respx's default
-    mocking does not see this transport; use ``respx.mock(using="httpx")`` or keep the
-    default transport in tests.
+    It spends about half the CPU per call of httpx's transport (see
+    ``benchmarks/RESULTS.md``). Pass it as ``AsyncSession(..., transport=...)``; the
+    session then bounds the calls in flight by these ``limits``. ``proxy`` (an
+    ``http://`` or ``https://`` URL, credentials allowed) carries the token request and
+    every createcall (``CONNECT`` for https targets); ``trust_env=True`` reads
+    ``HTTPS_PROXY``/``NO_PROXY`` (and ``~/.netrc``, as aiohttp does) and ``SSL_CERT_FILE``.
+
+    Its connections record whether each request was completely written, so a failure is
+    typed as SPEC section 3 wants (httpx-aiohttp, which this builds on, reports a
+    connection dropped *after* the request was written as a connect timeout). respx's
+    default mocking does not see this transport; use ``respx.mock(using="httpx")`` or
+    keep the default transport in tests.
     """
     from ._transports.aiohttp_transport import (  # noqa: PLC0415 - aiohttp is an extra
         SafeAiohttpTransport,
     )
 
-    return SafeAiohttpTransport(limits=limits, verify=verify)
+    return SafeAiohttpTransport(
+        limits=limits, verify=verify, proxy=check_proxy(proxy), trust_env=trust_env
+    )

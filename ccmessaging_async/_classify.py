@@ -43,6 +43,7 @@ ResultT = TypeVar("ResultT")
 
 #: At most this much of the gateway's ``exceptionInfo`` is kept on an error.
 MAX_GATEWAY_TEXT = 256
+_STATUS = re.compile(r"([1-5]\d\d)\b")
 _ERROR_CODE = re.compile(r"[\w.\-]{1,64}", re.ASCII)
 
 
@@ -98,8 +99,8 @@ def proxy_failure(exc: BaseException) -> ProxyRefusedError | None:
 
 
 def _leading_status(text: str) -> int | None:
-    head = text.split(" ", 1)[0]
-    return int(head) if head.isdigit() and len(head) == 3 else None
+    match = _STATUS.match(text)
+    return int(match.group(1)) if match else None
 
 
 def _in_chain(

@@ -28,6 +28,7 @@ __all__ = [
     "check_base_url",
     "check_deadline",
     "check_headers",
+    "check_reach",
     "check_token_url",
     "is_loopback",
     "read_env",
@@ -105,6 +106,42 @@ def _check_url(name: str, value: str, allow_insecure_http: bool, example: str) -
             "secret and tokens in clear text; use https, or pass allow_insecure_http=True"
         )
     return url
+
+
+def check_reach(
+    *,
+    client: object | None,
+    transport: object | None,
+    proxy: object | None,
+    trust_env: bool,
+    verify: object,
+    http2: bool,
+    limits: _http.Limits,
+) -> None:
+    """Refuse settings that would not reach a client or transport the caller brings."""
+    if client is not None and transport is not None:
+        raise ConfigurationError("pass either client or transport, not both")
+    brought = "client" if client is not None else "transport" if transport is not None else None
+    if brought is None:
+        return
+    unreachable = [
+        name
+        for name, given in (
+            ("proxy", proxy is not None),
+            ("trust_env", trust_env),
+            ("verify", verify is not True),
+            ("http2", http2),
+        )
+        if given
+    ]
+    if limits != DEFAULT_LIMITS and getattr(transport, "limits", None) != limits:
+        unreachable.append("limits")
+    if unreachable:
+        raise ConfigurationError(
+            f"{', '.join(unreachable)} cannot reach the {brought} you pass: configure "
+            f"{'them' if len(unreachable) > 1 else 'it'} on the {brought} itself (the "
+            "aiohttp transport takes limits, verify, proxy and trust_env)"
+        )
 
 
 def check_headers(headers: Mapping[str, str] | None) -> dict[str, str]:

@@ -16,6 +16,7 @@ __all__ = [
     "AsyncBaseTransport",
     "AsyncClient",
     "Limits",
+    "Proxy",
     "ProxyError",
     "RemoteProtocolError",
     "RequestError",
@@ -38,6 +39,7 @@ TransportError = httpx.TransportError
 #: not decode or redirects without end.
 RequestError = httpx.RequestError
 ProxyError = httpx.ProxyError
+Proxy = httpx.Proxy
 Response = httpx.Response
 URL = httpx.URL
 RemoteProtocolError = httpx.RemoteProtocolError

@@ -24,6 +24,7 @@ from ._config import (
     check_base_url,
     check_deadline,
     check_headers,
+    check_reach,
     check_token_url,
     read_env,
     ssl_verify,
@@ -34,6 +35,7 @@ from ._errors import AuthenticationError, ConfigurationError, SessionStateError
 from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
 from ._outcomes import CallOutcome
+from ._proxies import check_proxy, environment_proxy
 from ._retry import RetryPolicy
 from ._sender import Sender
 from ._token_manager import TokenManager
@@ -66,7 +68,10 @@ class AsyncSession:
     has an address of its own (default: ``base_url`` + the documented
     ``/apigovernance/api/oauth/tokenByAkSk``).
     ``headers`` are sent on every request (token and createcall), such as a tenant's
-    ``X-TenantSpaceID``; they cannot replace the headers the SDK sets. ``token`` sets how
+    ``X-TenantSpaceID``; they cannot replace the headers the SDK sets. ``proxy`` (an
+    ``http://`` or ``https://`` URL, credentials allowed) carries the token request and
+    every createcall; ``trust_env=True`` reads ``HTTPS_PROXY``/``NO_PROXY`` and
+    ``SSL_CERT_FILE`` as curl does (off by default). ``token`` sets how
     tokens are fetched and refreshed (:class:`TokenPolicy`), ``retry`` when a createcall is
     sent again (:class:`RetryPolicy`).
     ``token_lifetime``, ``token_timeout`` and ``clock`` are deprecated aliases of
@@ -93,6 +98,8 @@ class AsyncSession:
         allow_insecure_http: bool = False,
         token_url: str | None = None,
         headers: Mapping[str, str] | None = None,
+        proxy: str | _http.Proxy | None = None,
+        trust_env: bool = False,
         token_lifetime: float | None = None,
         token_timeout: float | None = None,
         clock: Callable[[], float] | None = None,
@@ -108,8 +115,15 @@ class AsyncSession:
             raise ConfigurationError("app_key must be a non-empty string")
         if not isinstance(app_secret, str) or not app_secret:
             raise ConfigurationError("app_secret must be a non-empty string")
-        if client is not None and transport is not None:
-            raise ConfigurationError("pass either client or transport, not both")
+        check_reach(
+            client=client,
+            transport=transport,
+            proxy=proxy,
+            trust_env=trust_env,
+            verify=verify,
+            http2=http2,
+            limits=limits,
+        )
         configure_from_env()
         self._credentials = Credentials(app_key, app_secret)
         self._retry = retry if retry is not None else RetryPolicy()
@@ -121,9 +135,19 @@ class AsyncSession:
         if client is None:
             built: _http.AsyncBaseTransport
             if transport is None:
-                built = default_transport(verify=ssl_verify(verify), limits=limits, http2=http2)
+                via = check_proxy(proxy)
+                if via is None and trust_env:
+                    via = environment_proxy(self._base_url)
+                built = default_transport(
+                    verify=ssl_verify(verify),
+                    limits=limits,
+                    http2=http2,
+                    proxy=via,
+                    trust_env=trust_env,
+                )
             else:
                 built = transport
+                limits = getattr(transport, "limits", limits)  # the bound follows its pool
             tracked = tracks_writes(built)
             client = _http.AsyncClient(
                 timeout=timeout, transport=built, follow_redirects=False, trust_env=False

@@ -527,8 +527,9 @@ def test_batch_takes_the_aiohttp_transport_when_installed(
 ) -> None:
     built: list[object] = []
 
-    def recorded() -> object:
-        built.append(aiohttp_transport())
+    def recorded(**options: object) -> object:
+        assert options == {"trust_env": True}  # the CLI honours HTTPS_PROXY as curl does
+        built.append(aiohttp_transport(**options))  # type: ignore[arg-type]
         return built[-1]
 
     monkeypatch.setattr(cli, "aiohttp_transport", recorded)
@@ -545,7 +546,7 @@ def test_without_the_aiohttp_extra_auto_is_httpx_and_aiohttp_is_refused(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     monkeypatch.setattr(cli, "aiohttp_installed", lambda: False)
-    monkeypatch.setattr(cli, "aiohttp_transport", lambda: pytest.fail("aiohttp was used"))
+    monkeypatch.setattr(cli, "aiohttp_transport", lambda **_: pytest.fail("aiohttp was used"))
     source = write_csv(tmp_path / "in.csv", numbers(5))
     out = tmp_path / "out.jsonl"
     assert main(["batch", str(source), "--out", str(out), "--transport", "aiohttp"]) == 2

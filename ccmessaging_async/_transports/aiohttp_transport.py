@@ -5,11 +5,14 @@ Imported only by :func:`ccmessaging_async.aiohttp_transport`: aiohttp is an extr
 
 from __future__ import annotations
 
-from typing import cast
+import base64
+from collections.abc import Mapping
+from typing import Any, cast
 
 import aiohttp
 import httpx
 import httpx_aiohttp
+import httpx_aiohttp.transport
 
 from .. import _http
 from .aiohttp_wire import WIRE_SUPPORTED, TrackedConnector, typed_failure
@@ -34,6 +37,10 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
     so the SDK never re-sends it.
     """
 
+    def __init__(self, *, trust_env: bool = False, **options: Any) -> None:
+        super().__init__(trust_env=trust_env, **options)
+        self._trust_env = trust_env
+
     @property
     def tracks_writes(self) -> bool:
         """Whether its connections record what each request did (see ``record``)."""
@@ -41,36 +48,31 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
 
     def get_client(self) -> aiohttp.ClientSession:
         """Build the aiohttp session: over a :class:`TrackedConnector` unless a client was given."""
-        if self.client is not None or not WIRE_SUPPORTED:
-            client: aiohttp.ClientSession = super().get_client()
-            return client
-        connector = TrackedConnector(
+        connector_class = TrackedConnector if WIRE_SUPPORTED else aiohttp.TCPConnector
+        connector = connector_class(
             keepalive_timeout=self.limits.keepalive_expiry,
             ssl=self.ssl_context,
             limit=self.limits.max_connections or 0,
         )
-        return aiohttp.ClientSession(connector=connector)
+        return aiohttp.ClientSession(connector=connector, trust_env=self._trust_env)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        """Send ``request`` through aiohttp, correcting the error mapping."""
+        """Send ``request`` through aiohttp (the token request), typed as :meth:`exchange`."""
+        if not isinstance(self.client, aiohttp.ClientSession):
+            self.client = self.get_client()
+        body = await request.aread()
+        timeout = request.extensions.get("timeout", {})
         with recording() as record:
-            try:
-                response: httpx.Response = await super().handle_async_request(request)
-            except httpx.TransportError as exc:
-                cause = exc.__cause__
-                if isinstance(cause, _CONNECT_FAILURES):
-                    raise httpx.ConnectError(str(exc), request=request) from cause
-                if isinstance(cause, _CONNECT_TIMEOUTS):
-                    raise httpx.ConnectTimeout(str(exc), request=request) from cause
-                if record.not_written or record.dropped_after is not None:
-                    error = typed_failure(cause or exc, record)
-                    error.request = request
-                    raise error from error.__cause__
-                if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-                    # Anything else may have happened after the request was written.
-                    raise httpx.ReadError(str(exc), request=request) from cause
-                raise
-        return response
+            response = await self._request(
+                request.method, str(request.url), request.headers, body, timeout, record
+            )
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=httpx_aiohttp.transport.AiohttpResponseStream(response),
+            request=request,
+            extensions={"http_version": b"HTTP/1.1"},
+        )
 
     async def exchange(  # noqa: PLR0917 - the ExchangeTransport signature
         self,
@@ -111,11 +113,25 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
             response.headers.get("Content-Encoding"),
         )
 
+    def _proxy_options(self) -> dict[str, Any]:
+        """Return one request's proxy arguments.
+
+        Credentials go as a header: aiohttp 3.14 deprecates ``BasicAuth``.
+        """
+        proxy = self.proxy
+        if proxy is None:
+            return {}
+        headers = dict(proxy.headers)
+        if proxy.auth is not None:
+            pair = f"{proxy.auth[0]}:{proxy.auth[1]}".encode()
+            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        return {"proxy": str(proxy.url), "proxy_headers": headers}
+
     async def _request(  # noqa: PLR0917 - one exchange's parts
         self,
         method: str,
         url: str,
-        headers: HiddenHeaders,
+        headers: Mapping[str, str] | HiddenHeaders,
         body: bytes,
         timeout: dict[str, float | None],  # noqa: ASYNC109 - httpx's timeout dict, passed on
         record: ExchangeRecord,
@@ -131,12 +147,15 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=False,
+                **self._proxy_options(),
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
                     connect=timeout.get("pool"),
                 ),
             )
+        except aiohttp.ClientHttpProxyError as exc:
+            raise httpx.ProxyError(f"{exc.status} {exc.message}") from exc
         except _CONNECT_FAILURES as exc:
             raise httpx.ConnectError(str(exc)) from exc
         except _CONNECT_TIMEOUTS as exc:

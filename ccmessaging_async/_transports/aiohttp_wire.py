@@ -39,11 +39,13 @@ def typed_failure(exc: BaseException, record: ExchangeRecord) -> httpx.Transport
 
     Not written: a ``WriteError`` caused by :class:`RequestNotWritten` (not sent). Dropped
     after a reuse: a ``ReadError`` caused by :class:`ConnectionDropped`. Otherwise a
-    ``ReadError`` caused by ``exc`` (outcome unknown).
+    ``ReadError`` (``ReadTimeout`` for a timeout) caused by ``exc`` (outcome unknown).
     """
     message = str(exc) or type(exc).__name__
     reason: BaseException = exc
-    error: httpx.TransportError = httpx.ReadError(message)
+    error: httpx.TransportError = (
+        httpx.ReadTimeout(message) if isinstance(exc, TimeoutError) else httpx.ReadError(message)
+    )
     if record.not_written:
         reason = RequestNotWritten(f"the request was not completely written ({message})")
         error = httpx.WriteError(message)

@@ -32,9 +32,20 @@ def default_transport(
     verify: ssl.SSLContext | str | bool,
     limits: httpx.Limits,
     http2: bool,
+    proxy: httpx.Proxy | None = None,
+    trust_env: bool = False,
 ) -> httpx.AsyncHTTPTransport:
-    """Return httpx's transport for these settings, with the flat pool where it applies."""
-    transport = TrackedHTTPTransport(verify=verify, http2=http2, limits=limits, trust_env=False)
+    """Return httpx's transport for these settings, with the flat pool where it applies.
+
+    Through a ``proxy``, httpx's proxy pool is kept (forwarding, ``CONNECT`` tunnels); its
+    connections do not record writes. ``trust_env`` lets httpx read ``SSL_CERT_FILE`` and
+    ``SSL_CERT_DIR``.
+    """
+    transport = TrackedHTTPTransport(
+        verify=verify, http2=http2, limits=limits, trust_env=trust_env, proxy=proxy
+    )
+    if proxy is not None:
+        return transport
     # httpx keeps its pool, and the pool its TLS context, in private attributes (httpx
     # 0.27-0.28, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
     stock = getattr(transport, "_pool", None)

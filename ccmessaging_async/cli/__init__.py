@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio
 import attrs
-import httpx
 
 from .._aiohttp import aiohttp_installed, aiohttp_transport
 from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
@@ -184,8 +183,10 @@ def _call(args: argparse.Namespace) -> int:
         called=args.called, caller_present=args.caller_present, call_data=args.call_data
     )
 
+    make_session = _session_factory("httpx")
+
     async def run() -> dict[str, Any]:
-        async with AsyncSession.from_env() as session:
+        async with make_session() as session:
             return attrs.asdict(await session.create_call(request))
 
     print(json.dumps(anyio.run(run), ensure_ascii=False))
@@ -207,7 +208,7 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
-    make_transport = _transport_factory(args.transport)
+    make_session = _session_factory(args.transport)
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
     try:
@@ -228,7 +229,7 @@ def _batch(args: argparse.Namespace) -> int:
             print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
 
         async def run() -> Run:
-            async with AsyncSession.from_env(transport=make_transport()) as session:
+            async with make_session() as session:
                 concurrency = args.concurrency
                 pool = session.limits.max_connections
                 if pool is not None and concurrency > pool:
@@ -262,15 +263,18 @@ def _batch(args: argparse.Namespace) -> int:
         job.close(how)
 
 
-def _transport_factory(choice: str) -> Callable[[], httpx.AsyncBaseTransport | None]:
-    """Pick how the batch builds its transport (``None``: the session's default one)."""
+def _session_factory(choice: str) -> Callable[[], AsyncSession]:
+    """Pick how a command builds its session: from the environment, over ``choice``.
+
+    As curl does, the commands honour ``HTTPS_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``.
+    """
     if choice == "httpx" or (choice == "auto" and not aiohttp_installed()):
-        return lambda: None
+        return lambda: AsyncSession.from_env(trust_env=True)
     if not aiohttp_installed():
         raise ConfigurationError(
             "--transport aiohttp needs the aiohttp extra: pip install 'ccmessaging-async[aiohttp]'"
         )
-    return aiohttp_transport
+    return lambda: AsyncSession.from_env(transport=aiohttp_transport(trust_env=True))
 
 
 def _status(args: argparse.Namespace) -> int:
