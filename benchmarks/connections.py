@@ -43,7 +43,12 @@ CLIENT_CPU, SERVER_CPU = 0, 1
 CLIENTS = ["raw httpx", "sdk, httpx's pool", "sdk", "raw aiohttp", "sdk + aiohttp transport"]
 #: (concurrency, server latency in seconds)
 POINTS = [(1, 0.0), (10, 0.0), (100, 0.0), (10, 0.25), (100, 0.25), (200, 1.0), (500, 1.0)]
-STALE_CLIENTS = ["sdk, httpx's pool", "sdk", "sdk + aiohttp transport"]
+STALE_CLIENTS = [
+    "sdk, httpx's pool",
+    "sdk",
+    "sdk + aiohttp, aiohttp's connector",
+    "sdk + aiohttp transport",
+]
 #: Against h2_server.py (hypercorn, TLS): HTTP/2 before and after.
 H2_CLIENTS = ["sdk, http2, httpx's pool", "sdk, http2"]
 IDLE_TIMEOUTS = [0.5, 1.0]

@@ -21,6 +21,7 @@ import ssl
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import httpx
@@ -126,16 +127,15 @@ def _sdk(
     transport: Callable[[int], httpx.AsyncBaseTransport | None], *, http2: bool = False
 ) -> Callable[..., Awaitable[None]]:
     async def client(url: str, concurrency: int, work: Callable[[Runner], Awaitable[None]]) -> None:
-        limits = _limits(concurrency)
+        made = transport(concurrency)
+        # Settings for the transport the session builds; one brought carries its own.
+        own: dict[str, Any] = (
+            {"limits": _limits(concurrency), "http2": http2, "verify": _trusted()}
+            if made is None
+            else {}
+        )
         async with AsyncSession(
-            url,
-            APP_KEY,
-            APP_SECRET,
-            limits=limits,
-            timeout=30.0,
-            transport=transport(concurrency),
-            http2=http2,
-            verify=_trusted(),
+            url, APP_KEY, APP_SECRET, timeout=30.0, transport=made, **own
         ) as session:
 
             async def batch(numbers: list[str]) -> list[Result]:
@@ -154,7 +154,15 @@ def _sdk(
 def _aiohttp_transport(concurrency: int) -> httpx.AsyncBaseTransport:
     from ccmessaging_async import aiohttp_transport
 
-    return aiohttp_transport(limits=_limits(concurrency))
+    return aiohttp_transport(limits=_limits(concurrency), verify=_trusted())
+
+
+def _aiohttp_before(concurrency: int) -> httpx.AsyncBaseTransport:
+    """The aiohttp transport over aiohttp's own connector (before write tracking)."""
+    from ccmessaging_async._transports import aiohttp_transport as module
+
+    module.WIRE_SUPPORTED = False  # this process runs one client only
+    return _aiohttp_transport(concurrency)
 
 
 def _trusted() -> ssl.SSLContext:
@@ -175,6 +183,7 @@ CLIENTS = {
     "sdk": _sdk(lambda c: None),
     "raw aiohttp": raw_aiohttp,
     "sdk + aiohttp transport": _sdk(_aiohttp_transport),
+    "sdk + aiohttp, aiohttp's connector": _sdk(_aiohttp_before),
     "sdk, http2, httpx's pool": _sdk(_h2_before),
     "sdk, http2": _sdk(lambda c: None, http2=True),
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-BEFORE = {"sdk, httpx's pool", "sdk, http2, httpx's pool"}
+BEFORE = {"sdk, httpx's pool", "sdk, http2, httpx's pool", "sdk + aiohttp, aiohttp's connector"}
 LATE = [(10, 0.25), (100, 0.25), (200, 1.0), (500, 1.0)]
 INSTANT = [1, 10, 100]
 

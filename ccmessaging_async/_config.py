@@ -117,8 +117,12 @@ def check_reach(
     verify: object,
     http2: bool,
     limits: _http.Limits,
+    transport_limits: _http.Limits | None,
 ) -> None:
-    """Refuse settings that would not reach a client or transport the caller brings."""
+    """Refuse settings that would not reach a client or transport the caller brings.
+
+    ``transport_limits`` are the brought transport's own, when it can tell.
+    """
     if client is not None and transport is not None:
         raise ConfigurationError("pass either client or transport, not both")
     brought = "client" if client is not None else "transport" if transport is not None else None
@@ -134,7 +138,7 @@ def check_reach(
         )
         if given
     ]
-    if limits != DEFAULT_LIMITS and getattr(transport, "limits", None) != limits:
+    if limits != DEFAULT_LIMITS and (transport_limits is None or transport_limits != limits):
         unreachable.append("limits")
     if unreachable:
         raise ConfigurationError(

@@ -42,7 +42,7 @@ from ._token_manager import TokenManager
 from ._token_policy import TokenPolicy
 from ._token_service import TOKEN_ENDPOINT, TOKEN_PATH, Credentials, TokenFetcher
 from ._transports.base import ExchangeTransport
-from ._transports.default import default_transport
+from ._transports.default import default_transport, pool_limits
 from ._transports.record import tracks_writes
 
 __all__ = ["AsyncSession"]
@@ -123,6 +123,7 @@ class AsyncSession:
             verify=verify,
             http2=http2,
             limits=limits,
+            transport_limits=pool_limits(transport),
         )
         configure_from_env()
         self._credentials = Credentials(app_key, app_secret)
@@ -147,7 +148,7 @@ class AsyncSession:
                 )
             else:
                 built = transport
-                limits = getattr(transport, "limits", limits)  # the bound follows its pool
+                limits = pool_limits(transport) or limits  # the bound follows its pool
             tracked = tracks_writes(built)
             client = _http.AsyncClient(
                 timeout=timeout, transport=built, follow_redirects=False, trust_env=False

@@ -227,12 +227,18 @@ def test_settings_that_cannot_reach_what_you_bring_are_refused(
         AsyncSession(BASE_URL, APP_KEY, APP_SECRET, **mine, **options)  # type: ignore[arg-type]
 
 
-def test_the_aiohttp_transports_limits_are_the_sessions_bound() -> None:
-    limits = httpx.Limits(max_connections=7, max_keepalive_connections=7)
-    transport = aiohttp_transport(limits=limits)
+@pytest.mark.parametrize("kind", ["httpx", "aiohttp"])
+def test_a_brought_transports_limits_are_the_sessions_bound(kind: str) -> None:
+    limits = httpx.Limits(max_connections=7, max_keepalive_connections=7, keepalive_expiry=2)
+    transport = (
+        aiohttp_transport(limits=limits)
+        if kind == "aiohttp"
+        else httpx.AsyncHTTPTransport(limits=limits)
+    )
     session = AsyncSession(BASE_URL, APP_KEY, APP_SECRET, transport=transport)
     assert session.limits == limits
-    assert AsyncSession(BASE_URL, APP_KEY, APP_SECRET, transport=transport, limits=limits)
+    same = AsyncSession(BASE_URL, APP_KEY, APP_SECRET, transport=transport, limits=limits)
+    assert same.limits == limits
 
 
 @pytest.mark.parametrize("proxy", ["socks5://127.0.0.1:1080", "not a url", "http://"])

@@ -10,7 +10,9 @@ pinned, httpx's own pool is kept, with a warning.
 from __future__ import annotations
 
 import ssl
+import sys
 import warnings
+from typing import cast
 
 import httpcore
 import httpx
@@ -18,7 +20,7 @@ import httpx
 from .pool import FLAT_POOL_SUPPORTED, FlatConnectionPool
 from .tracked_pool import TrackedConnectionPool
 
-__all__ = ["TrackedHTTPTransport", "default_transport"]
+__all__ = ["TrackedHTTPTransport", "default_transport", "pool_limits"]
 
 
 class TrackedHTTPTransport(httpx.AsyncHTTPTransport):
@@ -73,3 +75,31 @@ def default_transport(
     )
     transport.tracks_writes = True
     return transport
+
+
+def pool_limits(transport: object) -> httpx.Limits | None:
+    """Return the limits of a transport's connection pool, when it can tell.
+
+    The aiohttp transport reports its own; httpx's keeps them in its (pinned) private
+    httpcore pool.
+    """
+    limits = getattr(transport, "limits", None)
+    if isinstance(limits, httpx.Limits):
+        return limits
+    pool = getattr(transport, "_pool", None)
+    if not isinstance(transport, httpx.AsyncHTTPTransport) or not isinstance(
+        pool, httpcore.AsyncConnectionPool
+    ):
+        return None
+    values = [
+        getattr(pool, name, None)
+        for name in ("_max_connections", "_max_keepalive_connections", "_keepalive_expiry")
+    ]
+    if not all(v is None or isinstance(v, int | float) for v in values):
+        return None
+    most, keepalive, expiry = (None if v == sys.maxsize else v for v in values)
+    return httpx.Limits(
+        max_connections=cast("int | None", most),
+        max_keepalive_connections=cast("int | None", keepalive),
+        keepalive_expiry=expiry,
+    )
