@@ -263,3 +263,12 @@ def test_the_learnt_expiry_has_a_floor() -> None:
     assert pool.keepalive.expiry == MIN_EXPIRY
     pool.keepalive.peer_closed_after(30.0)  # never raised again
     assert pool.keepalive.expiry == MIN_EXPIRY
+
+
+def test_a_close_after_the_expiry_in_use_teaches_nothing() -> None:
+    """A server closing idle connections at 5 s, after our 4 s, is no middlebox to learn."""
+    pool = pool_for(keepalive_expiry=4.0)
+    pool.keepalive.peer_closed_after(5.0)
+    assert pool.keepalive.expiry == 4.0
+    pool.keepalive.peer_closed_after(3.0)
+    assert pool.keepalive.expiry == 3.0 * SAFE_FRACTION

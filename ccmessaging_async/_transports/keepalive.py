@@ -38,7 +38,12 @@ class KeepAlive:
         return self.expiry is not None and idle_for > self.expiry
 
     def peer_closed_after(self, idle_for: float) -> None:
-        """Learn from a peer that closed a connection idle for ``idle_for`` seconds."""
+        """Learn from a peer that closed a connection idle for ``idle_for`` seconds.
+
+        A close after the expiry in use teaches nothing: such a connection is never reused.
+        """
+        if self.expiry is not None and idle_for >= self.expiry:
+            return
         safe = max(MIN_EXPIRY, idle_for * SAFE_FRACTION)
         if self.expiry is not None and safe >= self.expiry:
             return
