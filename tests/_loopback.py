@@ -6,6 +6,7 @@ idle connections on demand (with a FIN, or a reset) — what a middlebox does.
 
 from __future__ import annotations
 
+import json
 import socket
 import ssl
 import struct
@@ -18,7 +19,15 @@ import anyio.abc
 import anyio.streams.buffered
 import anyio.streams.tls
 
-__all__ = ["LoopbackServer", "ServerConnection"]
+__all__ = ["LoopbackServer", "ServerConnection", "json_answer"]
+
+
+def json_answer(body: object) -> bytes:
+    """A complete HTTP/1.1 200 answer carrying ``body`` as JSON."""
+    data = json.dumps(body).encode()
+    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
+    return head.encode() + b"\r\n\r\n" + data
+
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
 

@@ -7,7 +7,6 @@ connector learns to stop reusing connections that long idle.
 
 from __future__ import annotations
 
-import json
 import ssl
 
 import aiohttp
@@ -34,7 +33,7 @@ from ccmessaging_async._transports.aiohttp_wire import (
 from ccmessaging_async._transports.connection import ConnectionDropped, RequestNotWritten
 from ccmessaging_async._transports.keepalive import SAFE_FRACTION
 from tests._helpers import APP_KEY, APP_SECRET, CALL_PATH, TOKEN_PATH, call_json, token_json
-from tests._loopback import LoopbackServer
+from tests._loopback import LoopbackServer, json_answer
 
 pytestmark = pytest.mark.anyio
 
@@ -43,12 +42,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> str:
     """Run on asyncio only: aiohttp needs it."""
     return "asyncio"
-
-
-def answer(body: object) -> bytes:
-    data = json.dumps(body).encode()
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-    return head.encode() + b"\r\n\r\n" + data
 
 
 @pytest.fixture
@@ -95,7 +88,7 @@ async def test_a_call_written_on_a_connection_reset_while_idle_is_sent_again(
 ) -> None:
     """The reset reaches the socket before the loop sees it: the write fails, so it never left."""
     server = LoopbackServer(
-        answers={TOKEN_PATH: answer(token_json()), CALL_PATH: answer(call_json())}
+        answers={TOKEN_PATH: json_answer(token_json()), CALL_PATH: json_answer(call_json())}
     )
     async with (
         server,
@@ -122,7 +115,7 @@ async def test_a_reused_connection_dropped_before_answering_is_unknown_and_teach
     handlers: list[TrackedHandler],
 ) -> None:
     server = LoopbackServer(
-        answers={TOKEN_PATH: answer(token_json()), CALL_PATH: answer(call_json())}
+        answers={TOKEN_PATH: json_answer(token_json()), CALL_PATH: json_answer(call_json())}
     )
     transport = aiohttp_transport()
     async with (

@@ -6,8 +6,6 @@ unknown, with how long the connection had idled.
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from ccmessaging_async import (
@@ -19,20 +17,14 @@ from ccmessaging_async import (
 )
 from ccmessaging_async._transports.connection import TrackedConnection
 from tests._helpers import APP_KEY, APP_SECRET, CALL_PATH, TOKEN_PATH, call_json, token_json
-from tests._loopback import LoopbackServer
+from tests._loopback import LoopbackServer, json_answer
 
 pytestmark = pytest.mark.anyio
 
 
-def answer(body: object) -> bytes:
-    data = json.dumps(body).encode()
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-    return head.encode() + b"\r\n\r\n" + data
-
-
 def platform() -> LoopbackServer:
     return LoopbackServer(
-        answers={TOKEN_PATH: answer(token_json()), CALL_PATH: answer(call_json())}
+        answers={TOKEN_PATH: json_answer(token_json()), CALL_PATH: json_answer(call_json())}
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import anyio
@@ -23,22 +22,16 @@ from ccmessaging_async import (
 from ccmessaging_async._transports.pool import FlatConnectionPool
 from ccmessaging_async._transports.record import recording
 from tests._helpers import APP_KEY, APP_SECRET, CALL_PATH, TOKEN_PATH, call_json, token_json
-from tests._loopback import LoopbackServer
+from tests._loopback import LoopbackServer, json_answer
 
 pytestmark = pytest.mark.anyio
 
 HELD = "/hold"  # the platform's base path: createcall waits for server.release()
 
 
-def answer(body: object) -> bytes:
-    data = json.dumps(body).encode()
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-    return head.encode() + b"\r\n\r\n" + data
-
-
 def platform() -> LoopbackServer:
     return LoopbackServer(
-        answers={TOKEN_PATH: answer(token_json()), HELD + CALL_PATH: answer(call_json())}
+        answers={TOKEN_PATH: json_answer(token_json()), HELD + CALL_PATH: json_answer(call_json())}
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import ssl
 
 import anyio
@@ -32,15 +31,9 @@ from tests._helpers import (
     call_json,
     token_json,
 )
-from tests._loopback import LoopbackServer
+from tests._loopback import LoopbackServer, json_answer
 
 pytestmark = pytest.mark.anyio
-
-
-def answer(body: object) -> bytes:
-    data = json.dumps(body).encode()
-    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(data)}"
-    return head.encode() + b"\r\n\r\n" + data
 
 
 def server_context(authority: trustme.CA, host: str = "127.0.0.1") -> ssl.SSLContext:
@@ -95,7 +88,7 @@ async def test_a_token_service_certificate_that_fails_is_named_and_tried_once(
 
 async def test_a_createcall_certificate_that_fails_is_never_sent_again() -> None:
     """The token service is fine; the platform's certificate is not: one handshake, no re-send."""
-    tokens = LoopbackServer(answers={TOKEN_PATH: answer(token_json())})
+    tokens = LoopbackServer(answers={TOKEN_PATH: json_answer(token_json())})
     platform = LoopbackServer(tls=server_context(trustme.CA()))
     async with tokens, platform:
         async with session(platform.url, token_url=tokens.url + TOKEN_PATH) as s:
