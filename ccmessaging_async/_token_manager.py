@@ -85,7 +85,7 @@ class TokenManager:
 
     async def start(self) -> None:
         """Fetch the first token; raise :class:`AuthenticationError` if none can be had."""
-        await self._attempt()
+        await self._attempt(first=True)
         if self._token is None:
             assert self._last_error is not None  # noqa: S101 - set by a failed attempt
             raise self._last_error
@@ -196,7 +196,8 @@ class TokenManager:
         self._retry_at = min(self._retry_at, latest)
         return self._retry_at
 
-    async def _attempt(self) -> None:
+    async def _attempt(self, *, first: bool = False) -> None:
+        """Fetch a token; ``first``: the caller gets a failure, so it is not logged."""
         self._in_flight = True
         self._wake = anyio.Event()  # this attempt answers every wake-up asked for so far
         self.fetches += 1
@@ -204,14 +205,16 @@ class TokenManager:
             access = await self._fetch()
         except CertificateError as exc:
             self._last_error = self._permanent = exc.with_context(endpoint=TOKEN_ENDPOINT)
-            logger.error("access token fetch failed and will not be retried: %s", exc)  # noqa: TRY400 - no traceback wanted
+            if not first:
+                logger.error("access token fetch failed and will not be retried: %s", exc)  # noqa: TRY400 - no traceback wanted
         except (AuthenticationError, ProxyRefusedError) as exc:
-            self._failed(exc)
+            self._failed(exc, announce=not first)
         except Exception as exc:  # noqa: BLE001 - the refresher must outlive any bug here
             self._failed(
                 AuthenticationError(f"token fetch failed: {type(exc).__name__}").with_context(
                     endpoint=TOKEN_ENDPOINT
-                )
+                ),
+                announce=not first,
             )
         else:
             self._token = self._make_token(access)
@@ -225,7 +228,9 @@ class TokenManager:
             finished, self._finished = self._finished, anyio.Event()
             finished.set()
 
-    def _failed(self, error: AuthenticationError | ProxyRefusedError) -> None:
+    def _failed(
+        self, error: AuthenticationError | ProxyRefusedError, *, announce: bool = True
+    ) -> None:
         self._failures += 1
         self._last_error = error
         policy = self._policy
@@ -243,7 +248,8 @@ class TokenManager:
         delay *= policy.time_scale
         self._retry_at = self._clock() + delay
         self._retry_when_asked = delay <= 0
-        logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)
+        if announce:
+            logger.warning("access token refresh failed (retrying in %.1fs): %s", delay, error)
 
     def _make_token(self, access: AccessToken) -> Token:
         now = self._clock()

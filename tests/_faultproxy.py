@@ -102,8 +102,9 @@ class FaultProxy:
 
     async def _close_listener(self) -> None:
         if self._server is not None:
+            # close() stops listening at once. Not wait_closed(): since CPython 3.12.1 it
+            # also waits for every client connection, which outlive the listener here.
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
 
     async def _cancel_all(self) -> None:

@@ -6,6 +6,7 @@ import argparse
 import errno
 import json
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -17,6 +18,7 @@ from typing import Any
 import anyio
 import attrs
 
+from .. import __version__
 from .._aiohttp import aiohttp_installed, aiohttp_transport
 from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
 from .._errors import (
@@ -53,12 +55,14 @@ def _parser() -> argparse.ArgumentParser:
         epilog=f"exit codes of call and batch:\n{_EXIT_CODES}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     call = commands.add_parser("call", help="create one call and print the result as JSON")
     call.add_argument("--called", required=True, help="the number to call")
     call.add_argument("--caller-present", help="the number shown to the called party")
     call.add_argument("--call-data", help="call data")
+    _insecure_option(call)
 
     batch = commands.add_parser(
         "batch",
@@ -93,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
         help="aiohttp: about half the CPU per call (the aiohttp extra, which the cli extra "
         "installs); auto (the default): aiohttp when installed, else httpx",
     )
+    _insecure_option(batch)
 
     status = commands.add_parser("status", help="show a job's counts, also while it runs")
     status.add_argument("job", type=Path, help="the job file (or its report)")
@@ -102,16 +107,25 @@ def _parser() -> argparse.ArgumentParser:
     export_.add_argument("--out", type=Path, required=True, help="JSONL, or CSV if .csv")
 
     emulator = commands.add_parser("emulator", help="serve the platform emulator on loopback")
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8080)
+    emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
 
     demo = commands.add_parser(
         "demo", help="run a batch against the emulator over real loopback sockets"
     )
-    demo.add_argument("--calls", type=int, default=1000)
-    demo.add_argument("--concurrency", type=int, default=50)
-    demo.add_argument("--rate", type=float, default=None)
+    demo.add_argument("--calls", type=int, default=1000, help="calls to create (1000)")
+    demo.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
+    demo.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
     return parser
+
+
+def _insecure_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--allow-insecure-http",
+        action="store_true",
+        help=f"UNSAFE: let {ENV_BASE_URL} be plain http to a host other than loopback "
+        "(the app secret and tokens then cross the network in clear text)",
+    )
 
 
 @contextmanager
@@ -183,7 +197,7 @@ def _call(args: argparse.Namespace) -> int:
         called=args.called, caller_present=args.caller_present, call_data=args.call_data
     )
 
-    make_session = _session_factory("httpx")
+    make_session = _session_factory("httpx", insecure=args.allow_insecure_http)
 
     async def run() -> dict[str, Any]:
         async with make_session() as session:
@@ -208,7 +222,7 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
-    make_session = _session_factory(args.transport)
+    make_session = _session_factory(args.transport, insecure=args.allow_insecure_http)
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
     try:
@@ -263,18 +277,20 @@ def _batch(args: argparse.Namespace) -> int:
         job.close(how)
 
 
-def _session_factory(choice: str) -> Callable[[], AsyncSession]:
+def _session_factory(choice: str, *, insecure: bool) -> Callable[[], AsyncSession]:
     """Pick how a command builds its session: from the environment, over ``choice``.
 
     As curl does, the commands honour ``HTTPS_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``.
     """
     if choice == "httpx" or (choice == "auto" and not aiohttp_installed()):
-        return lambda: AsyncSession.from_env(trust_env=True)
+        return lambda: AsyncSession.from_env(trust_env=True, allow_insecure_http=insecure)
     if not aiohttp_installed():
         raise ConfigurationError(
             "--transport aiohttp needs the aiohttp extra: pip install 'ccmessaging-async[aiohttp]'"
         )
-    return lambda: AsyncSession.from_env(transport=aiohttp_transport(trust_env=True))
+    return lambda: AsyncSession.from_env(
+        transport=aiohttp_transport(trust_env=True), allow_insecure_http=insecure
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -293,6 +309,7 @@ def _emulator(args: argparse.Namespace) -> int:
 
     from ..testing import Emulator  # noqa: PLC0415 - only this command needs it
 
+    _check_free(args.host, args.port)
     emulator = Emulator()
     print("Point the SDK at the emulator with:")
     print(f"  export {ENV_BASE_URL}=http://{args.host}:{args.port}")
@@ -301,6 +318,19 @@ def _emulator(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     uvicorn.run(emulator, host=args.host, port=args.port, log_level="warning", lifespan="off")
     return ExitCode.OK
+
+
+def _check_free(host: str, port: int) -> None:
+    """Refuse, before printing anything, an address the emulator could not listen on."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the emulator cannot listen on {host}:{port}: {exc.strerror or exc}"
+        ) from None
 
 
 def _demo(args: argparse.Namespace) -> int:

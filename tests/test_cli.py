@@ -1,0 +1,81 @@
+"""The console script explains itself: version, help on every option, clear refusals."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import socket
+from pathlib import Path
+
+import pytest
+
+from ccmessaging_async import AsyncSession, ConfigurationError, __version__
+from ccmessaging_async.cli import ExitCode, _parser, main
+from ccmessaging_async.testing import Emulator, EmulatorServer
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert caught.value.code == 0
+    assert capsys.readouterr().out.strip() == f"ccmessaging-async {__version__}"
+
+
+def test_every_option_of_every_command_has_help() -> None:
+    parser = _parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+    for name, command in commands.choices.items():
+        for action in command._actions:  # noqa: SLF001
+            if isinstance(action, argparse._HelpAction):  # noqa: SLF001
+                continue
+            assert action.help, f"{name} {action.option_strings or action.dest} has no help"
+
+
+def test_the_emulator_on_a_busy_port_is_refused_before_printing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["emulator", "--port", str(port)]) == ExitCode.USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no export lines for a server that never started
+    assert f"cannot listen on 127.0.0.1:{port}" in captured.err
+
+
+@pytest.mark.e2e
+def test_a_failed_first_token_says_so_once_without_a_retry_line(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    emulator = Emulator()
+    with EmulatorServer(emulator) as server:
+        monkeypatch.setenv("CCMESSAGING_BASE_URL", server.url)
+        monkeypatch.setenv("CCMESSAGING_APP_KEY", emulator.app_key)
+        monkeypatch.setenv("CCMESSAGING_APP_SECRET", "not-the-secret")
+        with caplog.at_level(logging.WARNING, logger="ccmessaging_async"):
+            assert main(["call", "--called", "88884432"]) == ExitCode.NOT_CREATED
+    assert "retrying in" not in caplog.text
+    assert "rejected the app key/secret (HTTP 401" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["call", "--called", "1"], ["batch", "--out", "x.jsonl"]])
+def test_allow_insecure_http_reaches_the_session(
+    command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    seen: list[object] = []
+
+    def from_env(**options: object) -> AsyncSession:
+        seen.append(options.get("allow_insecure_http"))
+        raise ConfigurationError("stop here")
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.csv").write_text("called\n1\n")
+    if command[0] == "batch":
+        command = ["batch", "in.csv", *command[1:]]
+    monkeypatch.setattr(AsyncSession, "from_env", staticmethod(from_env))
+    assert main(command) == ExitCode.USAGE
+    assert main([*command, "--allow-insecure-http"]) == ExitCode.USAGE
+    assert seen == [False, True]
