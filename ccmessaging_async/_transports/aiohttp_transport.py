@@ -27,14 +27,16 @@ _READ_CHUNK = 65536
 
 
 class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
-    """httpx-aiohttp's transport, typing each failure by whether the request left.
+    """An httpx transport over aiohttp, typing each failure by whether the request left.
 
-    httpx-aiohttp maps aiohttp's errors by type, and reports a connection dropped *after*
-    the request was written as a connect timeout. Here a failure to connect, or a request
-    its connection's record shows was not completely written, is not sent; one a reused
-    connection lost before any answer is a ``ConnectionDropped`` read error (and teaches the
-    connector the peer's idle timeout); anything else is a ``ReadError`` (outcome unknown),
-    so the SDK never re-sends it.
+    It sends every request itself (the token request through :meth:`handle_async_request`,
+    createcall through :meth:`exchange`), with httpx-aiohttp only for its settings and
+    response stream: httpx-aiohttp maps aiohttp's errors by type and reports a connection
+    dropped *after* the request was written as a connect timeout. Here a failure to
+    connect, or a request its exchange record shows was not completely written, is not
+    sent; one a reused connection lost before any answer is a ``ConnectionDropped`` read
+    error (and teaches the connector the peer's idle timeout); anything else is a read
+    error (outcome unknown), so the SDK never re-sends it.
     """
 
     def __init__(self, *, trust_env: bool = False, **options: Any) -> None:
@@ -47,7 +49,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         return WIRE_SUPPORTED
 
     def get_client(self) -> aiohttp.ClientSession:
-        """Build the aiohttp session: over a :class:`TrackedConnector` unless a client was given."""
+        """Build the aiohttp session, over a :class:`TrackedConnector` where aiohttp allows."""
         connector_class = TrackedConnector if WIRE_SUPPORTED else aiohttp.TCPConnector
         connector = connector_class(
             keepalive_timeout=self.limits.keepalive_expiry,

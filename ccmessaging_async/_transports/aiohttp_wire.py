@@ -8,10 +8,11 @@ and after how long idle, and whether any byte of answer came back. From that rec
 :func:`typed_failure` types a failure as SPEC section 3 wants, and the connector learns a
 middlebox's idle timeout (:class:`~.keepalive.KeepAlive`).
 
-It relies on aiohttp internals present from 3.10 to 3.14 (the connector's protocol
-factory and keep-alive timeout, ``ResponseHandler.set_response_params``), checked at
-import by :data:`WIRE_SUPPORTED`; without them the transport keeps aiohttp's own
-connector and reports every failure after connecting as outcome-unknown.
+It relies on aiohttp internals present from 3.10 to 3.14 (pinned: the connector's
+protocol factory, keep-alive timeout and ``_release``, and
+``ResponseHandler.set_response_params``), checked at import by :data:`WIRE_SUPPORTED`;
+without them the transport keeps aiohttp's own connector and reports every failure after
+connecting as outcome-unknown.
 """
 
 from __future__ import annotations
