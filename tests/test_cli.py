@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,14 @@ def test_allow_insecure_http_reaches_the_session(
     assert main(command) == ExitCode.USAGE
     assert main([*command, "--allow-insecure-http"]) == ExitCode.USAGE
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize("missing", ["uvicorn", "rich.progress"])
+def test_without_the_cli_extra_a_command_says_which_extra_to_install(
+    missing: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    monkeypatch.setattr("ccmessaging_async.cli._progress.stderr_is_terminal", lambda: True)
+    assert main(["demo", "--calls", "1"]) == ExitCode.USAGE
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: demo needs the cli extra: pip install 'ccmessaging-async[cli]'"]

@@ -170,9 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"error: {exc}"
     except ValueError as exc:
         code, message = ExitCode.USAGE, f"error: {exc}"
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in _CLI_EXTRA:
+            raise
+        code = ExitCode.USAGE
+        message = f"error: {args.command} needs the cli extra: pip install 'ccmessaging-async[cli]'"
     print(message, file=sys.stderr)
     return code
 
+
+#: The modules the ``cli`` extra installs (the SDK itself needs none of them).
+_CLI_EXTRA = frozenset({"uvicorn", "rich"})
 
 #: What ends a command early, in the order it is checked: its exit code and message.
 _ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
