@@ -10,7 +10,7 @@ import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import anyio.abc
@@ -182,18 +182,55 @@ class AsyncSession:
         self._task_group: anyio.abc.TaskGroup | None = None
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> AsyncSession:
+    def from_env(  # the constructor's settings, spelled out for type checkers
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        token: TokenPolicy | None = None,
+        retry: RetryPolicy | None = None,
+        timeout: _http.Timeout | float = DEFAULT_TIMEOUT,
+        limits: _http.Limits = DEFAULT_LIMITS,
+        http2: bool = False,
+        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
+        client: _http.AsyncClient | None = None,
+        transport: _http.AsyncBaseTransport | None = None,
+        allow_insecure_http: bool = False,
+        token_url: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        proxy: str | _http.Proxy | None = None,
+        trust_env: bool = False,
+        token_lifetime: float | None = None,
+        token_timeout: float | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> AsyncSession:
         """Build a session from ``CCMESSAGING_BASE_URL``, ``_APP_KEY`` and ``_APP_SECRET``.
 
-        ``CCMESSAGING_TOKEN_URL``, when set, is the ``token_url``.
-
-        Other keyword arguments are passed to the constructor. A missing variable raises
+        ``CCMESSAGING_TOKEN_URL``, when set, is the ``token_url`` (unless one is given).
+        The other arguments are the constructor's. A missing variable raises
         :class:`ConfigurationError` naming every one that is missing.
         """
         env = os.environ if environ is None else environ
-        if env.get(ENV_TOKEN_URL) and "token_url" not in kwargs:
-            kwargs["token_url"] = env[ENV_TOKEN_URL]
-        return cls(*read_env(env), **kwargs)
+        if token_url is None and env.get(ENV_TOKEN_URL):
+            token_url = env[ENV_TOKEN_URL]
+        return cls(
+            *read_env(env),
+            token=token,
+            retry=retry,
+            timeout=timeout,
+            limits=limits,
+            http2=http2,
+            verify=verify,
+            client=client,
+            transport=transport,
+            allow_insecure_http=allow_insecure_http,
+            token_url=token_url,
+            headers=headers,
+            proxy=proxy,
+            trust_env=trust_env,
+            token_lifetime=token_lifetime,
+            token_timeout=token_timeout,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return (

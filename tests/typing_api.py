@@ -40,3 +40,9 @@ async def from_environment() -> str:
     async with AsyncSession.from_env(token_timeout=10.0) as session:
         result = await session.create_call(CreateCallRequest(called="88884432"))
         return result.access_code or ""
+
+
+def misspelt_settings_do_not_type_check() -> None:
+    """``from_env`` takes the constructor's settings by name: a typo is a type error."""
+    AsyncSession.from_env(timeot=5)  # type: ignore[call-arg]
+    AsyncSession.from_env(limits="many")  # type: ignore[arg-type]
