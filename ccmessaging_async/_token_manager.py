@@ -211,7 +211,7 @@ class TokenManager:
             self._failed(exc, announce=not first)
         except Exception as exc:  # noqa: BLE001 - the refresher must outlive any bug here
             self._failed(
-                AuthenticationError(f"token fetch failed: {type(exc).__name__}").with_context(
+                AuthenticationError(f"token fetch failed: {_describe(exc)}").with_context(
                     endpoint=TOKEN_ENDPOINT
                 ),
                 announce=not first,
@@ -263,3 +263,20 @@ class TokenManager:
             mandatory_at=now + lifetime - mandatory,
             expires_at=now + lifetime,
         )
+
+
+#: How much of a test double's refusal is quoted.
+_MAX_QUOTED = 300
+
+
+def _describe(exc: Exception) -> str:
+    """Name an unexpected failure; quote it only when a test double refused the request.
+
+    Mock libraries (respx) refuse an unmocked request with an ``AssertionError`` whose
+    message names the URL: the one thing a test author needs. Other messages are not
+    quoted (they could hold anything), and nothing is chained (its frames hold the
+    request, whose body is the app secret).
+    """
+    if isinstance(exc, AssertionError) and str(exc):
+        return f"{type(exc).__name__}: {str(exc)[:_MAX_QUOTED]}"
+    return type(exc).__name__

@@ -113,3 +113,20 @@ def test_the_pytest_plugin_is_registered_for_users() -> None:
     """Installing the package registers the fixtures' plugin with pytest (entry point)."""
     plugins = importlib.metadata.entry_points(group="pytest11")
     assert {"ccmessaging_async.testing.pytest_plugin"} <= {ep.value for ep in plugins}
+
+
+async def test_forgetting_to_mock_the_token_service_says_which_url() -> None:
+    """respx's refusal names the unmocked URL; the SDK's error keeps that, not the secret."""
+    secret = "s3cr3t-not-to-be-quoted"
+    with respx.mock(base_url="https://127.0.0.1:8443", assert_all_called=False) as router:
+        router.post(CALL).respond(json={"resultCode": "0"})
+        with pytest.raises(AuthenticationError) as caught:
+            async with AsyncSession(
+                "https://127.0.0.1:8443", "key", secret, token=TokenPolicy.for_tests()
+            ):
+                pass
+    message = str(caught.value)
+    assert "not mocked" in message
+    assert TOKEN in message
+    assert secret not in message
+    assert caught.value.__cause__ is None
