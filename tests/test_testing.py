@@ -116,7 +116,7 @@ def test_the_pytest_plugin_is_registered_for_users() -> None:
 
 
 async def test_forgetting_to_mock_the_token_service_says_which_url() -> None:
-    """respx's refusal names the unmocked URL; the SDK's error keeps that, not the secret."""
+    """The mock library's refusal names the unmocked URL; the error keeps it, not the secret."""
     secret = "s3cr3t-not-to-be-quoted"
     with respx.mock(base_url="https://127.0.0.1:8443", assert_all_called=False) as router:
         router.post(CALL).respond(json={"resultCode": "0"})

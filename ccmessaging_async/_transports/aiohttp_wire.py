@@ -108,9 +108,12 @@ class TrackedHandler(ResponseHandler):
         self._clock = clock
         self._record: ExchangeRecord | None = None
         self._requests = 0
-        self._last_activity = clock()
         #: When the connector last put it back in the pool; ``None`` while in use.
         self.idle_since: float | None = None
+
+    def went_idle(self) -> None:
+        """Note that the connector put it back in the pool."""
+        self.idle_since = self._clock()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Watch the transport's writes."""
@@ -123,8 +126,8 @@ class TrackedHandler(ResponseHandler):
         idle_since, self.idle_since = self.idle_since, None
         if record is not None:
             record.started = True
-            if self._requests:
-                record.idle_for = self._clock() - (idle_since or self._last_activity)
+            if self._requests and idle_since is not None:
+                record.idle_for = self._clock() - idle_since
         self._record = record
         self._requests += 1
         super().set_response_params(*args, **kwargs)
@@ -148,7 +151,6 @@ class TrackedHandler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         """Count answer bytes."""
-        self._last_activity = self._clock()
         if self._record is not None:
             self._record.bytes_read += len(data)
         super().data_received(data)
@@ -167,7 +169,6 @@ class TrackedHandler(ResponseHandler):
         super().connection_lost(exc)
 
     def _wrote(self, size: int, failed: bool) -> None:
-        self._last_activity = self._clock()
         if self._record is None:
             return
         if failed:
@@ -192,7 +193,7 @@ class TrackedConnector(aiohttp.TCPConnector):
     def _release(self, key: Any, protocol: ResponseHandler, *args: Any, **kwargs: Any) -> None:
         """Note when a connection went back to the pool."""
         if isinstance(protocol, TrackedHandler):
-            protocol.idle_since = time.monotonic()
+            protocol.went_idle()
         super()._release(key, protocol, *args, **kwargs)
 
     def _peer_closed_after(self, idle_for: float) -> None:
@@ -206,15 +207,15 @@ def _wire_supported() -> bool:
     try:
         import inspect  # noqa: PLC0415 - only at import
 
-        connector_source = inspect.getsource(aiohttp.connector.BaseConnector)
-        client_source = inspect.getsource(aiohttp.client.ClientSession)
-    except (OSError, TypeError):
+        setup = inspect.getsource(aiohttp.connector.BaseConnector.__init__)
+        request = inspect.getsource(aiohttp.client.ClientSession._request)  # noqa: SLF001
+    except (OSError, TypeError, AttributeError):
         return False
     return (
-        "self._factory = functools.partial(ResponseHandler" in connector_source
-        and "self._keepalive_timeout" in connector_source
-        and "def _release(" in connector_source
-        and "set_response_params(" in client_source
+        "self._factory = functools.partial(ResponseHandler" in setup
+        and "self._keepalive_timeout" in setup
+        and callable(getattr(aiohttp.connector.BaseConnector, "_release", None))
+        and "set_response_params(" in request
         and callable(getattr(ResponseHandler, "set_response_params", None))
     )
 
