@@ -1,7 +1,6 @@
 """Async client for Huawei Cloud CEC CC-Messaging anonymous calls (createcall)."""
 
 import warnings as _warnings
-from importlib.metadata import version as _version
 from typing import Any as _Any
 
 from ._aiohttp import aiohttp_transport
@@ -29,8 +28,7 @@ from ._outcomes import CallOutcome, OutcomeStatus
 from ._retry import RetryPolicy
 from ._session import AsyncSession
 from ._token_policy import TokenPolicy
-
-__version__ = _version("ccmessaging-async")
+from ._version import __version__
 
 __all__ = [
     "AccessToken",

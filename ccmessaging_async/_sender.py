@@ -12,7 +12,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from importlib.metadata import version as _version
 from typing import Any, Generic, TypeVar
 
 import anyio
@@ -36,6 +35,7 @@ from ._token_manager import Token, TokenManager
 from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
 from ._transports.httpx_transport import RequestFactory, exchange
 from ._transports.record import ExchangeRecord, recording
+from ._version import __version__
 
 __all__ = ["BODY_LIMITS", "USER_AGENT", "Delivered", "Sender"]
 
@@ -46,7 +46,7 @@ RequestT = TypeVar("RequestT")
 
 #: The answers are small JSON documents: a 200's body is bounded, an error's more tightly.
 BODY_LIMITS = BodyLimits(success=64 * 1024, error=MAX_ERROR_BODY)
-USER_AGENT = f"ccmessaging-async/{_version('ccmessaging-async')}"
+USER_AGENT = f"ccmessaging-async/{__version__}"
 
 
 @attrs.frozen(slots=True)
