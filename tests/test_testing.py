@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+from typing import Any
 
 import httpx
 import pytest
@@ -17,7 +18,7 @@ from ccmessaging_async import (
     RetryPolicy,
     TokenPolicy,
 )
-from ccmessaging_async.testing import Emulator, TokenFailure, mock_routes
+from ccmessaging_async.testing import Emulator, TokenFailure, add_responses, mock_routes
 
 pytestmark = pytest.mark.anyio
 
@@ -130,3 +131,36 @@ async def test_forgetting_to_mock_the_token_service_says_which_url() -> None:
     assert TOKEN in message
     assert secret not in message
     assert caught.value.__cause__ is None
+
+
+async def test_pytest_httpx_helper_answers_as_documented(httpx_mock: Any) -> None:
+    add_responses(httpx_mock, "https://127.0.0.1:8443")
+    async with AsyncSession(
+        "https://127.0.0.1:8443", "key", "secret", token=TokenPolicy.for_tests()
+    ) as session:
+        first = await session.create_call(CreateCallRequest(called="1"))
+        second = await session.create_call(CreateCallRequest(called="2"))
+    assert first.result_code == second.result_code == "0"
+    assert first.access_code == "179080024609291"
+    paths = [request.url.path for request in httpx_mock.get_requests()]
+    assert paths == [TOKEN, CALL, CALL]
+
+
+async def test_pytest_httpx_helper_result_codes_and_unasked_answers(httpx_mock: Any) -> None:
+    add_responses(httpx_mock, "https://127.0.0.1:8443", result_code="30010010002")
+    async with AsyncSession(
+        "https://127.0.0.1:8443", "key", "secret", token=TokenPolicy.for_tests()
+    ) as session:
+        with pytest.raises(ResultCodeError) as caught:
+            await session.create_call(CreateCallRequest(called="1"))
+    assert caught.value.result_code is ResultCode.VDN_UNAVAILABLE
+
+
+async def test_pytest_httpx_helper_need_not_be_used_in_full(httpx_mock: Any) -> None:
+    """A test that never reaches createcall does not fail for the answer it left unasked."""
+    add_responses(httpx_mock, "https://127.0.0.1:8443", token_status=401)
+    with pytest.raises(AuthenticationError):
+        async with AsyncSession(
+            "https://127.0.0.1:8443", "key", "secret", token=TokenPolicy.for_tests()
+        ):
+            pass

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
 from .._endpoints import CREATE_CALL
 from .._token_service import TOKEN_PATH
+from ._answers import call_answer, token_answer
 
 if TYPE_CHECKING:
     import respx
@@ -41,33 +42,8 @@ def mock_routes(
     createcall is the gateway's expired-token answer).
     """
     base = base_url.rstrip("/")
-    token_json: dict[str, Any] = {
-        "AccessToken": token,
-        "ApplyType": "Bearer",
-        "CreateTime": "1545650171",
-        "Expires": str(expires),
-        "Scope": "default",
-        "UserID": "Anonymous",
-    }
-    if token_status != 200:
-        token_json = {"error": f"HTTP {token_status}"}
-    if call_status == 403:
-        call_json: dict[str, Any] = {
-            "errorCode": "APIGW.0301",
-            "exceptionInfo": "auth fail! illegal or expired token info.",
-        }
-    elif result_code == "0":
-        call_json = {
-            "resultCode": "0",
-            "resultDesc": result_desc or "Success",
-            "resultData": {
-                "callSerialNo": "000000000001",
-                "sipServiceAddress": "10.137.203.215:5063",
-                "accesscode": "179080024609291",
-            },
-        }
-    else:
-        call_json = {"resultCode": result_code, "resultDesc": result_desc or "failure"}
+    token_json = token_answer(token, expires, token_status)
+    call_json = call_answer(result_code, result_desc, call_status)
     token_route = router.post(base + TOKEN_PATH).respond(token_status, json=token_json)
     call_route = router.post(base + CREATE_CALL.path).respond(call_status, json=call_json)
     return MockedRoutes(token=token_route, create_call=call_route)

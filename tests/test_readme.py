@@ -1,0 +1,46 @@
+"""README's test examples pass as written: copied into a file and run by pytest."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_test_examples() -> list[str]:
+    """The README's Python blocks that are tests themselves (they define ``test_*``)."""
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.DOTALL)
+    return [block for block in blocks if re.search(r"^async def test_|^def test_", block, re.M)]
+
+
+def test_readmes_test_examples_pass_as_written(tmp_path: Path) -> None:
+    examples = readme_test_examples()
+    assert len(examples) >= 3  # the plugin fixtures, respx and pytest-httpx
+    for number, example in enumerate(examples):
+        (tmp_path / f"test_readme_example_{number}.py").write_text(example)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--no-cov",
+            "-c",
+            "/dev/null",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
+    summary = run.stdout.strip().splitlines()[-1]
+    passed = re.match(r"(\d+) passed in", summary)
+    assert passed, summary  # nothing skipped, failed or errored
+    assert int(passed.group(1)) >= len(examples)
