@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from ccmessaging_async import AsyncSession, ConfigurationError, __version__
@@ -91,3 +94,27 @@ def test_without_the_cli_extra_a_command_says_which_extra_to_install(
     assert main(["demo", "--calls", "1"]) == ExitCode.USAGE
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: demo needs the cli extra: pip install 'ccmessaging-async[cli]'"]
+
+
+def test_loop_uvloop_without_uvloop_is_refused(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    assert main(["demo", "--calls", "1", "--loop", "uvloop"]) == ExitCode.USAGE
+    assert "pip install uvloop" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_loop_picks_the_event_loop(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo runs on the loop asked for (uvloop itself is not a test dependency)."""
+    asked: list[object] = []
+    real_run = anyio.run
+
+    def run(job: Any, *args: Any, backend: str, backend_options: dict[str, Any]) -> Any:
+        asked.append(backend_options["use_uvloop"])
+        return real_run(job, *args, backend=backend)
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    monkeypatch.setattr(anyio, "run", run)
+    assert main(["demo", "--calls", "5", "--loop", loop]) == ExitCode.OK
+    assert asked == [loop == "uvloop"]
