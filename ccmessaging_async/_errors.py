@@ -220,7 +220,7 @@ class ResultCodeError(NotCreatedError):
         self.code = code
         self.description = description
         #: The enum member for a documented code, ``None`` for an unknown one.
-        self.result_code = _BY_VALUE.get(code)
+        self.result_code: ResultCode | None = _BY_VALUE.get(code)
         meaning = f" ({self.result_code.meaning})" if self.result_code else ""
         super().__init__(f"createcall failed with resultCode {code}{meaning}: {description}")
 

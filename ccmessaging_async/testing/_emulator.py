@@ -91,9 +91,9 @@ class Emulator:
         #: Every token string ever issued (so tests can check none of them leaks).
         self.issued_tokens: list[str] = []
         #: Token requests answered, successful or not.
-        self.token_requests = 0
+        self.token_requests: int = 0
         #: createcall requests received, whatever their answer.
-        self.createcall_requests = 0
+        self.createcall_requests: int = 0
         #: Calls created (resultCode "0"), in order.
         self.calls: list[RecordedCall] = []
         self.calls_per_number: collections.Counter[str] = collections.Counter()
@@ -103,11 +103,11 @@ class Emulator:
         #: A fixed resultCode per called number (e.g. ``{"123": "30010010002"}``).
         self.result_codes: dict[str, str] = {}
         #: Seconds to wait before answering a createcall.
-        self.latency = 0.0
+        self.latency: float = 0.0
         #: At most this many createcalls per second; more get 429 with ``Retry-After``.
         self.rate_limit: float | None = None
         #: The ``Retry-After`` seconds sent with a createcall 429.
-        self.rate_limit_retry_after = 1
+        self.rate_limit_retry_after: float = 1
 
     def __repr__(self) -> str:
         return (
