@@ -35,7 +35,9 @@ def platform() -> LoopbackServer:
     )
 
 
-Transport = Callable[[], httpx.AsyncBaseTransport | None]
+#: Builds the session's transport for pool limits (``None``: the default transport).
+Transport = Callable[[httpx.Limits], httpx.AsyncBaseTransport | None]
+ONE_CONNECTION = httpx.Limits(max_connections=1, max_keepalive_connections=1)
 
 
 @pytest.fixture(params=["default", "aiohttp"])
@@ -44,20 +46,25 @@ def transport(request: pytest.FixtureRequest, anyio_backend: str) -> Transport:
     if request.param == "aiohttp":
         if anyio_backend != "asyncio":
             pytest.skip("the aiohttp transport runs on asyncio only")
-        return aiohttp_transport
-    return lambda: None
+        return lambda limits: aiohttp_transport(limits=limits)
+    return lambda limits: None
 
 
-def session_for(server: LoopbackServer, transport: Transport, **kwargs: object) -> AsyncSession:
+def session_for(
+    server: LoopbackServer, transport: Transport, limits: httpx.Limits | None = None
+) -> AsyncSession:
+    """A session with these pool limits, set on the transport or on the session."""
+    limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    made = transport(limits)
     return AsyncSession(
         server.url + HELD,
         APP_KEY,
         APP_SECRET,
         token_url=server.url + TOKEN_PATH,
-        transport=transport(),
+        transport=made,
+        limits=limits,
         token=TokenPolicy.for_tests(),
         retry=RetryPolicy.for_tests(),
-        **kwargs,  # type: ignore[arg-type]
     )
 
 
@@ -79,20 +86,16 @@ async def test_a_deadline_after_the_request_left_is_unknown_and_never_resent(
 async def test_a_deadline_while_waiting_for_a_connection_is_not_sent(
     transport: Transport,
 ) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with platform() as server:
-        made = transport()
-        if made is not None:  # the aiohttp transport takes the limits itself
-            made = aiohttp_transport(limits=limits)
-        async with (
-            session_for(server, lambda: made, limits=limits) as session,
-            anyio.create_task_group() as group,
-        ):
-            group.start_soon(session.create_call, CreateCallRequest(called="1"))
-            await server.wait_until(lambda: calls_received(server) == 1)
-            with pytest.raises(NotSentError, match="deadline") as caught:
-                await session.create_call(CreateCallRequest(called="2"), timeout=0.1)
-            server.release()
+    async with (
+        platform() as server,
+        session_for(server, transport, ONE_CONNECTION) as session,
+        anyio.create_task_group() as group,
+    ):
+        group.start_soon(session.create_call, CreateCallRequest(called="1"))
+        await server.wait_until(lambda: calls_received(server) == 1)
+        with pytest.raises(NotSentError, match="deadline") as caught:
+            await session.create_call(CreateCallRequest(called="2"), timeout=0.1)
+        server.release()
     assert caught.value.attempts == 0
     assert calls_received(server) == 1
 
@@ -100,17 +103,12 @@ async def test_a_deadline_while_waiting_for_a_connection_is_not_sent(
 async def test_the_connection_cut_short_by_a_deadline_does_not_block_the_pool(
     transport: Transport,
 ) -> None:
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with platform() as server:
-        made = transport()
-        if made is not None:
-            made = aiohttp_transport(limits=limits)
-        async with session_for(server, lambda: made, limits=limits) as session:
-            with pytest.raises(ConnectionLostError):
-                await session.create_call(CreateCallRequest(called="1"), timeout=0.1)
-            server.release()
-            with anyio.fail_after(10):
-                result = await session.create_call(CreateCallRequest(called="2"), timeout=5)
+    async with platform() as server, session_for(server, transport, ONE_CONNECTION) as session:
+        with pytest.raises(ConnectionLostError):
+            await session.create_call(CreateCallRequest(called="1"), timeout=0.1)
+        server.release()
+        with anyio.fail_after(10):
+            result = await session.create_call(CreateCallRequest(called="2"), timeout=5)
     assert result.result_code == "0"
 
 
@@ -132,7 +130,7 @@ async def test_a_batch_with_a_per_call_deadline_gives_each_input_its_outcome(
 
 @pytest.mark.parametrize("bad", [0, -1, float("inf"), float("nan"), True, "3"])
 async def test_a_bad_deadline_is_refused_before_anything_is_sent(bad: object) -> None:
-    async with platform() as server, session_for(server, lambda: None) as session:
+    async with platform() as server, session_for(server, lambda limits: None) as session:
         with pytest.raises(ConfigurationError, match="timeout"):
             await session.create_call(CreateCallRequest(called="1"), timeout=bad)  # type: ignore[arg-type]
         with pytest.raises(ConfigurationError, match="call_timeout"):
