@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from ccmessaging_async import aiohttp_transport, cli
+from ccmessaging_async import aiohttp_transport
 from ccmessaging_async.cli import ExitCode, main
+from ccmessaging_async.cli import _connection as connection
 from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
 from tests._helpers import emulator_env
 
@@ -532,7 +533,7 @@ def test_batch_takes_the_aiohttp_transport_when_installed(
         built.append(aiohttp_transport(**options))  # type: ignore[arg-type]
         return built[-1]
 
-    monkeypatch.setattr(cli, "aiohttp_transport", recorded)
+    monkeypatch.setattr(connection, "aiohttp_transport", recorded)
     source = write_csv(tmp_path / "in.csv", numbers(20))
     assert main(["batch", str(source), "--out", str(tmp_path / "out.jsonl")]) == ExitCode.OK
     assert len(built) == 1
@@ -545,8 +546,10 @@ def test_without_the_aiohttp_extra_auto_is_httpx_and_aiohttp_is_refused(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setattr(cli, "aiohttp_installed", lambda: False)
-    monkeypatch.setattr(cli, "aiohttp_transport", lambda **_: pytest.fail("aiohttp was used"))
+    monkeypatch.setattr(connection, "aiohttp_installed", lambda: False)
+    monkeypatch.setattr(
+        connection, "aiohttp_transport", lambda **_: pytest.fail("aiohttp was used")
+    )
     source = write_csv(tmp_path / "in.csv", numbers(5))
     out = tmp_path / "out.jsonl"
     assert main(["batch", str(source), "--out", str(out), "--transport", "aiohttp"]) == 2

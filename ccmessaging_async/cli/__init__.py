@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import argparse
 import errno
-import importlib.util
 import json
 import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import attrs
 
 from .. import __version__
-from .._aiohttp import aiohttp_installed, aiohttp_transport
 from .._config import ENV_APP_KEY, ENV_APP_SECRET, ENV_BASE_URL
 from .._errors import (
     CCMessagingError,
@@ -32,6 +29,7 @@ from .._errors import (
 from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
 from .._session import AsyncSession
+from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
 from ._exit import ExitCode, JobRefusedError
 from ._job import open_job
 from ._progress import progress_bar
@@ -41,7 +39,6 @@ from ._summary import Summary
 
 __all__ = ["ExitCode", "main"]
 
-T = TypeVar("T")
 
 _EXIT_CODES = "\n".join(f"  {code.value:>3}  {code.meaning}" for code in ExitCode)
 
@@ -65,8 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--called", required=True, help="the number to call")
     call.add_argument("--caller-present", help="the number shown to the called party")
     call.add_argument("--call-data", help="call data")
-    _insecure_option(call)
-    _loop_option(call)
+    add_insecure_option(call)
+    add_loop_option(call)
 
     batch = commands.add_parser(
         "batch",
@@ -101,8 +98,8 @@ def _parser() -> argparse.ArgumentParser:
         help="aiohttp: about half the CPU per call (the aiohttp extra, which the cli extra "
         "installs); auto (the default): aiohttp when installed, else httpx",
     )
-    _insecure_option(batch)
-    _loop_option(batch)
+    add_insecure_option(batch)
+    add_loop_option(batch)
 
     status = commands.add_parser("status", help="show a job's counts, also while it runs")
     status.add_argument("job", type=Path, help="the job file (or its report)")
@@ -121,34 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--calls", type=int, default=1000, help="calls to create (1000)")
     demo.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
     demo.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
-    _loop_option(demo)
+    add_loop_option(demo)
     return parser
-
-
-def _loop_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--loop",
-        choices=("asyncio", "uvloop"),
-        default="asyncio",
-        help="the event loop; uvloop (pip install uvloop) makes ~1.2x the calls/s",
-    )
-
-
-def _run(job: Callable[..., Awaitable[T]], args: argparse.Namespace, *more: object) -> T:
-    """Run ``job`` on the event loop ``--loop`` names."""
-    uvloop = args.loop == "uvloop"
-    if uvloop and importlib.util.find_spec("uvloop") is None:
-        raise ConfigurationError("--loop uvloop needs uvloop: pip install uvloop")
-    return anyio.run(job, *more, backend="asyncio", backend_options={"use_uvloop": uvloop})
-
-
-def _insecure_option(command: argparse.ArgumentParser) -> None:
-    command.add_argument(
-        "--allow-insecure-http",
-        action="store_true",
-        help=f"UNSAFE: let {ENV_BASE_URL} be plain http to a host other than loopback "
-        "(the app secret and tokens then cross the network in clear text)",
-    )
 
 
 @contextmanager
@@ -228,13 +199,13 @@ def _call(args: argparse.Namespace) -> int:
         called=args.called, caller_present=args.caller_present, call_data=args.call_data
     )
 
-    make_session = _session_factory("httpx", insecure=args.allow_insecure_http)
+    make_session = session_factory("httpx", insecure=args.allow_insecure_http)
 
     async def run() -> dict[str, Any]:
         async with make_session() as session:
             return attrs.asdict(await session.create_call(request))
 
-    print(json.dumps(_run(run, args), ensure_ascii=False))
+    print(json.dumps(run_on_loop(run, args), ensure_ascii=False))
     return ExitCode.OK
 
 
@@ -253,7 +224,7 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
-    make_session = _session_factory(args.transport, insecure=args.allow_insecure_http)
+    make_session = session_factory(args.transport, insecure=args.allow_insecure_http)
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
     try:
@@ -289,7 +260,7 @@ def _batch(args: argparse.Namespace) -> int:
                         session, job, concurrency=concurrency, rate=args.rate, advance=advance
                     )
 
-        outcome = _run(run, args)
+        outcome = run_on_loop(run, args)
         how = outcome.how
         print(outcome.summary.line())
         counts = job.store.counts()
@@ -306,22 +277,6 @@ def _batch(args: argparse.Namespace) -> int:
         return _job_exit_code(counts, outcome)
     finally:
         job.close(how)
-
-
-def _session_factory(choice: str, *, insecure: bool) -> Callable[[], AsyncSession]:
-    """Pick how a command builds its session: from the environment, over ``choice``.
-
-    As curl does, the commands honour ``HTTPS_PROXY``/``NO_PROXY`` and ``SSL_CERT_FILE``.
-    """
-    if choice == "httpx" or (choice == "auto" and not aiohttp_installed()):
-        return lambda: AsyncSession.from_env(trust_env=True, allow_insecure_http=insecure)
-    if not aiohttp_installed():
-        raise ConfigurationError(
-            "--transport aiohttp needs the aiohttp extra: pip install 'ccmessaging-async[aiohttp]'"
-        )
-    return lambda: AsyncSession.from_env(
-        transport=aiohttp_transport(trust_env=True), allow_insecure_http=insecure
-    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -392,7 +347,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"emulator listening on {server.url}; {args.calls} calls, "
             f"concurrency {args.concurrency}"
         )
-        summary = _run(run, args, server.url)
+        summary = run_on_loop(run, args, server.url)
     print(summary.line())
     duplicates = emulator.duplicates()
     print(
