@@ -27,6 +27,7 @@ from ._models import AccessToken, CreateCallRequest, CreateCallResult, mask_numb
 from ._outcomes import CallOutcome, OutcomeStatus
 from ._retry import RetryPolicy
 from ._session import AsyncSession
+from ._telemetry import Telemetry
 from ._token_policy import TokenPolicy
 from ._version import __version__
 
@@ -54,6 +55,7 @@ __all__ = [
     "RetryPolicy",
     "ServerError",
     "SessionStateError",
+    "Telemetry",
     "TokenPolicy",
     "UsageError",
     "__version__",

@@ -23,7 +23,8 @@ class Endpoint(Generic[RequestT, ResultT]):
 
     ``decode`` turns the decoded JSON of a 200 answer into the result, raising a
     :class:`CCMessagingError` for a business failure and anything else for a body that is
-    not the documented shape. ``describe`` names a request in logs (numbers masked).
+    not the documented shape. ``describe`` names a request in logs and ``attributes`` in
+    spans (numbers masked).
     """
 
     name: str
@@ -33,6 +34,8 @@ class Endpoint(Generic[RequestT, ResultT]):
     encode: Callable[[RequestT], dict[str, Any]]
     decode: Callable[[Any], ResultT]
     describe: Callable[[RequestT], str]
+    #: Span attributes describing a request (numbers masked).
+    attributes: Callable[[RequestT], dict[str, str]]
 
 
 def _decode_create_call(data: Any) -> CreateCallResult:
@@ -50,4 +53,5 @@ CREATE_CALL: Endpoint[CreateCallRequest, CreateCallResult] = Endpoint(
     encode=unstructure,
     decode=_decode_create_call,
     describe=lambda request: f"called={mask_number(request.called)}",
+    attributes=lambda request: {"ccmessaging.called": mask_number(request.called)},
 )

@@ -31,6 +31,7 @@ from ._errors import (
 )
 from ._retry import Resend, RetryBudget, RetryPolicy, decide
 from ._slots import Slots
+from ._telemetry import CallWatch, Observer
 from ._token_manager import Token, TokenManager
 from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
 from ._transports.httpx_transport import RequestFactory, exchange
@@ -73,8 +74,10 @@ class Sender:
         max_in_flight: int | None = None,
         direct: bool = False,
         fast: ExchangeTransport | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self._client = client
+        self._observer = observer if observer is not None else Observer()
         # The transport records whether each request was completely written, so an
         # exchange cut short (a deadline) can be told apart: unsent, or unknown.
         self._tracks_writes = tracks_writes
@@ -129,11 +132,21 @@ class Sender:
         """
         call = _Call.prepare(endpoint, request, self._base_url)
         progress = _Progress()
-        if deadline is None:
-            return await self._send(call, progress, budget, before_send)
-        with anyio.move_on_after(deadline):
-            return await self._send(call, progress, budget, before_send)
-        raise self._past_deadline(call, progress, deadline)
+        with self._observer.call(endpoint, request) as watch:
+            if deadline is None:
+                delivered = await self._send(call, progress, budget, before_send, watch)
+            else:
+                with anyio.move_on_after(deadline):
+                    await self._send(call, progress, budget, before_send, watch)
+                if progress.delivered is None:
+                    raise self._past_deadline(call, progress, deadline)
+                delivered = progress.delivered
+            result_code = getattr(delivered.result, "result_code", None)
+            watch.finished(
+                attempts=delivered.attempts,
+                result_code=result_code if isinstance(result_code, str) else None,
+            )
+            return delivered
 
     def _past_deadline(
         self, call: _Call[Any], progress: _Progress, deadline: float
@@ -159,6 +172,7 @@ class Sender:
         progress: _Progress,
         budget: RetryBudget | None,
         before_send: Callable[[], Awaitable[None]] | None,
+        watch: CallWatch,
     ) -> Delivered[ResultT]:
         attempts = resends = 0
         token_refreshed = False
@@ -173,7 +187,9 @@ class Sender:
                 self._tokens.accepted(token)
                 if budget is not None:
                     budget.refund()
-                return Delivered(outcome, attempts)
+                delivered = Delivered(outcome, attempts)
+                progress.delivered = delivered
+                return delivered
             if isinstance(outcome, AuthenticationError):  # the gateway refused the token
                 self._tokens.refused(token)
             step = decide(
@@ -185,7 +201,14 @@ class Sender:
                 draw=random.random(),  # noqa: S311 - jitter, not cryptography
             )
             if not isinstance(step, Resend):
+                if (
+                    budget is not None
+                    and not budget.can_spend
+                    and self._would_resend(outcome, resends, token_refreshed)
+                ):
+                    watch.budget_refused(outcome)
                 raise step.with_context(endpoint=call.endpoint.name, attempts=attempts)
+            watch.resent(outcome, refresh_token=step.refresh_token)
             if step.spends_budget and budget is not None:
                 budget.spend()
             if step.refresh_token:
@@ -193,6 +216,18 @@ class Sender:
             else:
                 resends += 1
             await anyio.sleep(step.delay)
+
+    def _would_resend(self, error: CCMessagingError, resends: int, token_refreshed: bool) -> bool:
+        """Whether ``error`` would have been sent again had the budget allowed it."""
+        step = decide(
+            error,
+            resends=resends,
+            token_refreshed=token_refreshed,
+            budget_left=True,
+            policy=self._policy,
+            draw=0.0,
+        )
+        return isinstance(step, Resend)
 
     async def _token(self, attempts: int) -> Token:
         try:
@@ -278,6 +313,8 @@ class _Progress:
 
     sent: int = 0
     exchange: ExchangeRecord | None = None
+    #: The result, once there is one (a deadline passing after it changes nothing).
+    delivered: Delivered[Any] | None = None
 
 
 @attrs.frozen(slots=True)

@@ -17,6 +17,7 @@ import anyio.abc
 
 from . import _http
 from ._batch import check_batch_options, run_batch
+from ._client import build_client
 from ._config import (
     DEFAULT_LIMITS,
     DEFAULT_TIMEOUT,
@@ -27,23 +28,21 @@ from ._config import (
     check_reach,
     check_token_url,
     read_env,
-    ssl_verify,
     token_policy,
 )
 from ._endpoints import CREATE_CALL
-from ._errors import AuthenticationError, ConfigurationError, SessionStateError
+from ._errors import ConfigurationError, SessionStateError
 from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
 from ._outcomes import CallOutcome
-from ._proxies import check_proxy, environment_proxy
 from ._retry import RetryPolicy
 from ._sender import Sender
+from ._telemetry import Telemetry, observer
 from ._token_manager import TokenManager
 from ._token_policy import TokenPolicy
-from ._token_service import TOKEN_ENDPOINT, TOKEN_PATH, Credentials, TokenFetcher
+from ._token_service import TOKEN_PATH, Credentials, TokenFetcher
 from ._transports.base import ExchangeTransport
-from ._transports.default import default_transport, pool_limits
-from ._transports.record import tracks_writes
+from ._transports.default import pool_limits
 
 __all__ = ["AsyncSession"]
 
@@ -71,7 +70,9 @@ class AsyncSession:
     ``X-TenantSpaceID``; they cannot replace the headers the SDK sets. ``proxy`` (an
     ``http://`` or ``https://`` URL, credentials allowed) carries the token request and
     every createcall; ``trust_env=True`` reads ``HTTPS_PROXY``/``NO_PROXY`` and
-    ``SSL_CERT_FILE`` as curl does (off by default). ``token`` sets how
+    ``SSL_CERT_FILE`` as curl does (off by default). ``telemetry`` says where spans and
+    metrics go (:class:`Telemetry`; OpenTelemetry's global providers by default, when the
+    ``otel`` extra is installed). ``token`` sets how
     tokens are fetched and refreshed (:class:`TokenPolicy`), ``retry`` when a createcall is
     sent again (:class:`RetryPolicy`).
     ``token_lifetime``, ``token_timeout`` and ``clock`` are deprecated aliases of
@@ -100,6 +101,7 @@ class AsyncSession:
         headers: Mapping[str, str] | None = None,
         proxy: str | _http.Proxy | None = None,
         trust_env: bool = False,
+        telemetry: Telemetry | None = None,
         token_lifetime: float | None = None,
         token_timeout: float | None = None,
         clock: Callable[[], float] | None = None,
@@ -134,30 +136,28 @@ class AsyncSession:
         self._owns_client = client is None
         tracked = False
         if client is None:
-            built: _http.AsyncBaseTransport
-            if transport is None:
-                via = check_proxy(proxy)
-                if via is None and trust_env:
-                    via = environment_proxy(self._base_url)
-                built = default_transport(
-                    verify=ssl_verify(verify),
-                    limits=limits,
-                    http2=http2,
-                    proxy=via,
-                    trust_env=trust_env,
-                )
-            else:
-                built = transport
-                limits = pool_limits(transport) or limits  # the bound follows its pool
-            tracked = tracks_writes(built)
-            client = _http.AsyncClient(
-                timeout=timeout, transport=built, follow_redirects=False, trust_env=False
+            own = build_client(
+                self._base_url,
+                transport=transport,
+                proxy=proxy,
+                trust_env=trust_env,
+                verify=verify,
+                http2=http2,
+                limits=limits,
+                timeout=timeout,
             )
+            client, limits, tracked = own.client, own.limits, own.tracks_writes
         self._client = client
         self._limits = limits
+        watching = observer(telemetry)
         self._tokens = TokenManager(
             TokenFetcher(
-                client, self._token_url, self._credentials, self._token_policy, extra_headers
+                client,
+                self._token_url,
+                self._credentials,
+                self._token_policy,
+                extra_headers,
+                observer=watching,
             ),
             self._token_policy,
         )
@@ -176,6 +176,7 @@ class AsyncSession:
             fast=transport
             if self._owns_client and isinstance(transport, ExchangeTransport)
             else None,
+            observer=watching,
         )
         self._state = _State.UNOPENED
         self._stack: AsyncExitStack | None = None
@@ -199,6 +200,7 @@ class AsyncSession:
         headers: Mapping[str, str] | None = None,
         proxy: str | _http.Proxy | None = None,
         trust_env: bool = False,
+        telemetry: Telemetry | None = None,
         token_lifetime: float | None = None,
         token_timeout: float | None = None,
         clock: Callable[[], float] | None = None,
@@ -227,6 +229,7 @@ class AsyncSession:
             headers=headers,
             proxy=proxy,
             trust_env=trust_env,
+            telemetry=telemetry,
             token_lifetime=token_lifetime,
             token_timeout=token_timeout,
             clock=clock,
@@ -249,6 +252,14 @@ class AsyncSession:
         return self._token_url
 
     @property
+    def client(self) -> _http.AsyncClient:
+        """The ``httpx.AsyncClient`` every request goes through (to instrument it, say).
+
+        Send nothing through it yourself, and change none of its settings.
+        """
+        return self._client
+
+    @property
     def limits(self) -> _http.Limits:
         """The connection-pool limits of a client the session built."""
         return self._limits
@@ -268,7 +279,7 @@ class AsyncSession:
             async with AsyncExitStack() as stack:
                 if self._owns_client:
                     await stack.enter_async_context(self._client)
-                await self._start_tokens()
+                await self._tokens.start()
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(task_group.cancel_scope.cancel)
                 task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
@@ -278,21 +289,6 @@ class AsyncSession:
             self._state = _State.CLOSED
             raise
         return self
-
-    async def _start_tokens(self) -> None:
-        timeout = self._token_policy.timeout
-        with anyio.move_on_after(timeout) as scope:
-            try:
-                await self._tokens.start()
-            except AuthenticationError:
-                # httpcore reports a cancelled read as a ReadTimeout, so an expired scope
-                # can surface as a failed fetch rather than a cancellation.
-                if not scope.cancel_called:
-                    raise
-        if scope.cancel_called:
-            raise AuthenticationError(
-                f"no access token within token timeout ({timeout:g}s)"
-            ).with_context(endpoint=TOKEN_ENDPOINT)
 
     async def __aexit__(
         self,

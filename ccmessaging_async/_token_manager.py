@@ -84,8 +84,19 @@ class TokenManager:
         return f"<TokenManager {state}, {self.fetches} fetches>"
 
     async def start(self) -> None:
-        """Fetch the first token; raise :class:`AuthenticationError` if none can be had."""
-        await self._attempt(first=True)
+        """Fetch the first token within the policy's ``timeout``.
+
+        Raise :class:`AuthenticationError` if none can be had in that time.
+        """
+        timeout = self._policy.timeout
+        with anyio.move_on_after(timeout) as scope:
+            await self._attempt(first=True)
+        # httpcore reports a cancelled read as a ReadTimeout, so an expired scope can end
+        # in a failed fetch rather than a cancellation: the timeout is what happened.
+        if scope.cancel_called:
+            raise AuthenticationError(
+                f"no access token within token timeout ({timeout:g}s)"
+            ).with_context(endpoint=TOKEN_ENDPOINT)
         if self._token is None:
             assert self._last_error is not None  # noqa: S101 - set by a failed attempt
             raise self._last_error

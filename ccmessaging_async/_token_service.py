@@ -17,6 +17,7 @@ from ._converter import structure_token
 from ._errors import AuthenticationError, CCMessagingError, ProxyRefusedError
 from ._models import AccessToken
 from ._retry import backoff
+from ._telemetry import Observer
 from ._token_policy import TokenPolicy
 from ._transports.httpx_transport import read_bounded
 
@@ -72,8 +73,11 @@ class TokenFetcher:
         credentials: Credentials,
         policy: TokenPolicy,
         extra_headers: Mapping[str, str] | None = None,
+        *,
+        observer: Observer | None = None,
     ) -> None:
         self._client = client
+        self._observer = observer if observer is not None else Observer()
         self._url = url
         self._policy = policy
         self._deadline = _http.exchange_deadline(client.timeout)
@@ -93,12 +97,18 @@ class TokenFetcher:
 
     async def __call__(self) -> AccessToken:
         """Fetch one token; raise :class:`AuthenticationError` when none can be had."""
+        with self._observer.token_fetch() as watch:
+            token, attempts = await self._fetch()
+            watch.fetched(attempts)
+            return token
+
+    async def _fetch(self) -> tuple[AccessToken, int]:
         policy = self._policy
         attempt = 0
         while True:
             attempt += 1
             try:
-                return await self._fetch_once(attempt)
+                return await self._fetch_once(attempt), attempt
             except _RetryableTokenError as exc:
                 if attempt >= policy.attempts:
                     raise self._give_up(

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import respx
 
-from ccmessaging_async import AsyncSession, CreateCallRequest, TokenPolicy, _session
+from ccmessaging_async import AsyncSession, CreateCallRequest, TokenPolicy, _client
 from ccmessaging_async._transports import default, httpx_transport
 from ccmessaging_async._transports.pool import FlatConnectionPool
 from ccmessaging_async._transports.tracked_pool import TrackedConnectionPool
@@ -90,7 +90,7 @@ def built_transports(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncHTTPTra
         built.append(default.default_transport(**options))
         return built[-1]
 
-    monkeypatch.setattr(_session, "default_transport", recording)
+    monkeypatch.setattr(_client, "default_transport", recording)
     return built
 
 

@@ -1,0 +1,336 @@
+"""The SDK's own spans and metrics, through OpenTelemetry's API (the ``otel`` extra).
+
+Without ``opentelemetry-api`` installed every hook is a no-op object: nothing is imported,
+nothing recorded. Nothing recorded ever holds a phone number in clear, a token, a secret
+or text the platform chose (a result description could quote anything): numbers are
+masked, result codes kept only when documented, errors named by type.
+"""
+
+from __future__ import annotations
+
+import time
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import attrs
+
+from ._errors import (
+    CCMessagingError,
+    NotCreatedError,
+    OutcomeUnknownError,
+    ResultCode,
+    ResultCodeError,
+)
+from ._outcomes import OutcomeStatus, status_of
+from ._version import __version__
+
+try:
+    from opentelemetry import metrics as otel_metrics
+    from opentelemetry import trace as otel_trace
+except ImportError:  # the otel extra is not installed
+    otel_metrics = otel_trace = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.trace import Span, TracerProvider
+
+    from ._endpoints import Endpoint
+
+__all__ = ["OTEL_INSTALLED", "CallWatch", "Observer", "Telemetry", "observer"]
+
+#: Whether ``opentelemetry-api`` can be imported.
+OTEL_INSTALLED = otel_trace is not None
+_SCOPE = "ccmessaging_async"
+RequestT = TypeVar("RequestT")
+_DOCUMENTED = frozenset({"0", *(code.value for code in ResultCode)})
+
+#: The names of the spans and metrics (README, "Observability").
+CALL_SPAN = "ccmessaging.createcall"
+TOKEN_SPAN = "ccmessaging.token_fetch"  # noqa: S105 - a span name
+
+
+@attrs.frozen
+class Telemetry:
+    """Where the session's spans and metrics go (OpenTelemetry; the ``otel`` extra).
+
+    By default the globally configured providers are used, which are no-ops until an
+    OpenTelemetry SDK is set up. ``enabled=False`` records nothing.
+    """
+
+    tracer_provider: TracerProvider | None = None
+    meter_provider: MeterProvider | None = None
+    enabled: bool = True
+
+
+def result_code_label(code: str | None) -> str | None:
+    """``code`` when it is ``"0"`` or documented, ``"other"`` otherwise (never free text)."""
+    if code is None:
+        return None
+    return code if code in _DOCUMENTED else "other"
+
+
+def outcome_of(error: BaseException) -> OutcomeStatus | None:
+    """Return the batch status an error means (``None``: a usage error, a cancellation)."""
+    if isinstance(error, NotCreatedError | OutcomeUnknownError):
+        return status_of(error)
+    return None
+
+
+class CallWatch:
+    """What one call reports while it runs; this base reports nothing (no OpenTelemetry)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> CallWatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def resent(self, error: CCMessagingError, *, refresh_token: bool) -> None:
+        """Note that the call is sent again after ``error``."""
+
+    def budget_refused(self, error: CCMessagingError) -> None:
+        """Note that a re-send after ``error`` was refused: the retry budget is spent."""
+
+    def finished(self, *, attempts: int, result_code: str | None) -> None:
+        """Note a call that got its result (an error raised through the watch is noted by it)."""
+
+
+class TokenWatch:
+    """What one token fetch reports; this base reports nothing (no OpenTelemetry)."""
+
+    __slots__ = ()
+
+    def fetched(self, attempts: int) -> None:
+        """Note that a token came after ``attempts`` requests."""
+
+    def __enter__(self) -> TokenWatch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class Observer:
+    """Hands out watches for calls and token fetches; this base records nothing."""
+
+    __slots__ = ()
+
+    def call(self, endpoint: Endpoint[RequestT, Any], request: RequestT) -> CallWatch:
+        """Watch one call of ``endpoint`` with ``request`` (described with numbers masked)."""
+        return _NO_CALL
+
+    def token_fetch(self) -> TokenWatch:
+        """Watch one token fetch (its re-sends included)."""
+        return _NO_TOKEN
+
+
+_NO_CALL = CallWatch()
+_NO_TOKEN = TokenWatch()
+
+
+def observer(telemetry: Telemetry | None) -> Observer:
+    """Return the observer for a session: recording when OpenTelemetry's API is installed."""
+    if telemetry is None:
+        telemetry = Telemetry()
+    if not (OTEL_INSTALLED and telemetry.enabled):
+        return Observer()
+    return _OtelObserver(telemetry)
+
+
+class _OtelObserver(Observer):
+    __slots__ = (
+        "_budget_refusals",
+        "_calls",
+        "_duration",
+        "_in_flight",
+        "_resends",
+        "_token_failures",
+        "_token_fetches",
+        "tracer",
+    )
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.tracer = otel_trace.get_tracer(
+            _SCOPE, __version__, tracer_provider=telemetry.tracer_provider
+        )
+        meter = otel_metrics.get_meter(_SCOPE, __version__, meter_provider=telemetry.meter_provider)
+        self._calls = meter.create_counter(
+            "ccmessaging.calls", unit="{call}", description="Calls ended, by outcome"
+        )
+        self._duration = meter.create_histogram(
+            "ccmessaging.call.duration",
+            unit="s",
+            description="Time from a call's start to its outcome, waits and re-sends included",
+        )
+        self._in_flight = meter.create_up_down_counter(
+            "ccmessaging.calls.in_flight", unit="{call}", description="Calls not yet ended"
+        )
+        self._resends = meter.create_counter(
+            "ccmessaging.resends", unit="{request}", description="Requests sent again"
+        )
+        self._budget_refusals = meter.create_counter(
+            "ccmessaging.retry_budget.refusals",
+            unit="{request}",
+            description="Re-sends refused because the batch's retry budget was spent",
+        )
+        self._token_fetches = meter.create_counter(
+            "ccmessaging.token.fetches", unit="{fetch}", description="Token fetches ended"
+        )
+        self._token_failures = meter.create_counter(
+            "ccmessaging.token.failures",
+            unit="{fetch}",
+            description="Token fetches that got no token",
+        )
+
+    def call(self, endpoint: Endpoint[RequestT, Any], request: RequestT) -> CallWatch:
+        return _OtelCallWatch(self, endpoint.name, endpoint.attributes(request))
+
+    def token_fetch(self) -> TokenWatch:
+        return _OtelTokenWatch(self)
+
+    # The watches below record through these.
+    def started(self, endpoint: str) -> None:
+        self._in_flight.add(1, {"ccmessaging.endpoint": endpoint})
+
+    def ended(self, endpoint: str, labels: dict[str, Any], duration: float) -> None:
+        self._in_flight.add(-1, {"ccmessaging.endpoint": endpoint})
+        self._calls.add(1, labels)
+        self._duration.record(duration, labels)
+
+    def resent(self, labels: dict[str, Any]) -> None:
+        self._resends.add(1, labels)
+
+    def budget_refused(self, labels: dict[str, Any]) -> None:
+        self._budget_refusals.add(1, labels)
+
+    def token_ended(self, error_type: str | None) -> None:
+        if error_type is None:
+            self._token_fetches.add(1, {"ccmessaging.token.outcome": "ok"})
+            return
+        self._token_fetches.add(1, {"ccmessaging.token.outcome": "failed"})
+        self._token_failures.add(1, {"error.type": error_type})
+
+
+def _error_status(span: Span, error_type: str) -> None:
+    span.set_attribute("error.type", error_type)
+    # The description is the type only: a message may quote what the platform answered.
+    span.set_status(otel_trace.StatusCode.ERROR, error_type)
+
+
+class _OtelCallWatch(CallWatch):
+    __slots__ = ("_endpoint", "_observer", "_result_code", "_span", "_span_scope", "_started")
+
+    def __init__(self, observer: _OtelObserver, endpoint: str, attributes: dict[str, str]) -> None:
+        self._observer = observer
+        self._endpoint = endpoint
+        self._result_code: str | None = None
+        self._span = observer.tracer.start_span(
+            CALL_SPAN,
+            attributes={
+                "ccmessaging.endpoint": endpoint,
+                "ccmessaging.token_refreshed": False,
+                **attributes,
+            },
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        self._span_scope = otel_trace.use_span(self._span, end_on_exit=True)
+        self._started = 0.0
+
+    def __enter__(self) -> CallWatch:
+        self._span_scope.__enter__()
+        self._started = time.perf_counter()
+        self._observer.started(self._endpoint)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        span = self._span
+        labels: dict[str, Any] = {"ccmessaging.endpoint": self._endpoint}
+        if exc is None:
+            outcome: OutcomeStatus | None = OutcomeStatus.SUCCEEDED
+        else:
+            outcome = outcome_of(exc)
+            error_type = type(exc).__name__
+            labels["error.type"] = error_type
+            _error_status(span, error_type)
+            if isinstance(exc, CCMessagingError):
+                span.set_attribute("ccmessaging.attempts", exc.attempts)
+            if isinstance(exc, ResultCodeError):
+                self._result_code = result_code_label(exc.code)
+        if outcome is not None:
+            labels["ccmessaging.outcome"] = outcome.value
+            span.set_attribute("ccmessaging.outcome", outcome.value)
+        if self._result_code is not None:
+            labels["ccmessaging.result_code"] = self._result_code
+            span.set_attribute("ccmessaging.result_code", self._result_code)
+        self._observer.ended(self._endpoint, labels, time.perf_counter() - self._started)
+        # Ends the span; the exception (if any) is not recorded: its text is not ours.
+        self._span_scope.__exit__(None, None, None)
+
+    def resent(self, error: CCMessagingError, *, refresh_token: bool) -> None:
+        reason = "token_refused" if refresh_token else type(error).__name__
+        if refresh_token:
+            self._span.set_attribute("ccmessaging.token_refreshed", True)
+        self._span.add_event("ccmessaging.resend", {"ccmessaging.resend.reason": reason})
+        self._observer.resent({"ccmessaging.endpoint": self._endpoint, "error.type": reason})
+
+    def budget_refused(self, error: CCMessagingError) -> None:
+        error_type = type(error).__name__
+        self._span.add_event("ccmessaging.retry_budget.refused", {"error.type": error_type})
+        self._observer.budget_refused({"ccmessaging.endpoint": self._endpoint})
+
+    def finished(self, *, attempts: int, result_code: str | None) -> None:
+        self._span.set_attribute("ccmessaging.attempts", attempts)
+        self._result_code = result_code_label(result_code)
+
+
+class _OtelTokenWatch(TokenWatch):
+    __slots__ = ("_observer", "_scope", "_span")
+
+    def __init__(self, observer: _OtelObserver) -> None:
+        self._observer = observer
+        self._span = observer.tracer.start_span(
+            TOKEN_SPAN, record_exception=False, set_status_on_exception=False
+        )
+        self._scope = otel_trace.use_span(self._span, end_on_exit=True)
+
+    def __enter__(self) -> TokenWatch:
+        self._scope.__enter__()
+        return self
+
+    def fetched(self, attempts: int) -> None:
+        self._span.set_attribute("ccmessaging.attempts", attempts)
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        error_type = None if exc is None else type(exc).__name__
+        if exc is not None:
+            _error_status(self._span, type(exc).__name__)
+            if isinstance(exc, CCMessagingError):
+                self._span.set_attribute("ccmessaging.attempts", exc.attempts)
+                status_code = getattr(exc, "status_code", None)
+                if isinstance(status_code, int):
+                    self._span.set_attribute("http.response.status_code", status_code)
+        self._observer.token_ended(error_type)
+        self._scope.__exit__(None, None, None)

@@ -1,0 +1,285 @@
+"""The SDK's own spans and metrics (OpenTelemetry), on both transports, leaking nothing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import httpx
+import pytest
+import respx
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from ccmessaging_async import (
+    AsyncSession,
+    AuthenticationError,
+    CreateCallRequest,
+    NotSentError,
+    RetryPolicy,
+    Telemetry,
+    TokenPolicy,
+    aiohttp_transport,
+)
+from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
+from tests._helpers import APP_KEY, APP_SECRET, BASE_URL, CALL_PATH, TOKEN_PATH, token_json
+
+pytestmark = pytest.mark.anyio
+
+CALL_SPAN = "ccmessaging.createcall"
+TOKEN_SPAN = "ccmessaging.token_fetch"
+
+
+@attrs.frozen
+class Recorded:
+    """Where a session's spans and metrics land in a test."""
+
+    spans: InMemorySpanExporter
+    metrics: InMemoryMetricReader
+    telemetry: Telemetry
+    tracer_provider: TracerProvider
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        """The finished spans called ``name``."""
+        return [span for span in self.spans.get_finished_spans() if span.name == name]
+
+    def points(self, metric: str) -> list[tuple[dict[str, Any], Any]]:
+        """``(attributes, value)`` of each data point of ``metric`` (a sum's or a count)."""
+        data = self.metrics.get_metrics_data()
+        found: list[tuple[dict[str, Any], Any]] = []
+        for resource in data.resource_metrics if data else ():
+            for scope in resource.scope_metrics:
+                for each in scope.metrics:
+                    if each.name == metric:
+                        for point in each.data.data_points:
+                            # A sum's value, or a histogram's count.
+                            value = getattr(point, "value", getattr(point, "count", None))
+                            found.append((dict(point.attributes or {}), value))
+        return found
+
+    def total(self, metric: str, **labels: Any) -> Any:
+        """The sum of ``metric``'s points whose attributes include ``labels``."""
+        return sum(
+            value
+            for attributes, value in self.points(metric)
+            if all(attributes.get(key) == wanted for key, wanted in labels.items())
+        )
+
+    def everything(self) -> str:
+        """Every span (attributes, events, status) and metric point, as one text."""
+        spans = [span.to_json() for span in self.spans.get_finished_spans()]
+        data = self.metrics.get_metrics_data()
+        return "\n".join([*spans, data.to_json() if data else ""])
+
+
+def attributes(span: ReadableSpan) -> dict[str, Any]:
+    """A span's attributes (typed for the assertions)."""
+    return dict(span.attributes or {})
+
+
+@pytest.fixture
+def recorded() -> Iterator[Recorded]:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    metrics = InMemoryMetricReader()
+    meter_provider = MeterProvider(metric_readers=[metrics])
+    yield Recorded(spans, metrics, Telemetry(tracer_provider, meter_provider), tracer_provider)
+    meter_provider.shutdown()
+    tracer_provider.shutdown()
+
+
+@pytest.fixture
+def server() -> Iterator[EmulatorServer]:
+    with EmulatorServer(Emulator()) as running:
+        yield running
+
+
+@pytest.fixture(params=["default", "aiohttp"])
+def transport(request: pytest.FixtureRequest, anyio_backend: str) -> str:
+    if request.param == "aiohttp" and anyio_backend != "asyncio":
+        pytest.skip("the aiohttp transport runs on asyncio only")
+    return str(request.param)
+
+
+@pytest.mark.e2e
+async def test_each_call_is_one_span_with_what_happened_and_metrics_count_it(
+    server: EmulatorServer, recorded: Recorded, transport: str
+) -> None:
+    emulator = server.app
+    emulator.result_codes["88881002"] = "30010010002"
+    emulator.drop_connection("88881003", DropPoint.AFTER_RECORD)
+    options: dict[str, Any] = {}
+    if transport == "aiohttp":
+        options["transport"] = aiohttp_transport()
+    session = AsyncSession(
+        server.url,
+        emulator.app_key,
+        emulator.app_secret,
+        token=TokenPolicy.for_tests(),
+        retry=RetryPolicy.for_tests(),
+        telemetry=recorded.telemetry,
+        **options,
+    )
+    if transport == "default":  # the HTTP spans, as a user's httpx instrumentation makes them
+        HTTPXClientInstrumentor().instrument_client(
+            session.client, tracer_provider=recorded.tracer_provider
+        )
+    async with session:
+        await session.create_call(CreateCallRequest(called="88881001"))
+        with pytest.raises(Exception, match="30010010002"):
+            await session.create_call(CreateCallRequest(called="88881002"))
+        with pytest.raises(Exception, match="may have reached"):
+            await session.create_call(CreateCallRequest(called="88881003"))
+        emulator.expire_all_tokens()  # the gateway refuses the token: one refresh, re-sent
+        await session.create_call(CreateCallRequest(called="88881004"))
+
+    calls = {attributes(span)["ccmessaging.called"]: span for span in recorded.named(CALL_SPAN)}
+    assert set(calls) == {"8888****01", "8888****02", "8888****03", "8888****04"}
+    ok, refused, lost, refreshed = (calls[f"8888****0{n}"] for n in range(1, 5))
+    assert attributes(ok)["ccmessaging.outcome"] == "succeeded"
+    assert attributes(ok)["ccmessaging.result_code"] == "0"
+    assert attributes(ok)["ccmessaging.attempts"] == 1
+    assert attributes(ok)["ccmessaging.token_refreshed"] is False
+    assert ok.status.status_code is not StatusCode.ERROR
+    assert attributes(refused)["ccmessaging.outcome"] == "failed"
+    assert attributes(refused)["ccmessaging.result_code"] == "30010010002"
+    assert attributes(refused)["error.type"] == "ResultCodeError"
+    assert refused.status.status_code is StatusCode.ERROR
+    assert attributes(lost)["ccmessaging.outcome"] == "unknown"
+    assert attributes(lost)["error.type"] == "ConnectionLostError"
+    assert "ccmessaging.result_code" not in attributes(lost)
+    assert attributes(refreshed)["ccmessaging.token_refreshed"] is True
+    assert attributes(refreshed)["ccmessaging.attempts"] == 2
+    assert [event.name for event in refreshed.events] == ["ccmessaging.resend"]
+
+    tokens = recorded.named(TOKEN_SPAN)
+    assert len(tokens) == 2  # the first, and the one after the refusal
+    assert all(attributes(span)["ccmessaging.attempts"] == 1 for span in tokens)
+
+    if transport == "default":  # HTTP spans hang under the SDK's own
+        http = [s for s in recorded.spans.get_finished_spans() if s.name == "POST"]
+        parents = {span.context.span_id: span.name for span in (*calls.values(), *tokens)}
+        assert len(http) == 2 + 5  # token requests, and createcalls (one re-sent)
+        assert all(span.parent and span.parent.span_id in parents for span in http)
+        createcalls = [s for s in http if parents[s.parent.span_id] == CALL_SPAN]  # type: ignore[union-attr]
+        assert len(createcalls) == 5
+
+    assert recorded.total("ccmessaging.calls", **{"ccmessaging.outcome": "succeeded"}) == 2
+    assert recorded.total("ccmessaging.calls", **{"ccmessaging.outcome": "failed"}) == 1
+    assert recorded.total("ccmessaging.calls", **{"ccmessaging.outcome": "unknown"}) == 1
+    assert recorded.total("ccmessaging.calls", **{"ccmessaging.result_code": "30010010002"}) == 1
+    assert recorded.total("ccmessaging.call.duration") == 4
+    assert recorded.total("ccmessaging.calls.in_flight") == 0
+    assert recorded.total("ccmessaging.resends", **{"error.type": "token_refused"}) == 1
+    assert recorded.total("ccmessaging.token.fetches", **{"ccmessaging.token.outcome": "ok"}) == 2
+
+    text = recorded.everything()
+    for secret in [emulator.app_secret, *emulator.issued_tokens]:
+        assert secret not in text
+    for number in ("88881001", "88881002", "88881003", "88881004"):
+        assert number not in text
+
+
+async def test_resends_and_budget_refusals_are_counted(recorded: Recorded) -> None:
+    with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
+        mock.post(TOKEN_PATH).respond(200, json=token_json("t0ken-123"))
+        mock.post(CALL_PATH).mock(side_effect=httpx.ConnectError("refused"))
+        session = AsyncSession(
+            BASE_URL,
+            APP_KEY,
+            APP_SECRET,
+            token=TokenPolicy.for_tests(),
+            retry=RetryPolicy.for_tests(max_resends=2),
+            telemetry=recorded.telemetry,
+        )
+        async with session:
+            requests = [CreateCallRequest(called=f"8888200{n}") for n in range(3)]
+            outcomes = [o async for o in session.create_calls(requests, retry_budget=2)]
+    assert all(isinstance(outcome.error, NotSentError) for outcome in outcomes)
+    assert recorded.total("ccmessaging.resends", **{"error.type": "NotSentError"}) == 2
+    assert recorded.total("ccmessaging.retry_budget.refusals") >= 1
+    refused = [
+        span
+        for span in recorded.named(CALL_SPAN)
+        if any(event.name == "ccmessaging.retry_budget.refused" for event in span.events)
+    ]
+    assert refused
+    assert "t0ken-123" not in recorded.everything()
+
+
+async def test_a_token_service_that_refuses_is_a_failed_token_span(recorded: Recorded) -> None:
+    emulator = Emulator()
+    session = AsyncSession(
+        BASE_URL,
+        emulator.app_key,
+        "a-wrong-app-secret",
+        token=TokenPolicy.for_tests(),
+        transport=httpx.ASGITransport(app=emulator),
+        telemetry=recorded.telemetry,
+    )
+    with pytest.raises(AuthenticationError):
+        async with session:
+            pass
+    (span,) = recorded.named(TOKEN_SPAN)
+    assert span.status.status_code is StatusCode.ERROR
+    assert attributes(span)["error.type"] == "AuthenticationError"
+    assert attributes(span)["http.response.status_code"] == 401
+    assert (
+        recorded.total("ccmessaging.token.failures", **{"error.type": "AuthenticationError"}) == 1
+    )
+    assert "a-wrong-app-secret" not in recorded.everything()
+
+
+async def test_telemetry_off_records_nothing(recorded: Recorded) -> None:
+    emulator = Emulator()
+    session = AsyncSession(
+        BASE_URL,
+        emulator.app_key,
+        emulator.app_secret,
+        token=TokenPolicy.for_tests(),
+        transport=httpx.ASGITransport(app=emulator),
+        telemetry=attrs.evolve(recorded.telemetry, enabled=False),
+    )
+    async with session:
+        await session.create_call(CreateCallRequest(called="88883001"))
+    assert recorded.spans.get_finished_spans() == ()
+    assert recorded.points("ccmessaging.calls") == []
+
+
+def test_without_opentelemetry_installed_the_sdk_works_and_records_nothing() -> None:
+    script = """
+import sys
+sys.modules["opentelemetry"] = None  # as if the otel extra were not installed
+import anyio, httpx
+from ccmessaging_async import AsyncSession, CreateCallRequest, TokenPolicy, _telemetry
+from ccmessaging_async.testing import Emulator
+assert not _telemetry.OTEL_INSTALLED
+assert type(_telemetry.observer(None)) is _telemetry.Observer
+
+async def main():
+    emulator = Emulator()
+    transport = httpx.ASGITransport(app=emulator)
+    async with AsyncSession("https://127.0.0.1", emulator.app_key, emulator.app_secret,
+                            token=TokenPolicy.for_tests(), transport=transport) as session:
+        result = await session.create_call(CreateCallRequest(called="88884001"))
+    print(json.dumps([result.result_code, sorted(m for m in sys.modules if "opentelemetry" in m)]))
+
+import json
+anyio.run(main)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    assert code == "0"
+    assert loaded == ["opentelemetry"]  # only the blocked name itself
