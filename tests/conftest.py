@@ -11,7 +11,7 @@ from tests._helpers import BASE_URL
 
 # The installed pytest11 entry point would import the SDK before coverage starts; pyproject
 # turns it off (-p no:ccmessaging_async) and the plugin is loaded here instead, measured.
-pytest_plugins = ["ccmessaging_async.testing.pytest_plugin"]
+pytest_plugins = ["ccmessaging_async_pytest"]
 
 
 @pytest.fixture(params=["asyncio", "trio"])

@@ -6,6 +6,7 @@ import importlib.metadata
 import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,56 @@ def test_the_sdist_carries_the_package_tests_and_documents_only(tmp_path: Path) 
     assert "ccmessaging_async/py.typed" in names
     assert "tests/conftest.py" in names
     assert not [n for n in names if n.startswith((".ci/", "benchmarks/", ".git/", ".venv"))]
+
+
+def test_the_wheel_carries_the_plugin_module_and_its_entry_point(tmp_path: Path) -> None:
+    wheel = pytest.importorskip("hatchling.builders.wheel")
+    built = next(wheel.WheelBuilder(str(ROOT)).build(directory=str(tmp_path)))
+    with zipfile.ZipFile(built) as archive:
+        names = set(archive.namelist())
+        entry_points = next(
+            archive.read(name).decode() for name in names if name.endswith("entry_points.txt")
+        )
+    assert "ccmessaging_async_pytest.py" in names
+    assert "ccmessaging_async/py.typed" in names
+    assert not [name for name in names if name.startswith(("tests/", "benchmarks/"))]
+    assert "ccmessaging_async = ccmessaging_async_pytest" in entry_points
+
+
+def test_a_pytest_run_that_uses_no_fixture_of_ours_does_not_import_the_sdk(
+    tmp_path: Path,
+) -> None:
+    """Every installed plugin is loaded in every run: ours must cost nothing unused."""
+    (tmp_path / "test_other.py").write_text(
+        "import sys\n\n"
+        "def test_elsewhere():\n"
+        "    assert 'ccmessaging_async_pytest' in sys.modules  # the plugin is loaded\n"
+        "    assert 'ccmessaging_async' not in sys.modules\n"
+    )
+    (tmp_path / "test_ours.py").write_text(
+        "import pytest\n"
+        "from ccmessaging_async import CreateCallRequest\n\n"
+        "@pytest.mark.anyio\n"
+        "async def test_dialer(ccmessaging_session, ccmessaging_emulator):\n"
+        "    await ccmessaging_session.create_call(CreateCallRequest(called='88884432'))\n"
+        "    assert ccmessaging_emulator.calls_for('88884432') == 1\n"
+    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", "/dev/null"]
+    for test in ("test_other.py", "test_ours.py"):
+        run = subprocess.run(
+            [*command, test],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+
+
+def test_the_fixtures_still_load_under_their_first_module_name() -> None:
+    import ccmessaging_async_pytest  # noqa: PLC0415
+    from ccmessaging_async.testing import pytest_plugin  # noqa: PLC0415
+
+    for name in ccmessaging_async_pytest.__all__:
+        assert getattr(pytest_plugin, name) is getattr(ccmessaging_async_pytest, name)
