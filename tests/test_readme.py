@@ -44,3 +44,9 @@ def test_readmes_test_examples_pass_as_written(tmp_path: Path) -> None:
     passed = re.match(r"(\d+) passed in", summary)
     assert passed, summary  # nothing skipped, failed or errored
     assert int(passed.group(1)) >= len(examples)
+
+
+def test_readme_has_no_relative_links() -> None:
+    """README is the package's page on PyPI, where a link into the repository is dead."""
+    relative = re.findall(r"\]\((?!https?://|#)([^)]*)\)", README.read_text())
+    assert relative == []
