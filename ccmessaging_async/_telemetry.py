@@ -150,14 +150,16 @@ def observer(telemetry: Telemetry | None) -> Observer:
 
 
 class _OtelObserver(Observer):
+    """Records through OpenTelemetry: its instruments are what the watches record into."""
+
     __slots__ = (
-        "_budget_refusals",
-        "_calls",
-        "_duration",
-        "_in_flight",
-        "_resends",
-        "_token_failures",
-        "_token_fetches",
+        "budget_refusals",
+        "calls",
+        "duration",
+        "in_flight",
+        "resends",
+        "token_failures",
+        "token_fetches",
         "tracer",
     )
 
@@ -166,32 +168,30 @@ class _OtelObserver(Observer):
             _SCOPE, __version__, tracer_provider=telemetry.tracer_provider
         )
         meter = otel_metrics.get_meter(_SCOPE, __version__, meter_provider=telemetry.meter_provider)
-        self._calls = meter.create_counter(
+        self.calls = meter.create_counter(
             "ccmessaging.calls", unit="{call}", description="Calls ended, by outcome"
         )
-        self._duration = meter.create_histogram(
+        self.duration = meter.create_histogram(
             "ccmessaging.call.duration",
             unit="s",
             description="Time from a call's start to its outcome, waits and re-sends included",
         )
-        self._in_flight = meter.create_up_down_counter(
+        self.in_flight = meter.create_up_down_counter(
             "ccmessaging.calls.in_flight", unit="{call}", description="Calls not yet ended"
         )
-        self._resends = meter.create_counter(
+        self.resends = meter.create_counter(
             "ccmessaging.resends", unit="{request}", description="Requests sent again"
         )
-        self._budget_refusals = meter.create_counter(
+        self.budget_refusals = meter.create_counter(
             "ccmessaging.retry_budget.refusals",
             unit="{request}",
             description="Re-sends refused because the batch's retry budget was spent",
         )
-        self._token_fetches = meter.create_counter(
+        self.token_fetches = meter.create_counter(
             "ccmessaging.token.fetches", unit="{fetch}", description="Token fetches ended"
         )
-        self._token_failures = meter.create_counter(
-            "ccmessaging.token.failures",
-            unit="{fetch}",
-            description="Token fetches that got no token",
+        self.token_failures = meter.create_counter(
+            "ccmessaging.token.failures", unit="{fetch}", description="Token fetches that failed"
         )
 
     def call(self, endpoint: Endpoint[RequestT, Any], request: RequestT) -> CallWatch:
@@ -199,28 +199,6 @@ class _OtelObserver(Observer):
 
     def token_fetch(self) -> TokenWatch:
         return _OtelTokenWatch(self)
-
-    # The watches below record through these.
-    def started(self, endpoint: str) -> None:
-        self._in_flight.add(1, {"ccmessaging.endpoint": endpoint})
-
-    def ended(self, endpoint: str, labels: dict[str, Any], duration: float) -> None:
-        self._in_flight.add(-1, {"ccmessaging.endpoint": endpoint})
-        self._calls.add(1, labels)
-        self._duration.record(duration, labels)
-
-    def resent(self, labels: dict[str, Any]) -> None:
-        self._resends.add(1, labels)
-
-    def budget_refused(self, labels: dict[str, Any]) -> None:
-        self._budget_refusals.add(1, labels)
-
-    def token_ended(self, error_type: str | None) -> None:
-        if error_type is None:
-            self._token_fetches.add(1, {"ccmessaging.token.outcome": "ok"})
-            return
-        self._token_fetches.add(1, {"ccmessaging.token.outcome": "failed"})
-        self._token_failures.add(1, {"error.type": error_type})
 
 
 def _error_status(span: Span, error_type: str) -> None:
@@ -252,7 +230,7 @@ class _OtelCallWatch(CallWatch):
     def __enter__(self) -> CallWatch:
         self._span_scope.__enter__()
         self._started = time.perf_counter()
-        self._observer.started(self._endpoint)
+        self._observer.in_flight.add(1, {"ccmessaging.endpoint": self._endpoint})
         return self
 
     def __exit__(
@@ -280,7 +258,10 @@ class _OtelCallWatch(CallWatch):
         if self._result_code is not None:
             labels["ccmessaging.result_code"] = self._result_code
             span.set_attribute("ccmessaging.result_code", self._result_code)
-        self._observer.ended(self._endpoint, labels, time.perf_counter() - self._started)
+        observer = self._observer
+        observer.in_flight.add(-1, {"ccmessaging.endpoint": self._endpoint})
+        observer.calls.add(1, labels)
+        observer.duration.record(time.perf_counter() - self._started, labels)
         # Ends the span; the exception (if any) is not recorded: its text is not ours.
         self._span_scope.__exit__(None, None, None)
 
@@ -289,12 +270,14 @@ class _OtelCallWatch(CallWatch):
         if refresh_token:
             self._span.set_attribute("ccmessaging.token_refreshed", True)
         self._span.add_event("ccmessaging.resend", {"ccmessaging.resend.reason": reason})
-        self._observer.resent({"ccmessaging.endpoint": self._endpoint, "error.type": reason})
+        self._observer.resends.add(
+            1, {"ccmessaging.endpoint": self._endpoint, "ccmessaging.resend.reason": reason}
+        )
 
     def budget_refused(self, error: CCMessagingError) -> None:
         error_type = type(error).__name__
         self._span.add_event("ccmessaging.retry_budget.refused", {"error.type": error_type})
-        self._observer.budget_refused({"ccmessaging.endpoint": self._endpoint})
+        self._observer.budget_refusals.add(1, {"ccmessaging.endpoint": self._endpoint})
 
     def finished(self, *, attempts: int, result_code: str | None) -> None:
         self._span.set_attribute("ccmessaging.attempts", attempts)
@@ -324,13 +307,17 @@ class _OtelTokenWatch(TokenWatch):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        error_type = None if exc is None else type(exc).__name__
-        if exc is not None:
-            _error_status(self._span, type(exc).__name__)
+        fetches = self._observer.token_fetches
+        if exc is None:
+            fetches.add(1, {"ccmessaging.token.outcome": "ok"})
+        else:
+            error_type = type(exc).__name__
+            _error_status(self._span, error_type)
             if isinstance(exc, CCMessagingError):
                 self._span.set_attribute("ccmessaging.attempts", exc.attempts)
                 status_code = getattr(exc, "status_code", None)
                 if isinstance(status_code, int):
                     self._span.set_attribute("http.response.status_code", status_code)
-        self._observer.token_ended(error_type)
+            fetches.add(1, {"ccmessaging.token.outcome": "failed"})
+            self._observer.token_failures.add(1, {"error.type": error_type})
         self._scope.__exit__(None, None, None)

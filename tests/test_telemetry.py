@@ -180,7 +180,9 @@ async def test_each_call_is_one_span_with_what_happened_and_metrics_count_it(
     assert recorded.total("ccmessaging.calls", **{"ccmessaging.result_code": "30010010002"}) == 1
     assert recorded.total("ccmessaging.call.duration") == 4
     assert recorded.total("ccmessaging.calls.in_flight") == 0
-    assert recorded.total("ccmessaging.resends", **{"error.type": "token_refused"}) == 1
+    assert (
+        recorded.total("ccmessaging.resends", **{"ccmessaging.resend.reason": "token_refused"}) == 1
+    )
     assert recorded.total("ccmessaging.token.fetches", **{"ccmessaging.token.outcome": "ok"}) == 2
 
     text = recorded.everything()
@@ -206,7 +208,9 @@ async def test_resends_and_budget_refusals_are_counted(recorded: Recorded) -> No
             requests = [CreateCallRequest(called=f"8888200{n}") for n in range(3)]
             outcomes = [o async for o in session.create_calls(requests, retry_budget=2)]
     assert all(isinstance(outcome.error, NotSentError) for outcome in outcomes)
-    assert recorded.total("ccmessaging.resends", **{"error.type": "NotSentError"}) == 2
+    assert (
+        recorded.total("ccmessaging.resends", **{"ccmessaging.resend.reason": "NotSentError"}) == 2
+    )
     assert recorded.total("ccmessaging.retry_budget.refusals") >= 1
     refused = [
         span
