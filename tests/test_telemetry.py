@@ -12,6 +12,7 @@ import attrs
 import httpx
 import pytest
 import respx
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -130,18 +131,26 @@ async def test_each_call_is_one_span_with_what_happened_and_metrics_count_it(
         telemetry=recorded.telemetry,
         **options,
     )
-    if transport == "default":  # the HTTP spans, as a user's httpx instrumentation makes them
+    # The HTTP spans, as the user's instrumentation of httpx or of aiohttp makes them.
+    aiohttp_instrumented = AioHttpClientInstrumentor()
+    if transport == "default":
         HTTPXClientInstrumentor().instrument_client(
             session.client, tracer_provider=recorded.tracer_provider
         )
-    async with session:
-        await session.create_call(CreateCallRequest(called="88881001"))
-        with pytest.raises(Exception, match="30010010002"):
-            await session.create_call(CreateCallRequest(called="88881002"))
-        with pytest.raises(Exception, match="may have reached"):
-            await session.create_call(CreateCallRequest(called="88881003"))
-        emulator.expire_all_tokens()  # the gateway refuses the token: one refresh, re-sent
-        await session.create_call(CreateCallRequest(called="88881004"))
+    else:
+        aiohttp_instrumented.instrument(tracer_provider=recorded.tracer_provider)
+    try:
+        async with session:
+            await session.create_call(CreateCallRequest(called="88881001"))
+            with pytest.raises(Exception, match="30010010002"):
+                await session.create_call(CreateCallRequest(called="88881002"))
+            with pytest.raises(Exception, match="may have reached"):
+                await session.create_call(CreateCallRequest(called="88881003"))
+            emulator.expire_all_tokens()  # the gateway refuses the token: refreshed, re-sent
+            await session.create_call(CreateCallRequest(called="88881004"))
+    finally:
+        if transport == "aiohttp":
+            aiohttp_instrumented.uninstrument()
 
     calls = {attributes(span)["ccmessaging.called"]: span for span in recorded.named(CALL_SPAN)}
     assert set(calls) == {"8888****01", "8888****02", "8888****03", "8888****04"}
@@ -166,13 +175,13 @@ async def test_each_call_is_one_span_with_what_happened_and_metrics_count_it(
     assert len(tokens) == 2  # the first, and the one after the refusal
     assert all(attributes(span)["ccmessaging.attempts"] == 1 for span in tokens)
 
-    if transport == "default":  # HTTP spans hang under the SDK's own
-        http = [s for s in recorded.spans.get_finished_spans() if s.name == "POST"]
-        parents = {span.context.span_id: span.name for span in (*calls.values(), *tokens)}
-        assert len(http) == 2 + 5  # token requests, and createcalls (one re-sent)
-        assert all(span.parent and span.parent.span_id in parents for span in http)
-        createcalls = [s for s in http if parents[s.parent.span_id] == CALL_SPAN]  # type: ignore[union-attr]
-        assert len(createcalls) == 5
+    # The HTTP spans hang under the SDK's own, on either transport.
+    http = [s for s in recorded.spans.get_finished_spans() if s.name == "POST"]
+    parents = {span.context.span_id: span.name for span in (*calls.values(), *tokens)}
+    assert len(http) == 2 + 5  # token requests, and createcalls (one re-sent)
+    assert all(span.parent and span.parent.span_id in parents for span in http)
+    createcalls = [s for s in http if parents[s.parent.span_id] == CALL_SPAN]  # type: ignore[union-attr]
+    assert len(createcalls) == 5
 
     assert recorded.total("ccmessaging.calls", **{"ccmessaging.outcome": "succeeded"}) == 2
     assert recorded.total("ccmessaging.calls", **{"ccmessaging.outcome": "failed"}) == 1
