@@ -149,7 +149,7 @@ class AsyncSession:
             client, limits, tracked = own.client, own.limits, own.tracks_writes
         self._client = client
         self._limits = limits
-        watching = observer(telemetry)
+        self._observer = watching = observer(telemetry)
         self._tokens = TokenManager(
             TokenFetcher(
                 client,
@@ -282,7 +282,8 @@ class AsyncSession:
                 await self._tokens.start()
                 task_group = await stack.enter_async_context(anyio.create_task_group())
                 stack.callback(task_group.cancel_scope.cancel)
-                task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
+                with self._observer.background():
+                    task_group.start_soon(self._tokens.run, name="ccmessaging-token-refresher")
                 self._task_group = task_group
                 self._stack = stack.pop_all()
         except BaseException:

@@ -9,6 +9,8 @@ masked, result codes kept only when documented, errors named by type.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -25,10 +27,11 @@ from ._outcomes import OutcomeStatus, status_of
 from ._version import __version__
 
 try:
+    from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
 except ImportError:  # the otel extra is not installed
-    otel_metrics = otel_trace = None  # type: ignore[assignment]
+    otel_context = otel_metrics = otel_trace = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -135,6 +138,14 @@ class Observer:
         """Watch one token fetch (its re-sends included)."""
         return _NO_TOKEN
 
+    def background(self) -> AbstractContextManager[None]:
+        """Clear the current span while a background task is started inside.
+
+        The task's spans then start traces of their own instead of growing, for the
+        session's whole life, the trace that happened to open it.
+        """
+        return nullcontext()
+
 
 _NO_CALL = CallWatch()
 _NO_TOKEN = TokenWatch()
@@ -199,6 +210,14 @@ class _OtelObserver(Observer):
 
     def token_fetch(self) -> TokenWatch:
         return _OtelTokenWatch(self)
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        token = otel_context.attach(otel_context.Context())
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
 
 
 def _error_status(span: Span, error_type: str) -> None:

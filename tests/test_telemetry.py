@@ -296,3 +296,25 @@ anyio.run(main)
     code, loaded = json.loads(done.stdout.strip().splitlines()[-1])
     assert code == "0"
     assert loaded == ["opentelemetry"]  # only the blocked name itself
+
+
+async def test_the_refreshers_token_fetches_start_traces_of_their_own(recorded: Recorded) -> None:
+    """A session opened inside a span (a service's start-up) does not grow that trace forever."""
+    emulator = Emulator()
+    tracer = recorded.tracer_provider.get_tracer("the-service")
+    with tracer.start_as_current_span("start-up") as start_up:
+        session = AsyncSession(
+            BASE_URL,
+            emulator.app_key,
+            emulator.app_secret,
+            token=TokenPolicy.for_tests(),
+            transport=httpx.ASGITransport(app=emulator),
+            telemetry=recorded.telemetry,
+        )
+        async with session:
+            emulator.expire_all_tokens()  # refused: the refresher fetches another
+            await session.create_call(CreateCallRequest(called="88885001"))
+    first, refresh = sorted(recorded.named(TOKEN_SPAN), key=lambda span: span.start_time or 0)
+    assert first.parent is not None
+    assert first.parent.span_id == start_up.get_span_context().span_id
+    assert refresh.parent is None
