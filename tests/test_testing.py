@@ -113,7 +113,7 @@ async def test_token_failures_then_recovery(kind: TokenFailure) -> None:
 def test_the_pytest_plugin_is_registered_for_users() -> None:
     """Installing the package registers the fixtures' plugin with pytest (entry point)."""
     plugins = importlib.metadata.entry_points(group="pytest11")
-    assert {"ccmessaging_async.testing.pytest_plugin"} <= {ep.value for ep in plugins}
+    assert {"ccmessaging_async_pytest"} <= {ep.value for ep in plugins}
 
 
 async def test_forgetting_to_mock_the_token_service_says_which_url() -> None:
