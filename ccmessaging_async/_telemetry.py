@@ -66,7 +66,7 @@ class Telemetry:
 
 
 def result_code_label(code: str | None) -> str | None:
-    """``code`` when it is ``"0"`` or documented, ``"other"`` otherwise (never free text)."""
+    """Return ``code`` if it is ``"0"`` or documented, else ``"other"`` (never free text)."""
     if code is None:
         return None
     return code if code in _DOCUMENTED else "other"
