@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import attrs
 
@@ -79,12 +79,12 @@ def outcome_of(error: BaseException) -> OutcomeStatus | None:
     return None
 
 
-class CallWatch:
-    """What one call reports while it runs; this base reports nothing (no OpenTelemetry)."""
+class _Watch:
+    """A context manager around one operation; this base records nothing."""
 
     __slots__ = ()
 
-    def __enter__(self) -> CallWatch:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -94,6 +94,12 @@ class CallWatch:
         tb: TracebackType | None,
     ) -> None:
         return None
+
+
+class CallWatch(_Watch):
+    """What one call reports while it runs; this base reports nothing (no OpenTelemetry)."""
+
+    __slots__ = ()
 
     def resent(self, error: CCMessagingError, *, refresh_token: bool) -> None:
         """Note that the call is sent again after ``error``."""
@@ -105,24 +111,13 @@ class CallWatch:
         """Note a call that got its result (an error raised through the watch is noted by it)."""
 
 
-class TokenWatch:
+class TokenWatch(_Watch):
     """What one token fetch reports; this base reports nothing (no OpenTelemetry)."""
 
     __slots__ = ()
 
     def fetched(self, attempts: int) -> None:
         """Note that a token came after ``attempts`` requests."""
-
-    def __enter__(self) -> TokenWatch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
 
 class Observer:
@@ -246,7 +241,7 @@ class _OtelCallWatch(CallWatch):
         self._span_scope = otel_trace.use_span(self._span, end_on_exit=True)
         self._started = 0.0
 
-    def __enter__(self) -> CallWatch:
+    def __enter__(self) -> Self:
         self._span_scope.__enter__()
         self._started = time.perf_counter()
         self._observer.in_flight.add(1, {"ccmessaging.endpoint": self._endpoint})
@@ -313,7 +308,7 @@ class _OtelTokenWatch(TokenWatch):
         )
         self._scope = otel_trace.use_span(self._span, end_on_exit=True)
 
-    def __enter__(self) -> TokenWatch:
+    def __enter__(self) -> Self:
         self._scope.__enter__()
         return self
 
