@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -95,3 +98,16 @@ def _attribute_values(item: object) -> list[object]:
             if hasattr(item, name):
                 values.append(getattr(item, name))
     return values
+
+
+def run_pytest(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """Run pytest in ``folder`` as a user's project would: no config of ours, no coverage."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-cov"]
+    return subprocess.run(
+        [*command, "-c", "/dev/null", *arguments],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )

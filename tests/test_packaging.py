@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import ccmessaging_async
+from tests._helpers import run_pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,16 +75,8 @@ def test_a_pytest_run_that_uses_no_fixture_of_ours_does_not_import_the_sdk(
         "    await ccmessaging_session.create_call(CreateCallRequest(called='88884432'))\n"
         "    assert ccmessaging_emulator.calls_for('88884432') == 1\n"
     )
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c", "/dev/null"]
     for test in ("test_other.py", "test_ours.py"):
-        run = subprocess.run(
-            [*command, test],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        run = run_pytest(tmp_path, test)
         assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
+
+from tests._helpers import run_pytest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 
@@ -21,24 +21,7 @@ def test_readmes_test_examples_pass_as_written(tmp_path: Path) -> None:
     assert len(examples) >= 3  # the plugin fixtures, respx and pytest-httpx
     for number, example in enumerate(examples):
         (tmp_path / f"test_readme_example_{number}.py").write_text(example)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--no-cov",
-            "-c",
-            "/dev/null",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = run_pytest(tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-2000:]
     summary = run.stdout.strip().splitlines()[-1]
     passed = re.match(r"(\d+) passed in", summary)

@@ -87,6 +87,18 @@ def attributes(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
+def in_process(emulator: Emulator, telemetry: Telemetry, *, app_secret: str = "") -> AsyncSession:
+    """A session talking to ``emulator`` in-process (no socket), recording to ``telemetry``."""
+    return AsyncSession(
+        BASE_URL,
+        emulator.app_key,
+        app_secret or emulator.app_secret,
+        token=TokenPolicy.for_tests(),
+        transport=httpx.ASGITransport(app=emulator),
+        telemetry=telemetry,
+    )
+
+
 @pytest.fixture
 def recorded() -> Iterator[Recorded]:
     spans = InMemorySpanExporter()
@@ -235,14 +247,7 @@ async def test_resends_and_budget_refusals_are_counted(recorded: Recorded) -> No
 
 async def test_a_token_service_that_refuses_is_a_failed_token_span(recorded: Recorded) -> None:
     emulator = Emulator()
-    session = AsyncSession(
-        BASE_URL,
-        emulator.app_key,
-        "a-wrong-app-secret",
-        token=TokenPolicy.for_tests(),
-        transport=httpx.ASGITransport(app=emulator),
-        telemetry=recorded.telemetry,
-    )
+    session = in_process(emulator, recorded.telemetry, app_secret="a-wrong-app-secret")
     with pytest.raises(AuthenticationError):
         async with session:
             pass
@@ -258,14 +263,7 @@ async def test_a_token_service_that_refuses_is_a_failed_token_span(recorded: Rec
 
 async def test_telemetry_off_records_nothing(recorded: Recorded) -> None:
     emulator = Emulator()
-    session = AsyncSession(
-        BASE_URL,
-        emulator.app_key,
-        emulator.app_secret,
-        token=TokenPolicy.for_tests(),
-        transport=httpx.ASGITransport(app=emulator),
-        telemetry=attrs.evolve(recorded.telemetry, enabled=False),
-    )
+    session = in_process(emulator, attrs.evolve(recorded.telemetry, enabled=False))
     async with session:
         await session.create_call(CreateCallRequest(called="88883001"))
     assert recorded.spans.get_finished_spans() == ()
@@ -306,14 +304,7 @@ async def test_the_refreshers_token_fetches_start_traces_of_their_own(recorded: 
     emulator = Emulator()
     tracer = recorded.tracer_provider.get_tracer("the-service")
     with tracer.start_as_current_span("start-up") as start_up:
-        session = AsyncSession(
-            BASE_URL,
-            emulator.app_key,
-            emulator.app_secret,
-            token=TokenPolicy.for_tests(),
-            transport=httpx.ASGITransport(app=emulator),
-            telemetry=recorded.telemetry,
-        )
+        session = in_process(emulator, recorded.telemetry)
         async with session:
             emulator.expire_all_tokens()  # refused: the refresher fetches another
             await session.create_call(CreateCallRequest(called="88885001"))
