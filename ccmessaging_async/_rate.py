@@ -16,10 +16,15 @@ class RateLimiter:
         self._interval = 1.0 / rate
         self._next = -math.inf
 
-    async def wait(self) -> None:
-        """Wait for this start's turn."""
+    def reserve(self) -> float:
+        """Take the next start's turn; return the seconds until it comes (0: now)."""
         now = anyio.current_time()
         start = max(now, self._next)
         self._next = start + self._interval
-        if start > now:
-            await anyio.sleep(start - now)
+        return start - now
+
+    async def wait(self) -> None:
+        """Wait for this start's turn."""
+        delay = self.reserve()
+        if delay > 0:
+            await anyio.sleep(delay)

@@ -34,6 +34,7 @@ from ._exit import ExitCode, JobRefusedError
 from ._job import open_job
 from ._progress import progress_bar
 from ._runner import Run, run_job
+from ._signals import StopSignals
 from ._status import export, resolve_job_path, status_text
 from ._summary import Summary
 
@@ -213,7 +214,7 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
     if run.failure is not None:
         return ExitCode.STORAGE
     if run.signal is not None:
-        return ExitCode.TERMINATED if run.signal == signal.SIGTERM else ExitCode.INTERRUPTED
+        return _signal_exit_code(run.signal)
     if counts["unknown"]:
         return ExitCode.UNKNOWN
     if counts["failed"]:
@@ -221,10 +222,27 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
     return ExitCode.OK
 
 
+def _signal_exit_code(received: signal.Signals) -> ExitCode:
+    return ExitCode.TERMINATED if received == signal.SIGTERM else ExitCode.INTERRUPTED
+
+
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
     make_session = session_factory(args.transport, insecure=args.allow_insecure_http)
+    # From here to the end, a signal at any moment is a stop, never the default action.
+    with StopSignals() as signals:
+        code = _run_batch(args, make_session, signals)
+        first = signals.first
+    if first is not None and code not in (ExitCode.STORAGE, _signal_exit_code(first.signal)):
+        print("stopped; re-run the same command to resume", file=sys.stderr)
+        return _signal_exit_code(first.signal)
+    return code
+
+
+def _run_batch(
+    args: argparse.Namespace, make_session: Callable[[], AsyncSession], signals: StopSignals
+) -> int:
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
     try:
@@ -233,7 +251,12 @@ def _batch(args: argparse.Namespace) -> int:
         if job.interrupted:
             print(
                 f"{job.interrupted} rows were being sent when an earlier run stopped: "
-                "recorded as unknown, not dialled again (--resend-unknown dials them)",
+                "recorded as unknown, "
+                + (
+                    "and dialled again (--resend-unknown): each may ring twice"
+                    if args.resend_unknown
+                    else "not dialled again (--resend-unknown dials them)"
+                ),
                 file=sys.stderr,
             )
         if job.invalid:
@@ -257,10 +280,17 @@ def _batch(args: argparse.Namespace) -> int:
                     concurrency = pool
                 with progress_bar(job.store.counts()["pending"], "calls") as advance:
                     return await run_job(
-                        session, job, concurrency=concurrency, rate=args.rate, advance=advance
+                        session,
+                        job,
+                        signals,
+                        concurrency=concurrency,
+                        rate=args.rate,
+                        advance=advance,
                     )
 
         outcome = run_on_loop(run, args)
+        if outcome.signal is None and outcome.failure is None and signals.first is not None:
+            outcome.signal = signals.first.signal  # it came after the last call ended
         how = outcome.how
         print(outcome.summary.line())
         counts = job.store.counts()

@@ -2,21 +2,27 @@
 
 Lines are written only after their outcomes are committed to the job file, in the same
 order (the outcomes' ``seq``). At the start of every run the report is brought level with
-the job file: a torn or missing tail is written again from it; a report that does not
-match the job file is rebuilt whole, atomically (a temporary file renamed over it).
+the job file: a torn or missing tail is written again from it. A report that holds an
+outcome for a row the job file has not ended (the job file lost its latest writes: its
+``-wal`` file was removed, or it was copied without it) refuses the job: rebuilding the
+report from the job file would throw that evidence away and dial those rows again. A
+report that otherwise does not match the job file is rebuilt whole, atomically (a
+temporary file renamed over it).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any
 
+from ._exit import JobRefusedError
 from ._store import JobStore, Recorded
 
 __all__ = ["CSV_COLUMNS", "Report", "render", "write_report"]
@@ -93,6 +99,40 @@ def write_report(records: Iterable[Recorded], path: Path) -> None:
     temporary.replace(path)
 
 
+def _ended_rows(path: Path, as_csv: bool) -> Iterator[tuple[int, int]]:
+    """``(row, line)`` of every line of the report at ``path`` that records an outcome."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        if as_csv:
+            for cells in csv.DictReader(handle):
+                with contextlib.suppress(TypeError, ValueError):
+                    if cells.get("status"):
+                        yield int(cells["row"]), int(cells["line"])
+            return
+        for text in handle:
+            with contextlib.suppress(ValueError):
+                line = json.loads(text)
+                if isinstance(line, dict) and isinstance(line.get("status"), str):
+                    yield int(line["row"]), int(line["line"])
+
+
+def _refuse_lost_writes(path: Path, store: JobStore, as_csv: bool) -> None:
+    """Refuse the job if the report ended rows that the job file has not."""
+    ended = dict(_ended_rows(path, as_csv))
+    lost = sorted(line for row, line in ended.items() if not store.has_ended(row))
+    if not lost:
+        return
+    shown = ", ".join(map(str, lost[:10])) + (", ..." if len(lost) > 10 else "")
+    raise JobRefusedError(
+        f"the report {path} records outcomes for {len(lost)} rows that the job file "
+        f"{store.path} has not ended (input lines {shown}): the job file has lost its "
+        f"latest writes, most likely because {store.path.name}-wal was removed or the job "
+        "file was copied without it. Nothing was dialled. Put the -wal file back beside "
+        "the job file and re-run; without it, those rows and the rows that were being "
+        "sent cannot be told from rows never dialled: start a new job (another --out) "
+        "from the input rows the report does not list"
+    )
+
+
 def _complete_lines(path: Path) -> tuple[int, int, bytes]:
     """Count of complete lines, the offset just after them, and the last of them."""
     count, offset, last = 0, 0, b""
@@ -127,6 +167,7 @@ class Report:
         else:
             matches = kept == 0 and (not self._as_csv or text == _CSV_HEADER)
         if not matches:
+            _refuse_lost_writes(self.path, store, self._as_csv)
             write_report(store.outcomes(), self.path)
             self.rebuilt = True
             return

@@ -1,10 +1,12 @@
 """Running a batch job: its pending rows through the batch engine, each outcome committed.
 
 A row is claimed (committed as ``sending``) from the engine's ``on_send`` hook, when its
-call holds a token and an in-flight slot, and its request leaves only once that claim is
-durable. Outcomes are committed in groups with the claims, then written to the report.
-The first SIGINT or SIGTERM stops new calls and lets those in flight end; a second one
-abandons them (they stay ``sending``, and become ``unknown`` on the next run).
+call holds a token and an in-flight slot, once :class:`DialGate` has said at that moment
+that it may be dialled; its request leaves only once that claim is durable. Outcomes are
+committed in groups with the claims, then written to the report. The first SIGINT or
+SIGTERM stops new calls (rows waiting for their turn stay ``pending``) and lets those in
+flight end; another one at least :data:`SAME_STOP` seconds later abandons them (they stay
+``sending``, and become ``unknown`` on the next run).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import anyio
 import attrs
@@ -24,8 +26,10 @@ from .._models import CreateCallRequest
 from .._outcomes import CallOutcome, OutcomeStatus
 from .._session import AsyncSession
 from ._commits import GroupCommitter
+from ._gate import DialGate
 from ._job import Job
 from ._progress import Advance
+from ._signals import SAME_STOP, StopSignals
 from ._store import Final, PendingRow, Recorded
 from ._summary import Summary
 
@@ -72,24 +76,33 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
     )
 
 
+class _Withheld(Exception):  # noqa: N818 - not an error: a decision
+    """The gate said no at the last moment: the row is not dialled and stays pending."""
+
+
 async def _watch_signals(
-    signals: AsyncIterator[signal.Signals], run: Run, calls: anyio.CancelScope
+    signals: StopSignals, run: Run, gate: DialGate, calls: anyio.CancelScope
 ) -> None:
-    async for received in signals:
+    while received := await anyio.to_thread.run_sync(signals.next, abandon_on_cancel=True):
+        first = signals.first
         if run.signal is None:
-            run.signal = signal.Signals(received)
+            run.signal = received.signal
+            gate.stop()
             print(
                 f"\n{run.signal.name}: no new calls; waiting for the calls in flight to end "
-                "(send it again to abandon them: they will count as unknown)",
+                f"(send it again after {SAME_STOP:g}s to abandon them: they will count as "
+                "unknown)",
                 file=sys.stderr,
             )
-        else:
+        elif first is not None and received.at - first.at >= SAME_STOP:
+            print(f"\n{received.signal.name}: abandoning the calls in flight", file=sys.stderr)
             calls.cancel()
 
 
 async def run_job(
     session: AsyncSession,
     job: Job,
+    signals: StopSignals,
     *,
     concurrency: int,
     rate: float | None,
@@ -97,6 +110,7 @@ async def run_job(
 ) -> Run:
     """Dial the job's pending rows through ``session``; return how the run went."""
     run = Run()
+    gate = DialGate(rate)
     summary = run.summary
     summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
 
@@ -110,10 +124,11 @@ async def run_job(
 
     committer = GroupCommitter(job.store, committed)
     sent: dict[int, PendingRow] = {}  # by the engine's index
+    withheld: set[int] = set()  # taken up, then not dialled: they stay pending
 
     def requests() -> Iterator[CreateCallRequest]:
         for index, row in enumerate(job.store.pending()):
-            if run.signal is not None or committer.failure is not None:
+            if gate.stopped or committer.failure is not None:
                 return
             sent[index] = row
             yield CreateCallRequest(
@@ -121,28 +136,33 @@ async def run_job(
             )
 
     async def claim(index: int, _request: CreateCallRequest) -> None:
+        if not await gate.admit():
+            withheld.add(index)
+            raise _Withheld
         await committer.claim(sent[index].row)
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
-        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            with anyio.CancelScope() as calls:
-                tasks.start_soon(_watch_signals, signals, run, calls)
-                try:
-                    async with contextlib.aclosing(
-                        session.create_calls(
-                            requests(), concurrency=concurrency, rate=rate, on_send=claim
-                        )
-                    ) as outcomes:
-                        async for outcome in outcomes:
-                            row = sent.pop(outcome.index)
-                            if committer.failure is not None:
-                                break
-                            committer.finish(_final(row, outcome))
-                except sqlite3.Error as exc:  # reading the pending rows failed
-                    run.failure = f"{type(exc).__name__}: {exc}"
-            await committer.close()
-            tasks.cancel_scope.cancel()
+        with anyio.CancelScope() as calls:
+            tasks.start_soon(_watch_signals, signals, run, gate, calls)
+            try:
+                # The gate keeps the rate: a row waits for its turn where a stop still
+                # reaches it, not before it is taken up.
+                async with contextlib.aclosing(
+                    session.create_calls(requests(), concurrency=concurrency, on_send=claim)
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        row = sent.pop(outcome.index)
+                        if outcome.index in withheld:
+                            withheld.discard(outcome.index)
+                            continue
+                        if committer.failure is not None:
+                            break
+                        committer.finish(_final(row, outcome))
+            except sqlite3.Error as exc:  # reading the pending rows failed
+                run.failure = f"{type(exc).__name__}: {exc}"
+        await committer.close()
+        tasks.cancel_scope.cancel()
     run.failure = run.failure or committer.failure
     summary.stop()
     return run

@@ -1,14 +1,18 @@
-"""The job file's schema, version 1, checked on open so that a later release can migrate it.
+"""The job file's schema, version 2, checked on open and migrated from version 1.
 
 ``PRAGMA user_version`` holds the version and ``PRAGMA application_id`` marks a job file::
 
     job       one row: the input's path, format, size and SHA-256, its row count, when made
     rows      row (from 0), line, digest (8-byte BLAKE2b of the row's bytes), called,
-              caller_present, call_data, input_error, state
+              caller_present, call_data, input_error, state, result_code (of its latest
+              outcome); indexed by (state, result_code), so counting stays fast
     outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
               status, result (JSON), result_code, error, attempts, latency_ms, finished_at
     runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
-              stopped); ended_at stays empty for a run that died
+              stopped), resent (unknown rows it put back to be dialled again); ended_at
+              stays empty for a run that died
+
+Version 2 added ``rows.result_code``, its index and ``runs.resent``.
 
 States are text, readable with the ``sqlite3`` shell; they are not guarded by a CHECK
 constraint, which measured 8 us per updated row.
@@ -23,7 +27,7 @@ from ._exit import JobRefusedError
 
 __all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "STATES", "check_schema"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = int.from_bytes(b"ccma", "big")
 STATES = ("pending", "sending", "succeeded", "failed", "unknown")
 
@@ -47,8 +51,10 @@ CREATE TABLE rows (
     caller_present TEXT,
     call_data TEXT,
     input_error TEXT,
-    state TEXT NOT NULL DEFAULT 'pending'  -- one of STATES
+    state TEXT NOT NULL DEFAULT 'pending',  -- one of STATES
+    result_code TEXT
 );
+CREATE INDEX rows_state ON rows (state, result_code);
 CREATE TABLE outcomes (
     seq INTEGER PRIMARY KEY,
     row INTEGER NOT NULL REFERENCES rows (row),
@@ -65,24 +71,49 @@ CREATE TABLE runs (
     pid INTEGER NOT NULL,
     started_at TEXT NOT NULL,
     ended_at TEXT,
-    how TEXT
+    how TEXT,
+    resent INTEGER NOT NULL DEFAULT 0
 );
 """
 
+#: From version 1: the latest result code of each ended row, found through an index
+#: that lives only for the migration.
+_FROM_VERSION_1 = """
+ALTER TABLE rows ADD COLUMN result_code TEXT;
+ALTER TABLE runs ADD COLUMN resent INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX migrating ON outcomes (row, seq);
+UPDATE rows SET result_code = (
+    SELECT result_code FROM outcomes o WHERE o.row = rows.row ORDER BY seq DESC LIMIT 1
+) WHERE state NOT IN ('pending', 'sending');
+DROP INDEX migrating;
+CREATE INDEX rows_state ON rows (state, result_code);
+PRAGMA user_version = 2;
+"""
 
-def check_schema(db: sqlite3.Connection, path: Path) -> bool:
-    """Check that ``db`` is a job file this release reads; return whether it is empty."""
+
+def check_schema(db: sqlite3.Connection, path: Path, *, writable: bool = True) -> bool:
+    """Check that ``db`` is a job file this release reads; return whether it is empty.
+
+    A job file of version 1 is migrated (``writable``) or refused with what to do.
+    """
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         application = db.execute("PRAGMA application_id").fetchone()[0]
         tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
     except sqlite3.DatabaseError as exc:
-        raise JobRefusedError(f"{path} is not a job file ({exc})") from None
+        raise JobRefusedError(f"{path} cannot be read as a job file ({exc})") from None
     if not tables:
         return True
     if application != APPLICATION_ID:
         raise JobRefusedError(f"{path} is an SQLite file but not a job file")
-    if version != SCHEMA_VERSION:
+    if version == 1 and writable:
+        db.executescript(f"BEGIN IMMEDIATE; {_FROM_VERSION_1} COMMIT;")
+    elif version == 1:
+        raise JobRefusedError(
+            f"{path} was written by an earlier release (job schema version 1): resume the "
+            "job once with this release to bring it to version 2"
+        )
+    elif version != SCHEMA_VERSION:
         raise JobRefusedError(
             f"{path} has job schema version {version}; this release reads version {SCHEMA_VERSION}"
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ._exit import JobRefusedError
 from ._job import default_job_path
 from ._report import write_report
 from ._store import open_read_only, read_info, read_outcomes, running_pid, state_counts
@@ -23,11 +24,12 @@ def status_text(path: Path) -> str:
     try:
         info = read_info(db)
         counts = state_counts(db)
+        # Both read the index on (state, result_code) only: fast at a million rows.
         codes = db.execute(
-            "SELECT o.result_code, count(*) FROM rows r JOIN outcomes o ON o.row = r.row "
-            "WHERE o.seq = (SELECT max(seq) FROM outcomes WHERE row = r.row) "
-            "AND o.result_code IS NOT NULL GROUP BY o.result_code ORDER BY count(*) DESC"
+            "SELECT result_code, count(*) FROM rows WHERE result_code IS NOT NULL "
+            "GROUP BY result_code ORDER BY count(*) DESC, result_code"
         ).fetchall()
+        resent = db.execute("SELECT coalesce(sum(resent), 0) FROM runs").fetchone()[0]
         last_run = db.execute(
             "SELECT pid, started_at, ended_at, how FROM runs ORDER BY id DESC LIMIT 1"
         ).fetchone()
@@ -45,6 +47,11 @@ def status_text(path: Path) -> str:
     lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
     if codes:
         lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
+    if resent:
+        lines.append(
+            f"  {resent} rows with an unknown outcome were put back to be dialled again "
+            "(--resend-unknown): each may have rung twice; the report has both lines"
+        )
     pid = running_pid(path)
     if pid is not None:
         lines.append(f"  running now (pid {pid})")
@@ -55,8 +62,32 @@ def status_text(path: Path) -> str:
     return "\n".join(lines)
 
 
+def _refuse_overwriting_a_job(path: Path, out: Path) -> None:
+    """Refuse an ``out`` that is the job file, one of its companions, or any job file."""
+    job = path.resolve()
+    companions = {job, *(job.with_name(job.name + suffix) for suffix in _COMPANIONS)}
+    if out.resolve() in companions:
+        raise JobRefusedError(
+            f"{out} is the job file {path} or belongs to it: choose another --out"
+        )
+    if out.is_file():
+        with out.open("rb") as handle:
+            if handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+                raise JobRefusedError(
+                    f"{out} is a database (a job file?), not a report: choose another --out"
+                )
+
+
+_COMPANIONS = ("-wal", "-shm", "-journal")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
 def export(path: Path, out: Path) -> int:
-    """Write the job's report to ``out`` (JSONL, or CSV if it ends in ``.csv``); return lines."""
+    """Write the job's report to ``out`` (JSONL, or CSV if it ends in ``.csv``); return lines.
+
+    ``out`` may not be the job file, its companions, or another database.
+    """
+    _refuse_overwriting_a_job(path, out)
     db = open_read_only(path)
     try:
         write_report(read_outcomes(db), out)

@@ -4,9 +4,15 @@ A row's state moves ``pending -> sending -> succeeded | failed | unknown`` (the 
 described in :mod:`._schema`). ``sending`` is committed (WAL, ``synchronous=FULL``: on
 disk) before the row's request can leave the process, and only once its call holds a
 token and an in-flight slot; a row still ``sending`` when a run starts was interrupted and
-becomes ``unknown`` (or ``pending`` again with ``--resend-unknown``). One run per job: an
-exclusive ``flock`` on the job file, held until the run ends and released by the OS on
-any death.
+becomes ``unknown`` first, always (and then ``pending`` again with ``--resend-unknown``,
+so the report holds a line for the unknown outcome and one for the new call). One run per
+job: an exclusive ``flock`` on the job file, held until the run ends and released by the
+OS on any death.
+
+While a run holds the job, its latest writes may live only in the ``-wal`` file beside
+it: that file belongs to the job. When a run ends, the job file is checkpointed and left
+in rollback-journal mode, a single self-contained file that can be copied alone and read
+without write access.
 
 The claim/commit protocol needs only "claim these rows, record these outcomes, atomically";
 a store on PostgreSQL (``FOR UPDATE SKIP LOCKED``) could offer the same methods.
@@ -188,15 +194,17 @@ class JobStore:
     def settle_interrupted(self, *, resend_unknown: bool) -> int:
         """Settle rows an earlier run left ``sending``; return how many became ``unknown``.
 
-        With ``resend_unknown`` they, and the rows already ``unknown``, are ``pending`` again.
+        They are recorded ``unknown`` first, whatever else happens; with ``resend_unknown``
+        they, and the rows already ``unknown``, are then ``pending`` again.
         """
+        interrupted = self._end_rows("unknown", "?", "state = 'sending'", _INTERRUPTED)
         if resend_unknown:
             with self._transaction() as db:
-                db.execute(
-                    "UPDATE rows SET state = 'pending' WHERE state IN ('sending', 'unknown')"
-                )
-            return 0
-        return self._end_rows("unknown", "?", "state = 'sending'", _INTERRUPTED)
+                resent = db.execute(
+                    "UPDATE rows SET state = 'pending', result_code = NULL WHERE state = 'unknown'"
+                ).rowcount
+                db.execute("UPDATE runs SET resent = ? WHERE id = ?", (resent, self.run_id))
+        return interrupted
 
     def fail_invalid(self) -> int:
         """Give each pending row that cannot be sent (its input error) its failed outcome."""
@@ -259,7 +267,8 @@ class JobStore:
                     ),
                 )
                 db.executemany(
-                    "UPDATE rows SET state = ? WHERE row = ?", ((f.status, f.row) for f in finals)
+                    "UPDATE rows SET state = ?, result_code = ? WHERE row = ?",
+                    ((f.status, f.result_code, f.row) for f in finals),
                 )
         self._next_seq = first + len(finals)
         return [Recorded(first + i, final) for i, final in enumerate(finals)]
@@ -272,10 +281,24 @@ class JobStore:
             )
 
     def close(self) -> None:
-        """Close the job file and release its lock (SQLite first, then the lock)."""
-        self._reader.close()
-        self._db.close()
-        os.close(self._lock_fd)
+        """Close the job file and release its lock (SQLite first, then the lock).
+
+        The write-ahead log is folded into the job file first, so that it stands alone.
+        """
+        try:
+            self._reader.close()
+            # Only done when no reader (``status``) holds the file; else at least folded.
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                self._db.execute("PRAGMA journal_mode = DELETE")
+            self._db.close()
+        finally:
+            os.close(self._lock_fd)
+
+    def has_ended(self, row: int) -> bool:
+        """Whether ``row`` exists and has its outcome (it is neither pending nor sending)."""
+        found = self._reader.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
+        return found is not None and found[0] not in ("pending", "sending")
 
     # ---- reading -----------------------------------------------------------------------
 
@@ -332,7 +355,7 @@ def open_read_only(path: Path) -> sqlite3.Connection:
         raise JobRefusedError(f"no job file at {path}")
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
-        empty = check_schema(db, path)
+        empty = check_schema(db, path, writable=False)
     except BaseException:
         db.close()
         raise
