@@ -4,15 +4,22 @@ Without ``opentelemetry-api`` installed every hook is a no-op object: nothing is
 nothing recorded. Nothing recorded ever holds a phone number in clear, a token, a secret
 or text the platform chose (a result description could quote anything): numbers are
 masked, result codes kept only when documented, errors named by type.
+
+Telemetry can never change an outcome: every call into OpenTelemetry (and so into the
+user's span processors, samplers and meter providers) is contained. What it raises is
+logged (its type, once per type at WARNING) and dropped; the call or token fetch goes on
+as if nothing were recorded.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, Self, TypeVar
 
 import attrs
 
@@ -41,6 +48,9 @@ if TYPE_CHECKING:
 
 __all__ = ["OTEL_INSTALLED", "CallWatch", "Observer", "Telemetry", "observer"]
 
+logger = logging.getLogger("ccmessaging_async")
+P = ParamSpec("P")
+
 #: Whether ``opentelemetry-api`` can be imported.
 OTEL_INSTALLED = otel_trace is not None
 _SCOPE = "ccmessaging_async"
@@ -63,6 +73,30 @@ class Telemetry:
     tracer_provider: TracerProvider | None = None
     meter_provider: MeterProvider | None = None
     enabled: bool = True
+
+
+_reported: set[type[BaseException]] = set()
+
+
+def _telemetry_failed(error: Exception) -> None:
+    kind = type(error)
+    level = logging.DEBUG if kind in _reported else logging.WARNING
+    _reported.add(kind)
+    # The type only: the text is the user's code's, and may quote what it was given.
+    logger.log(level, "telemetry failed (%s) and was skipped; the call goes on", kind.__name__)
+
+
+def _contained(method: Callable[P, None]) -> Callable[P, None]:
+    """Run ``method``; whatever OpenTelemetry or the user's processors raise is dropped."""
+
+    @functools.wraps(method)
+    def contained(*args: P.args, **kwargs: P.kwargs) -> None:
+        try:
+            method(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - telemetry must never change an outcome
+            _telemetry_failed(error)
+
+    return contained
 
 
 def result_code_label(code: str | None) -> str | None:
@@ -152,7 +186,11 @@ def observer(telemetry: Telemetry | None) -> Observer:
         telemetry = Telemetry()
     if not (OTEL_INSTALLED and telemetry.enabled):
         return Observer()
-    return _OtelObserver(telemetry)
+    try:
+        return _OtelObserver(telemetry)
+    except Exception as error:  # noqa: BLE001 - a provider that fails records nothing
+        _telemetry_failed(error)
+        return Observer()
 
 
 class _OtelObserver(Observer):
@@ -203,6 +241,16 @@ class _OtelObserver(Observer):
     def call(self, endpoint: Endpoint[RequestT, Any], request: RequestT) -> CallWatch:
         return _OtelCallWatch(self, endpoint.name, endpoint.attributes(request))
 
+    def start_span(self, name: str, attributes: dict[str, Any] | None = None) -> Span:
+        """Start a span; a span that does nothing if OpenTelemetry raises."""
+        try:
+            return self.tracer.start_span(
+                name, attributes=attributes, record_exception=False, set_status_on_exception=False
+            )
+        except Exception as error:  # noqa: BLE001 - a processor's on_start, a sampler
+            _telemetry_failed(error)
+            return otel_trace.INVALID_SPAN
+
     def token_fetch(self) -> TokenWatch:
         return _OtelTokenWatch(self)
 
@@ -228,31 +276,36 @@ class _OtelCallWatch(CallWatch):
         self._observer = observer
         self._endpoint = endpoint
         self._result_code: str | None = None
-        self._span = observer.tracer.start_span(
+        self._span = observer.start_span(
             CALL_SPAN,
-            attributes={
-                "ccmessaging.endpoint": endpoint,
-                "ccmessaging.token_refreshed": False,
-                **attributes,
-            },
-            record_exception=False,
-            set_status_on_exception=False,
+            {"ccmessaging.endpoint": endpoint, "ccmessaging.token_refreshed": False, **attributes},
         )
         self._span_scope = otel_trace.use_span(self._span, end_on_exit=True)
-        self._started = 0.0
+        self._started = time.perf_counter()
 
     def __enter__(self) -> Self:
-        self._span_scope.__enter__()
-        self._started = time.perf_counter()
-        self._observer.in_flight.add(1, {"ccmessaging.endpoint": self._endpoint})
+        self._enter()
         return self
 
+    @_contained
+    def _enter(self) -> None:
+        self._span_scope.__enter__()
+        self._observer.in_flight.add(1, {"ccmessaging.endpoint": self._endpoint})
+
+    @_contained
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._record_end(exc)
+        finally:
+            # Ends the span; the exception (if any) is not recorded: its text is not ours.
+            self._span_scope.__exit__(None, None, None)
+
+    def _record_end(self, exc: BaseException | None) -> None:
         span = self._span
         labels: dict[str, Any] = {"ccmessaging.endpoint": self._endpoint}
         if exc is None:
@@ -276,9 +329,8 @@ class _OtelCallWatch(CallWatch):
         observer.in_flight.add(-1, {"ccmessaging.endpoint": self._endpoint})
         observer.calls.add(1, labels)
         observer.duration.record(time.perf_counter() - self._started, labels)
-        # Ends the span; the exception (if any) is not recorded: its text is not ours.
-        self._span_scope.__exit__(None, None, None)
 
+    @_contained
     def resent(self, error: CCMessagingError, *, refresh_token: bool) -> None:
         reason = "token_refused" if refresh_token else type(error).__name__
         if refresh_token:
@@ -288,11 +340,13 @@ class _OtelCallWatch(CallWatch):
             1, {"ccmessaging.endpoint": self._endpoint, "ccmessaging.resend.reason": reason}
         )
 
+    @_contained
     def budget_refused(self, error: CCMessagingError) -> None:
         error_type = type(error).__name__
         self._span.add_event("ccmessaging.retry_budget.refused", {"error.type": error_type})
         self._observer.budget_refusals.add(1, {"ccmessaging.endpoint": self._endpoint})
 
+    @_contained
     def finished(self, *, attempts: int, result_code: str | None) -> None:
         self._span.set_attribute("ccmessaging.attempts", attempts)
         self._result_code = result_code_label(result_code)
@@ -303,24 +357,34 @@ class _OtelTokenWatch(TokenWatch):
 
     def __init__(self, observer: _OtelObserver) -> None:
         self._observer = observer
-        self._span = observer.tracer.start_span(
-            TOKEN_SPAN, record_exception=False, set_status_on_exception=False
-        )
+        self._span = observer.start_span(TOKEN_SPAN)
         self._scope = otel_trace.use_span(self._span, end_on_exit=True)
 
     def __enter__(self) -> Self:
-        self._scope.__enter__()
+        self._enter()
         return self
 
+    @_contained
+    def _enter(self) -> None:
+        self._scope.__enter__()
+
+    @_contained
     def fetched(self, attempts: int) -> None:
         self._span.set_attribute("ccmessaging.attempts", attempts)
 
+    @_contained
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        try:
+            self._record_end(exc)
+        finally:
+            self._scope.__exit__(None, None, None)
+
+    def _record_end(self, exc: BaseException | None) -> None:
         fetches = self._observer.token_fetches
         if exc is None:
             fetches.add(1, {"ccmessaging.token.outcome": "ok"})
@@ -334,4 +398,3 @@ class _OtelTokenWatch(TokenWatch):
                     self._span.set_attribute("http.response.status_code", status_code)
             fetches.add(1, {"ccmessaging.token.outcome": "failed"})
             self._observer.token_failures.add(1, {"error.type": error_type})
-        self._scope.__exit__(None, None, None)

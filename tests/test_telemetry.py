@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrument
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -312,3 +313,61 @@ async def test_the_refreshers_token_fetches_start_traces_of_their_own(recorded: 
     assert first.parent is not None
     assert first.parent.span_id == start_up.get_span_context().span_id
     assert refresh.parent is None
+
+
+class _Raising(SpanProcessor):
+    """A user's span processor that raises where it is told to."""
+
+    def __init__(self, *, on_start: bool = False, on_end: bool = False) -> None:
+        self.fail_on_start, self.fail_on_end = on_start, on_end
+
+    def on_start(self, span: Span, parent_context: object = None) -> None:
+        if self.fail_on_start:
+            raise RuntimeError("the user's processor broke in on_start")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self.fail_on_end:
+            raise RuntimeError("the user's processor broke in on_end")
+
+
+@pytest.mark.parametrize(
+    "processor",
+    [_Raising(on_start=True), _Raising(on_end=True), _Raising(on_start=True, on_end=True)],
+    ids=["on_start", "on_end", "both"],
+)
+async def test_a_raising_span_processor_changes_no_outcome(
+    processor: _Raising, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A processor that raises for every span: the token comes, calls and batches succeed."""
+    caplog.set_level(logging.DEBUG, logger="ccmessaging_async")  # WARNING once per type
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(processor)
+    emulator = Emulator()
+    telemetry = Telemetry(tracer_provider=tracer_provider)
+    async with in_process(emulator, telemetry) as session:
+        result = await session.create_call(CreateCallRequest(called="88881001"))
+        outcomes = [
+            outcome
+            async for outcome in session.create_calls(
+                [CreateCallRequest(called=f"8888200{i}") for i in range(5)], concurrency=2
+            )
+        ]
+    assert result.result_code == "0"
+    assert [outcome.status.value for outcome in outcomes] == ["succeeded"] * 5
+    assert len(emulator.calls) == 6
+    assert emulator.duplicates() == {}
+    assert "telemetry failed (RuntimeError)" in caplog.text
+    assert "broke" not in caplog.text  # the type is logged, not the user's text
+
+
+async def test_a_meter_provider_that_raises_leaves_the_session_working() -> None:
+    """Instruments that cannot be created: the session opens and records nothing."""
+
+    class Broken(MeterProvider):
+        def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+            raise RuntimeError("no meter today")
+
+    emulator = Emulator()
+    async with in_process(emulator, Telemetry(meter_provider=Broken())) as session:
+        result = await session.create_call(CreateCallRequest(called="88881001"))
+    assert result.result_code == "0"
