@@ -12,7 +12,7 @@ import ssl
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from . import _http
+from . import _http, _json
 from ._endpoints import Endpoint
 from ._errors import (
     AuthenticationError,
@@ -123,7 +123,7 @@ def gateway_details(content: bytes, redact: Sequence[str] = ()) -> tuple[str | N
     characters, printable, with every string in ``redact`` (the token, the secret) removed.
     """
     try:
-        body = json.loads(content)
+        body = _json.loads(content)
     except ValueError:
         return None, None
     if not isinstance(body, dict):
@@ -244,7 +244,7 @@ def describe_gateway(code: str | None, info: str | None) -> str:
 def decode_success(endpoint: Endpoint[Any, ResultT], content: bytes) -> ResultT:
     """Decode a 200 body into the result; raise a typed error for any other body."""
     try:
-        return endpoint.decode(json.loads(content))
+        return endpoint.decode(_json.loads(content))
     except CCMessagingError:
         raise
     except Exception as exc:  # noqa: BLE001 - every malformed body is the same failure

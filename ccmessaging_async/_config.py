@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
 import ssl
@@ -196,12 +195,21 @@ def ssl_verify(verify: ssl.SSLContext | str | os.PathLike[str] | bool) -> ssl.SS
     return ssl.create_default_context(cafile=os.fspath(verify))
 
 
+#: The longest per-call deadline accepted, in seconds (a day).
+MAX_DEADLINE = 86400.0
+
+
 def check_deadline(name: str, value: float | None) -> float | None:
     """Return a per-call deadline in seconds (``None``: none), or raise ConfigurationError."""
     if value is None:
         return None
-    if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value < math.inf):
-        raise ConfigurationError(f"{name} must be > 0 seconds, or None, got {value!r}")
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) and 0 < value <= MAX_DEADLINE
+    ):
+        shown = value if not isinstance(value, int) or value.bit_length() < 64 else "a huge int"
+        raise ConfigurationError(
+            f"{name} must be > 0 and at most {MAX_DEADLINE:g} seconds, or None, got {shown!r}"
+        )
     return float(value)
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import os
 import ssl
+import sys
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
@@ -53,6 +55,15 @@ class _State(enum.Enum):
     UNOPENED = "unopened"
     OPEN = "open"
     CLOSED = "closed"
+
+
+def _running_loop() -> object:
+    """Return the event loop running this task: asyncio's loop, or trio's run token."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        trio = sys.modules.get("trio")
+        return None if trio is None else trio.lowlevel.current_trio_token()
 
 
 class AsyncSession:
@@ -179,6 +190,7 @@ class AsyncSession:
             observer=watching,
         )
         self._state = _State.UNOPENED
+        self._loop: object = None  # the event loop it was opened on
         self._stack: AsyncExitStack | None = None
         self._task_group: anyio.abc.TaskGroup | None = None
 
@@ -275,6 +287,7 @@ class AsyncSession:
                 f"an AsyncSession can be opened once; this one is {self._state.value}"
             )
         self._state = _State.OPEN
+        self._loop = _running_loop()
         try:
             async with AsyncExitStack() as stack:
                 if self._owns_client:
@@ -323,6 +336,13 @@ class AsyncSession:
             if self._state is _State.UNOPENED:
                 raise SessionStateError("use the session inside 'async with AsyncSession(...)'")
             raise SessionStateError("this AsyncSession is closed")
+        if _running_loop() is not self._loop:
+            # Its pool, locks and refresher belong to that loop: a call from another one
+            # would be sent and then fail, so it is refused before anything is sent.
+            raise SessionStateError(
+                "this AsyncSession was opened on another event loop (or thread); open one "
+                "session per event loop"
+            )
 
     async def create_call(
         self,

@@ -14,7 +14,7 @@ import attrs
 from ._errors import AuthenticationError, CertificateError, ProxyRefusedError, SessionStateError
 from ._models import AccessToken
 from ._retry import backoff
-from ._token_policy import TokenPolicy
+from ._token_policy import MIN_REFRESH_INTERVAL, MIN_TOKEN_LIFETIME, TokenPolicy
 from ._token_service import TOKEN_ENDPOINT
 
 __all__ = ["Token", "TokenManager", "refresh_windows"]
@@ -69,6 +69,7 @@ class TokenManager:
         self._in_flight = False
         self._failures = 0
         self._retry_at = -math.inf
+        self._fetched_at = -math.inf
         self._last_error: AuthenticationError | ProxyRefusedError | CertificateError | None = None
         self._permanent: CertificateError | None = None
         self._retry_when_asked = False
@@ -194,7 +195,11 @@ class TokenManager:
         ).with_context(endpoint=TOKEN_ENDPOINT)
 
     def _next_attempt_at(self) -> float:
-        retry_at = self._retry_time(self._clock())
+        now = self._clock()
+        if now < self._fetched_at:  # a clock stepped back must not hold the refresher
+            self._fetched_at = -math.inf
+        spaced = self._fetched_at + MIN_REFRESH_INTERVAL * self._policy.time_scale
+        retry_at = max(self._retry_time(now), spaced)
         if self._token is None:
             return retry_at
         return max(self._token.advisory_at, retry_at)
@@ -212,6 +217,7 @@ class TokenManager:
         self._in_flight = True
         self._wake = anyio.Event()  # this attempt answers every wake-up asked for so far
         self.fetches += 1
+        self._fetched_at = self._clock()
         try:
             access = await self._fetch()
         except CertificateError as exc:
@@ -266,7 +272,7 @@ class TokenManager:
         now = self._clock()
         lifetime = self._lifetime
         if access.expires is not None and math.isfinite(access.expires) and access.expires > 0:
-            lifetime = min(lifetime, access.expires)
+            lifetime = min(lifetime, max(access.expires, MIN_TOKEN_LIFETIME))
         advisory, jitter, mandatory = refresh_windows(lifetime)
         return Token(
             value=access.access_token,

@@ -10,10 +10,16 @@ import attrs
 from ._errors import ConfigurationError
 from ._retry import finite_at_least
 
-__all__ = ["MAX_TOKEN_LIFETIME", "TokenPolicy"]
+__all__ = ["MAX_TOKEN_LIFETIME", "MIN_REFRESH_INTERVAL", "MIN_TOKEN_LIFETIME", "TokenPolicy"]
 
 #: The token service's documented maximum lifetime, in seconds.
 MAX_TOKEN_LIFETIME = 3600.0
+#: A token is kept at least this long (or the asked lifetime, if shorter) whatever its
+#: ``Expires`` says: a service answering ``0.001`` must not be asked again on every call.
+#: A token the gateway refuses before then is replaced at once (SPEC section 3).
+MIN_TOKEN_LIFETIME = 30.0
+#: The refresher starts a fetch at most once per this many seconds.
+MIN_REFRESH_INTERVAL = 1.0
 
 
 def _lifetime(_inst: object, _attribute: attrs.Attribute[float], value: float) -> None:

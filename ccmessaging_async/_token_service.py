@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import anyio
 import attrs
 
-from . import _http
+from . import _http, _json
 from ._classify import certificate_failure, describe_gateway, gateway_details, proxy_failure
 from ._converter import structure_token
 from ._errors import AuthenticationError, CCMessagingError, ProxyRefusedError
@@ -155,7 +155,7 @@ class TokenFetcher:
         encoding = response.headers.get("content-encoding", "identity")
         if status == 200 and encoding in ("", "identity"):
             try:
-                return _checked(structure_token(json.loads(body)))
+                return _checked(structure_token(_json.loads(body)))
             except Exception as exc:  # noqa: BLE001 - any malformed body is the same failure
                 # Not chained: the body may hold a token, and a cause's message may quote it.
                 error: CCMessagingError = _RetryableTokenError(

@@ -122,6 +122,25 @@ async def test_an_http_target_goes_through_the_forward_proxy(
 
 
 @pytest.mark.e2e
+async def test_proxy_credentials_reach_the_proxy_for_an_http_target(
+    build: Build, plain_server: EmulatorServer, tmp_path: Path
+) -> None:
+    """A plain-http target through a proxy that asks for a password: no 407, one call."""
+    one_request_each = httpx.Limits(max_connections=100, keepalive_expiry=0)
+    with Tinyproxy(tmp_path, credentials=CREDENTIALS) as proxy:
+        session = build(
+            plain_server.url,
+            plain_server.app,
+            proxy=proxy.url(CREDENTIALS),
+            limits=one_request_each,
+        )
+        async with session:
+            result = await session.create_call(CreateCallRequest(called="88881004"))
+    assert result.result_code == "0"
+    assert plain_server.app.calls_for("88881004") == 1
+
+
+@pytest.mark.e2e
 async def test_an_https_target_goes_through_a_connect_tunnel(
     build: Build, tls_server: EmulatorServer, trusting: ssl.SSLContext, tmp_path: Path
 ) -> None:

@@ -22,6 +22,7 @@ from ccmessaging_async import (
     AsyncSession,
     AuthenticationError,
     CCMessagingError,
+    ConfigurationError,
     ConnectionLostError,
     CreateCallRequest,
     NotSentError,
@@ -474,3 +475,96 @@ async def test_a_traceback_rendered_with_locals_shows_no_token(
     assert "_exchange" in rendered  # the walk went through the send path's frames
     assert "tok-SECRET-5678" not in rendered
     assert APP_SECRET not in rendered
+
+
+@pytest.mark.parametrize("status", [200, 403])
+async def test_a_deeply_nested_body_is_a_typed_error(router: respx.MockRouter, status: int) -> None:
+    """A thousand nested brackets: a typed error (unknown for a 200), never RecursionError."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    router.post(CALL_PATH).respond(status, content=b"[" * 1000 + b"]" * 1000)
+    async with session() as s:
+        with pytest.raises(CCMessagingError) as caught:
+            await s.create_call(REQUEST)
+        outcomes = [o async for o in s.create_calls([REQUEST, REQUEST], concurrency=2)]
+    expected = OutcomeStatus.UNKNOWN if status == 200 else OutcomeStatus.FAILED
+    assert isinstance(caught.value, ResponseDecodeError if status == 200 else AuthenticationError)
+    assert [o.status for o in outcomes] == [expected, expected]
+
+
+@pytest.mark.parametrize("expires", ["0.001", "1e-300", 0.001])
+async def test_a_token_said_to_expire_at_once_is_kept_for_the_floor(
+    router: respx.MockRouter, expires: object
+) -> None:
+    """`Expires` of a millisecond: 40 calls share one token fetch, and all succeed."""
+    tokens = router.post(TOKEN_PATH).respond(json=token_json(expires=expires))
+    router.post(CALL_PATH).respond(json=call_json())
+    async with session() as s:
+        outcomes = [o async for o in s.create_calls([REQUEST] * 40, concurrency=10)]
+    assert [o.status for o in outcomes] == [OutcomeStatus.SUCCEEDED] * 40
+    assert tokens.call_count == 1
+
+
+async def test_a_session_used_from_another_event_loop_sends_nothing(
+    router: respx.MockRouter,
+) -> None:
+    """Another thread's event loop gets SessionStateError before anything is sent."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    calls = router.post(CALL_PATH).respond(json=call_json())
+    async with session() as s:
+
+        def from_another_loop() -> BaseException | None:
+            try:
+                anyio.run(s.create_call, REQUEST)
+            except BaseException as exc:  # noqa: BLE001 - returned to be checked
+                return exc
+            return None
+
+        error = await anyio.to_thread.run_sync(from_another_loop)
+        assert isinstance(error, SessionStateError)
+        assert "another event loop" in str(error)
+        assert calls.call_count == 0
+        assert (await s.create_call(REQUEST)).result_code == "0"  # its own loop still works
+
+
+@pytest.mark.parametrize("deadline", [10**400, 1e9, float("nan")])
+async def test_an_absurd_deadline_is_a_configuration_error(
+    router: respx.MockRouter, deadline: float
+) -> None:
+    """`timeout=10**400` names the bound instead of raising OverflowError; nothing is sent."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    calls = router.post(CALL_PATH).respond(json=call_json())
+    async with session() as s:
+        with pytest.raises(ConfigurationError, match="at most 86400 seconds"):
+            await s.create_call(REQUEST, timeout=deadline)
+    assert calls.call_count == 0
+
+
+async def test_the_refresher_fetches_at_most_once_a_second(router: respx.MockRouter) -> None:
+    """A token refused right after its fetch is replaced only once the clock moved a second."""
+    clock = FakeClock()
+    tokens = router.post(TOKEN_PATH)
+    tokens.side_effect = [
+        httpx.Response(200, json=token_json("tok-1")),
+        httpx.Response(200, json=token_json("tok-2")),
+    ]
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] == "Bearer tok-2":
+            return httpx.Response(200, json=call_json())
+        return httpx.Response(403, json={"exceptionInfo": "auth fail! expired token info"})
+
+    router.post(CALL_PATH).mock(side_effect=answer)
+    results: list[str] = []
+    with anyio.fail_after(20):
+        async with session(token=TokenPolicy(clock=clock)) as s:
+
+            async def call() -> None:
+                results.append((await s.create_call(REQUEST)).result_code)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call)
+                await anyio.wait_all_tasks_blocked()
+                assert tokens.call_count == 1  # tok-1 refused, the refresher waits
+                clock.advance(1.0)
+    assert results == ["0"]
+    assert tokens.call_count == 2

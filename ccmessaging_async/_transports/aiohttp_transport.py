@@ -115,19 +115,26 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
             response.headers.get("Content-Encoding"),
         )
 
-    def _proxy_options(self) -> dict[str, Any]:
-        """Return one request's proxy arguments.
+    def _proxy_options(
+        self, url: str, headers: Mapping[str, str] | HiddenHeaders
+    ) -> dict[str, Any]:
+        """Return one request's headers and proxy arguments.
 
-        Credentials go as a header: aiohttp 3.14 deprecates ``BasicAuth``.
+        Credentials go as a header: aiohttp 3.14 deprecates ``BasicAuth``. aiohttp puts
+        ``proxy_headers`` on a ``CONNECT`` only; a plain-http target's request goes to the
+        proxy itself, so it carries them too.
         """
         proxy = self.proxy
         if proxy is None:
-            return {}
-        headers = dict(proxy.headers)
+            return {"headers": headers}
+        extra = dict(proxy.headers)
         if proxy.auth is not None:
             pair = f"{proxy.auth[0]}:{proxy.auth[1]}".encode()
-            headers["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        return {"proxy": str(proxy.url), "proxy_headers": headers}
+            extra["Proxy-Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        if extra and url.startswith("http://"):
+            items = headers.items() if isinstance(headers, Mapping) else headers
+            headers = HiddenHeaders([*items, *extra.items()])
+        return {"headers": headers, "proxy": str(proxy.url), "proxy_headers": extra}
 
     async def _request(  # noqa: PLR0917 - one exchange's parts
         self,
@@ -145,11 +152,10 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
                 method,
                 url,
                 data=body,
-                headers=headers,
                 allow_redirects=False,
                 auto_decompress=False,
                 compress=False,
-                **self._proxy_options(),
+                **self._proxy_options(url, headers),
                 timeout=aiohttp.ClientTimeout(
                     sock_connect=timeout.get("connect"),
                     sock_read=timeout.get("read"),
