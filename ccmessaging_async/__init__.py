@@ -21,10 +21,13 @@ from ._errors import (
     ResultCodeError,
     ServerError,
     SessionStateError,
+    ThrottledError,
+    ThrottlingTimeoutError,
     UsageError,
 )
 from ._models import AccessToken, CreateCallRequest, CreateCallResult, mask_number
 from ._outcomes import CallOutcome, OutcomeStatus
+from ._pacing import Pacing
 from ._retry import RetryPolicy
 from ._session import AsyncSession
 from ._telemetry import Telemetry
@@ -47,6 +50,7 @@ __all__ = [
     "NotSentError",
     "OutcomeStatus",
     "OutcomeUnknownError",
+    "Pacing",
     "ProxyRefusedError",
     "RequestRejectedError",
     "ResponseDecodeError",
@@ -56,6 +60,8 @@ __all__ = [
     "ServerError",
     "SessionStateError",
     "Telemetry",
+    "ThrottledError",
+    "ThrottlingTimeoutError",
     "TokenPolicy",
     "UsageError",
     "__version__",

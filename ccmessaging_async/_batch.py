@@ -1,4 +1,9 @@
-"""The batch engine: bounded concurrency, a smooth rate, one outcome per input."""
+"""The batch engine: bounded concurrency, a pace that follows throttling, one outcome per input.
+
+A throttled call (SPEC section 4) was not created: it waits for the batch's pace
+(:class:`Pacing`, which slows the whole batch down) and goes again, as many times as it
+takes, paid from no retry budget. The budget is left for outages.
+"""
 
 from __future__ import annotations
 
@@ -26,11 +31,14 @@ from ._errors import (
     NotCreatedError,
     NotSentError,
     OutcomeUnknownError,
+    ResultCodeError,
+    ThrottledError,
+    ThrottlingTimeoutError,
     UsageError,
 )
 from ._models import CreateCallRequest
 from ._outcomes import CallOutcome, OutcomeStatus, status_of
-from ._rate import RateLimiter
+from ._pacing import Pacing
 from ._retry import RetryBudget
 from ._sender import Sender
 
@@ -81,18 +89,18 @@ class _Batch:
         requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
         *,
         concurrency: int,
-        rate: float | None,
+        pacing: Pacing,
         retry_budget: int | None,
         on_send: Callable[[int, CreateCallRequest], object] | None,
         ordered: bool,
         call_timeout: float | None = None,
     ) -> None:
-        check_batch_options(concurrency, rate, retry_budget)
+        check_batch_options(concurrency, None, retry_budget)
         self._call_timeout = check_deadline("call_timeout", call_timeout)
         self._sender = sender
         self._requests = requests
         self._concurrency = concurrency
-        self._limiter = RateLimiter(rate) if rate is not None else None
+        self._pacing = pacing
         self._budget = RetryBudget(
             retry_budget if retry_budget is not None else max(10, concurrency)
         )
@@ -120,6 +128,12 @@ class _Batch:
                             await self._run_workers(self._async_puller(inputs))
                     else:
                         await self._run_workers(self._sync_puller(iter(self._requests)))
+                    if self._failure is None and self._pacing.gave_up:
+                        self._failure = ThrottlingTimeoutError(
+                            f"the platform accepted no call for "
+                            f"{self._pacing.max_throttle_wait:g}s while throttling: the batch "
+                            f"stopped after {self._next_index} inputs; the rest were not taken up"
+                        )
                     if self._failure is not None:
                         await self.send_stream.send(_InputFailed(self._failure))
         finally:
@@ -160,7 +174,7 @@ class _Batch:
     async def _pull(
         self, take: Callable[[], Awaitable[CreateCallRequest]]
     ) -> tuple[int, CreateCallRequest] | None:
-        if self._exhausted:
+        if self._exhausted or self._pacing.stopped:
             return None
         try:
             request = await take()
@@ -195,8 +209,6 @@ class _Batch:
             if self._workers < self._concurrency:
                 self._workers += 1
                 workers.start_soon(self._worker, pull, workers)
-            if self._limiter is not None:
-                await self._limiter.wait()
             outcome = await self._one(*item)
             try:
                 # Without a scheduler round trip when the buffer has room (the common case).
@@ -211,35 +223,68 @@ class _Batch:
 
     async def _one(self, index: int, request: CreateCallRequest) -> CallOutcome:
         started = time.perf_counter()
-        hook = self._on_send
-        before_send = None if hook is None else (lambda: _run_hook(hook, index, request))
-        try:
-            delivered = await self._sender.send(
-                CREATE_CALL,
-                request,
-                budget=self._budget,
-                before_send=before_send,
-                deadline=self._call_timeout,
+        attempts = 0
+        sent = [started]  # when the send after the pace's turn began
+
+        async def before_send() -> None:
+            await self._before_send(index, request)
+            sent[0] = time.perf_counter()
+
+        while True:
+            try:
+                delivered = await self._sender.send(
+                    CREATE_CALL,
+                    request,
+                    budget=self._budget,
+                    before_send=before_send,
+                    deadline=self._time_left(started),
+                    paced=True,
+                    on_not_sent=self._pacing.throttled,
+                )
+            except ThrottledError as exc:
+                attempts += exc.attempts
+                self._pacing.throttled(exc.retry_after)
+                if self._pacing.stopped or self._time_left(started) == 0:
+                    return _failure(index, request, exc, started, attempts)
+                continue  # not created: it waits for the pace and goes again
+            except (NotCreatedError, OutcomeUnknownError) as exc:
+                if isinstance(exc, ResultCodeError):  # the platform took it, and said no
+                    self._pacing.accepted(time.perf_counter() - sent[0])
+                return _failure(index, request, exc, started, attempts + exc.attempts)
+            except UsageError as exc:  # closed while it waited, or a certificate: not sent
+                unsent = NotSentError(f"createcall was not sent: {exc}")
+                unsent.__cause__ = exc
+                error = unsent.with_context(endpoint=CREATE_CALL.name, attempts=0)
+                return _failure(index, request, error, started, attempts)
+            except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
+                # Nothing else should come out of a send; if it does, assume the worst.
+                unknown = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")
+                unknown.__cause__ = exc
+                return _failure(index, request, unknown, started, attempts + 1)
+            self._pacing.accepted(time.perf_counter() - sent[0])
+            return CallOutcome(
+                index=index,
+                request=request,
+                status=OutcomeStatus.SUCCEEDED,
+                result=delivered.result,
+                attempts=attempts + delivered.attempts,
+                latency=time.perf_counter() - started,
             )
-        except (NotCreatedError, OutcomeUnknownError) as exc:
-            return _failure(index, request, exc, started)
-        except UsageError as exc:  # closed while it waited, or a certificate: not sent
-            unsent = NotSentError(f"createcall was not sent: {exc}")
-            unsent.__cause__ = exc
-            return _failure(index, request, unsent.with_context(endpoint=CREATE_CALL.name), started)
-        except Exception as exc:  # noqa: BLE001 - every input must end with an outcome
-            # Nothing else should come out of a send; if it does, assume the worst.
-            error = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")
-            error.__cause__ = exc
-            return _failure(index, request, error, started)
-        return CallOutcome(
-            index=index,
-            request=request,
-            status=OutcomeStatus.SUCCEEDED,
-            result=delivered.result,
-            attempts=delivered.attempts,
-            latency=time.perf_counter() - started,
-        )
+
+    def _time_left(self, started: float) -> float | None:
+        """Return what is left of ``call_timeout`` (``None``: no deadline; 0: none left)."""
+        if self._call_timeout is None:
+            return None
+        return max(0.0, self._call_timeout - (time.perf_counter() - started))
+
+    async def _before_send(self, index: int, request: CreateCallRequest) -> None:
+        """Wait for the pace's turn, then run the user's hook: the last moment before a send."""
+        if not await self._pacing.admit():
+            raise NotSentError(
+                "createcall was not sent: the batch stopped dialling before its turn"
+            ).with_context(endpoint=CREATE_CALL.name, attempts=0)
+        if self._on_send is not None:
+            await _run_hook(self._on_send, index, request)
 
 
 async def run_batch(
@@ -248,7 +293,7 @@ async def run_batch(
     requests: Iterable[CreateCallRequest] | AsyncIterable[CreateCallRequest],
     *,
     concurrency: int,
-    rate: float | None,
+    pacing: Pacing,
     ordered: bool,
     retry_budget: int | None,
     on_send: Callable[[int, CreateCallRequest], object] | None,
@@ -264,7 +309,7 @@ async def run_batch(
         sender,
         requests,
         concurrency=concurrency,
-        rate=rate,
+        pacing=pacing,
         retry_budget=retry_budget,
         on_send=on_send,
         ordered=ordered,
@@ -315,12 +360,13 @@ def _failure(
     request: CreateCallRequest,
     error: NotCreatedError | OutcomeUnknownError,
     started: float,
+    attempts: int,
 ) -> CallOutcome:
     return CallOutcome(
         index=index,
         request=request,
         status=status_of(error),
         error=error,
-        attempts=error.attempts,
+        attempts=attempts,
         latency=time.perf_counter() - started,
     )

@@ -24,6 +24,7 @@ from ._errors import (
     RequestRejectedError,
     ResponseDecodeError,
     ServerError,
+    ThrottledError,
 )
 from ._transports.base import Answer
 from ._transports.connection import ConnectionDropped, RequestNotWritten
@@ -218,9 +219,15 @@ def _refusal(
             exception_info=info,
         )
     if 400 <= status < 500:
-        what = "was rate limited" if status == 429 else "was refused"
+        if status == 429:
+            return ThrottledError(
+                f"{endpoint.name} was rate limited (HTTP 429)",
+                status_code=status,
+                body=text,
+                retry_after=retry_after,
+            )
         return RequestRejectedError(
-            f"{endpoint.name} {what} (HTTP {status})",
+            f"{endpoint.name} was refused (HTTP {status})",
             status_code=status,
             body=text,
             retry_after=retry_after,

@@ -8,7 +8,7 @@ from typing import Any, Generic, TypeVar
 import attrs
 
 from ._converter import structure_create_call, unstructure
-from ._errors import ResultCodeError
+from ._errors import ResultCode, ResultCodeError, ThrottledError
 from ._models import CreateCallRequest, CreateCallResult, mask_number
 
 __all__ = ["CREATE_CALL", "Endpoint"]
@@ -40,6 +40,13 @@ class Endpoint(Generic[RequestT, ResultT]):
 
 def _decode_create_call(data: Any) -> CreateCallResult:
     result = structure_create_call(data)
+    if result.result_code == ResultCode.FLOW_CONTROL.value:
+        raise ThrottledError(
+            f"createcall was throttled (resultCode {result.result_code}: "
+            f"{ResultCode.FLOW_CONTROL.meaning})",
+            status_code=200,
+            code=result.result_code,
+        )
     if result.result_code != "0":
         raise ResultCodeError(result.result_code, result.result_desc)
     return result

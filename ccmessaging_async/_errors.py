@@ -13,8 +13,10 @@ of three bases (single inheritance: no error is two of them)::
     │   ├── AuthenticationError               no usable token; the call was not acted on
     │   ├── NotSentError                      the request never fully left the process
     │   ├── ProxyRefusedError                 a proxy refused it; the platform never saw it
-    │   ├── ResultCodeError                   resultCode != "0"
-    │   └── RequestRejectedError              a 4xx answer, 429 included
+    │   ├── ResultCodeError                   resultCode != "0" (10010000002 aside)
+    │   ├── RequestRejectedError              a 4xx answer (429 aside)
+    │   ├── ThrottledError                    too fast: a 429, or resultCode 10010000002
+    │   └── ThrottlingTimeoutError            the platform accepted nothing for too long
     └── OutcomeUnknownError               the call may exist: never re-send blindly
         ├── ResponseDecodeError               a 200 whose body is not the documented JSON
         ├── ConnectionLostError               the connection failed after the request was written
@@ -50,6 +52,8 @@ __all__ = [
     "ResultCodeError",
     "ServerError",
     "SessionStateError",
+    "ThrottledError",
+    "ThrottlingTimeoutError",
     "UsageError",
 ]
 
@@ -70,6 +74,8 @@ class ResultCode(enum.Enum):
     CALL_SETUP_EVENT_MISSING = "30011010001"
     CCUCS_ERROR = "30011019999"
     CHAT_MODULE_ERROR = "30010009999"
+    #: Documented for other interfaces of the module (SPEC section 4): too fast.
+    FLOW_CONTROL = "10010000002"
 
     @property
     def meaning(self) -> str:
@@ -79,6 +85,7 @@ class ResultCode(enum.Enum):
 
 _MEANINGS = {
     ResultCode.FEATURE_NOT_ENABLED: "the feature is not enabled",
+    ResultCode.FLOW_CONTROL: "interface flow control failed: too fast",
     ResultCode.NO_SIP_SERVER: "no SIP server information found",
     ResultCode.INVALID_PARAMETER: "input parameter verification failed",
     ResultCode.OUTBOUND_TASK_FAILED: "failed to add the outbound call task",
@@ -213,6 +220,13 @@ class ProxyRefusedError(NotCreatedError):
         self.status_code = status_code
 
 
+class ThrottlingTimeoutError(NotCreatedError):
+    """The platform accepted no call for ``max_throttle_wait``: the batch stopped dialling.
+
+    Every input it took up has its outcome; those after it were not taken up.
+    """
+
+
 class ResultCodeError(NotCreatedError):
     """The platform answered HTTP 200 with a non-zero ``resultCode``: the call was not created."""
 
@@ -249,6 +263,29 @@ class RequestRejectedError(_StatusAttributes, NotCreatedError):
     ) -> None:
         super().__init__(message)
         self._set_status(status_code, body, retry_after)
+
+
+class ThrottledError(_StatusAttributes, NotCreatedError):
+    """The platform refused the call as too fast (SPEC section 4): it was not created.
+
+    An HTTP 429 (``retry_after`` from its header), or HTTP 200 with resultCode
+    ``10010000002``, "interface flow control failed" (:attr:`code`). Send it again later,
+    slower: a batch waits and re-sends it at a lower pace by itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        body: str = "",
+        retry_after: float | None = None,
+        code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self._set_status(status_code, body, retry_after)
+        #: The resultCode that said so (``10010000002``), or ``None`` for a 429.
+        self.code = code
 
 
 class ResponseDecodeError(OutcomeUnknownError):

@@ -21,7 +21,7 @@ from ._errors import (
     CCMessagingError,
     ConfigurationError,
     NotSentError,
-    RequestRejectedError,
+    ThrottledError,
 )
 
 #: An attrs validator.
@@ -161,25 +161,29 @@ def decide(
     budget_left: bool,
     policy: RetryPolicy,
     draw: float,
+    paced: bool = False,
 ) -> Resend | CCMessagingError:
     """Decide what follows one failed send of a createcall: a :class:`Resend`, or ``happened``.
 
     ``happened`` is the typed error the send ended in; ``resends`` counts the re-sends so far
     (token refreshes excluded), ``token_refreshed`` says the one refresh was used, and
     ``budget_left`` whether the batch's budget can pay for one more re-send. ``draw`` is a
-    random number in [0, 1] for the jitter.
+    random number in [0, 1] for the jitter. ``paced``: a batch paces throttled calls
+    itself (:mod:`._pacing`), so a throttle is handed back to it at once.
     """
     if isinstance(happened, AuthenticationError):
         # A gateway 401/403 on createcall: the platform did not act on it (SPEC section 3).
         return happened if token_refreshed else Resend(0.0, spends_budget=False, refresh_token=True)
-    rate_limited = isinstance(happened, RequestRejectedError) and happened.status_code == 429
-    if not (rate_limited or isinstance(happened, NotSentError)) or resends >= policy.max_resends:
+    throttled = isinstance(happened, ThrottledError)
+    if throttled and paced:
+        return happened
+    if not (throttled or isinstance(happened, NotSentError)) or resends >= policy.max_resends:
         return happened
     if not budget_left:
         # Every re-send is paid from the batch's budget, so an outage cannot multiply the
         # load, whatever Retry-After says (0, or a date in the past, would not slow it).
         return happened
-    retry_after = happened.retry_after if isinstance(happened, RequestRejectedError) else None
+    retry_after = happened.retry_after if isinstance(happened, ThrottledError) else None
     if retry_after is None:
         delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
     elif retry_after > policy.max_retry_after:

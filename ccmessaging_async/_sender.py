@@ -120,12 +120,17 @@ class Sender:
         budget: RetryBudget | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
         deadline: float | None = None,
+        paced: bool = False,
+        on_not_sent: Callable[[], object] | None = None,
     ) -> Delivered[ResultT]:
         """Send ``request`` and return its result, or raise a typed error.
 
         ``before_send`` is awaited once, just before the first request can be written: the
         call then holds a token and an in-flight slot. If it raises, nothing is sent and
-        :class:`NotSentError` is raised. ``deadline`` (seconds) bounds the whole call,
+        :class:`NotSentError` is raised (the one it raised, or one saying so). ``paced``:
+        a throttled answer is raised at once, for the batch to pace (see ``decide``);
+        ``on_not_sent`` is called for each send that could not leave (a throttle signal).
+        ``deadline`` (seconds) bounds the whole call,
         re-sends included: when it passes, :class:`NotSentError` if the request in flight
         provably never left completely (or none was in flight), else
         :class:`ConnectionLostError`; nothing is sent after it.
@@ -133,11 +138,12 @@ class Sender:
         call = _Call.prepare(endpoint, request, self._base_url)
         progress = _Progress()
         with self._observer.call(endpoint, request) as watch:
+            options = _SendOptions(budget, before_send, paced, on_not_sent)
             if deadline is None:
-                delivered = await self._send(call, progress, budget, before_send, watch)
+                delivered = await self._send(call, progress, options, watch)
             else:
                 with anyio.move_on_after(deadline):
-                    await self._send(call, progress, budget, before_send, watch)
+                    await self._send(call, progress, options, watch)
                 if progress.delivered is None:
                     raise self._past_deadline(call, progress, deadline)
                 delivered = progress.delivered
@@ -167,19 +173,15 @@ class Sender:
         return error.with_context(endpoint=name, attempts=attempts)
 
     async def _send(
-        self,
-        call: _Call[ResultT],
-        progress: _Progress,
-        budget: RetryBudget | None,
-        before_send: Callable[[], Awaitable[None]] | None,
-        watch: CallWatch,
+        self, call: _Call[ResultT], progress: _Progress, options: _SendOptions, watch: CallWatch
     ) -> Delivered[ResultT]:
         attempts = resends = 0
         token_refreshed = False
+        budget = options.budget
         while True:
             token = await self._token(attempts)
             attempts += 1
-            hook = before_send if attempts == 1 else None
+            hook = options.before_send if attempts == 1 else None
             outcome = await self._attempt(
                 call, token, attempt=attempts, before_send=hook, progress=progress
             )
@@ -192,6 +194,8 @@ class Sender:
                 return delivered
             if isinstance(outcome, AuthenticationError):  # the gateway refused the token
                 self._tokens.refused(token)
+            if isinstance(outcome, NotSentError) and options.on_not_sent is not None:
+                options.on_not_sent()
             step = decide(
                 outcome,
                 resends=resends,
@@ -199,12 +203,13 @@ class Sender:
                 budget_left=budget is None or budget.can_spend,
                 policy=self._policy,
                 draw=random.random(),  # noqa: S311 - jitter, not cryptography
+                paced=options.paced,
             )
             if not isinstance(step, Resend):
                 if (
                     budget is not None
                     and not budget.can_spend
-                    and self._would_resend(outcome, resends, token_refreshed)
+                    and self._would_resend(outcome, resends, token_refreshed, options.paced)
                 ):
                     watch.budget_refused(outcome)
                 raise step.with_context(endpoint=call.endpoint.name, attempts=attempts)
@@ -217,7 +222,9 @@ class Sender:
                 resends += 1
             await anyio.sleep(step.delay)
 
-    def _would_resend(self, error: CCMessagingError, resends: int, token_refreshed: bool) -> bool:
+    def _would_resend(
+        self, error: CCMessagingError, resends: int, token_refreshed: bool, paced: bool
+    ) -> bool:
         """Whether ``error`` would have been sent again had the budget allowed it."""
         step = decide(
             error,
@@ -226,6 +233,7 @@ class Sender:
             budget_left=True,
             policy=self._policy,
             draw=0.0,
+            paced=paced,
         )
         return isinstance(step, Resend)
 
@@ -307,6 +315,16 @@ class Sender:
                 slots.release()
 
 
+@attrs.frozen(slots=True)
+class _SendOptions:
+    """How one call is sent beyond its request: see :meth:`Sender.send`."""
+
+    budget: RetryBudget | None
+    before_send: Callable[[], Awaitable[None]] | None
+    paced: bool
+    on_not_sent: Callable[[], object] | None
+
+
 @attrs.define(slots=True)
 class _Progress:
     """How far one call got: exchanges begun, and the one on the wire right now."""
@@ -358,6 +376,8 @@ async def _before_send(
 ) -> None:
     try:
         await before_send()
+    except NotSentError:
+        raise  # it says why itself
     except Exception as exc:  # whatever the hook raised, nothing was sent
         error = NotSentError(
             f"{endpoint.name} was not sent: the on_send hook failed ({type(exc).__name__})"

@@ -37,6 +37,7 @@ from ._errors import ConfigurationError, SessionStateError
 from ._logging import configure_from_env
 from ._models import CreateCallRequest, CreateCallResult
 from ._outcomes import CallOutcome
+from ._pacing import Pacing
 from ._retry import RetryPolicy
 from ._sender import Sender
 from ._telemetry import Telemetry, observer
@@ -374,21 +375,35 @@ class AsyncSession:
         retry_budget: int | None = None,
         on_send: Callable[[int, CreateCallRequest], object] | None = None,
         call_timeout: float | None = None,
+        max_throttle_wait: float = 600.0,
+        pacing: Pacing | None = None,
     ) -> AsyncGenerator[CallOutcome, None]:
         """Create many calls; yield one :class:`CallOutcome` per input.
 
         ``requests`` (sync or async iterable) is consumed lazily: the next input is pulled
         only when one of the ``concurrency`` slots is free. ``rate`` caps the starts per
         second, evenly spaced. Outcomes come as calls finish, or in input order with
-        ``ordered=True``. One failing call never stops the batch. Re-sends after
-        not-sent failures and 429s draw from one budget of ``retry_budget`` re-sends
-        (default ``max(10, concurrency)``, replenished by successes) shared by the whole
-        batch. ``on_send(index, request)`` (a function or a coroutine function) runs once
-        per input at the last moment before its request can be written: the call holds a
-        valid token and an in-flight slot, so a journal that records it there records only
-        calls that may really leave. If it raises, that input fails unsent.
+        ``ordered=True``. One failing call never stops the batch.
+
+        Throttling slows the batch and fails no input (SPEC section 4): a call answered
+        429 or resultCode ``10010000002`` was not created, so it waits and goes again,
+        while the whole batch's pace drops, pauses for ``Retry-After``, and climbs back
+        (never above ``rate``; see :class:`Pacing`, which ``pacing=`` may give instead of
+        ``rate`` to watch or stop the pace). If the platform accepts nothing for
+        ``max_throttle_wait`` seconds while throttling, the batch stops taking inputs: the
+        inputs in hand end with their :class:`ThrottledError`, then the iteration raises
+        :class:`ThrottlingTimeoutError`. Re-sends after not-sent failures draw from one
+        budget of ``retry_budget`` re-sends (default ``max(10, concurrency)``,
+        replenished by successes) shared by the whole batch.
+
+        ``on_send(index, request)`` (a function or a coroutine function) runs at the last
+        moment before a request can be written: the call holds a valid token, an
+        in-flight slot and its turn in the pace, so a journal that records it there records
+        only calls that may really leave. It runs again before each re-send of a throttled
+        call. If it raises, that input fails unsent.
         ``call_timeout`` bounds each input as ``create_call(timeout=...)`` does, from when
-        it is taken up; an input past it ends ``FAILED`` or ``UNKNOWN`` accordingly.
+        it is taken up (its waits while throttled included); an input past it ends
+        ``FAILED`` or ``UNKNOWN`` accordingly.
 
         Keep ``concurrency`` at or below the pool's ``max_connections`` (100 by default)
         so requests never queue for a connection. Stopping the iteration cancels the
@@ -396,13 +411,17 @@ class AsyncSession:
         """
         self._check_open()
         check_batch_options(concurrency, rate, retry_budget)
+        if pacing is None:
+            pacing = Pacing(rate, max_throttle_wait=max_throttle_wait)
+        elif rate is not None:
+            raise ConfigurationError("give rate= or pacing=, not both (Pacing takes the rate)")
         assert self._task_group is not None  # noqa: S101 - set whenever the state is OPEN
         return run_batch(
             self._sender,
             self._task_group,
             requests,
             concurrency=concurrency,
-            rate=rate,
+            pacing=pacing,
             ordered=ordered,
             retry_budget=retry_budget,
             on_send=on_send,

@@ -29,6 +29,8 @@ from ccmessaging_async import (
     RetryPolicy,
     ServerError,
     SessionStateError,
+    ThrottledError,
+    ThrottlingTimeoutError,
     TokenPolicy,
     UsageError,
 )
@@ -81,7 +83,10 @@ SAMPLES: list[CCMessagingError] = [
     AuthenticationError("refused", status_code=403),
     NotSentError("refused"),
     ResultCodeError("30010000001", "not enabled"),
-    RequestRejectedError("429", status_code=429, body="slow down", retry_after=2.5),
+    RequestRejectedError("400", status_code=400, body="bad"),
+    ThrottledError("429", status_code=429, body="slow down", retry_after=2.5),
+    ThrottledError("flow control", status_code=200, code="10010000002"),
+    ThrottlingTimeoutError("gave up"),
     ResponseDecodeError("not json"),
     ConnectionLostError("reset"),
     ServerError("500", status_code=500, body="oops", retry_after=None),
@@ -109,13 +114,13 @@ def test_context_is_set_once_and_the_endpoint_not_overwritten() -> None:
 
 # --- over every error a batch can end in ----------------------------------------------
 
-#: called number -> what the platform does with it
+#: called number -> what the platform does with it (a throttled call is paced and sent
+#: again until it ends otherwise: tests/test_pacing.py)
 ANSWERS: dict[str, Any] = {
     "1001": httpx.Response(200, json=call_json()),
     "1002": httpx.Response(200, json={"resultCode": "30010010002", "resultDesc": "vdn"}),
     "1003": httpx.Response(200, text="<html>"),
     "1004": httpx.Response(400, text="bad", headers={"X-Request-Id": "gw-1004"}),
-    "1005": httpx.Response(429, headers={"Retry-After": "3600"}),
     "1006": httpx.Response(500, text="oops", headers={"X-Request-Id": "gw-1006"}),
     "1007": httpx.Response(302, headers={"Location": "/elsewhere"}),
     "1008": httpx.ConnectError("refused"),

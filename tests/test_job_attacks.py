@@ -96,9 +96,9 @@ _LATE_SIGNAL = """
 import os, signal, sys
 from ccmessaging_async.cli import main, _job
 close = _job.Job.close
-def close_after_a_signal(self, how):
+def close_after_a_signal(self, *args):
     os.kill(os.getpid(), signal.{name})  # the last outcome is in: the run is ending
-    close(self, how)
+    close(self, *args)
 _job.Job.close = close_after_a_signal
 sys.exit(main(sys.argv[1:]))
 """
@@ -242,7 +242,8 @@ def test_a_job_file_of_version_1_is_migrated(served: EmulatorServer, tmp_path: P
     db = sqlite3.connect(job)
     db.executescript(
         "DROP INDEX rows_state; ALTER TABLE rows DROP COLUMN result_code; "
-        "ALTER TABLE runs DROP COLUMN resent; PRAGMA user_version = 1;"
+        "ALTER TABLE runs DROP COLUMN resent; ALTER TABLE runs DROP COLUMN throttles; "
+        "ALTER TABLE runs DROP COLUMN pace; PRAGMA user_version = 1;"
     )
     db.close()
     assert "earlier release" in _refusal_of(job)

@@ -20,14 +20,19 @@ from ccmessaging_async import (
     ResultCodeError,
     RetryPolicy,
     ServerError,
+    ThrottledError,
 )
 from ccmessaging_async._retry import Resend, RetryBudget, backoff, decide
 
 POLICY = RetryPolicy(max_resends=2, backoff_initial=0.2, backoff_max=5.0, max_retry_after=30.0)
 
 
-def rejected(status: int, retry_after: float | None = None) -> RequestRejectedError:
-    return RequestRejectedError("x", status_code=status, retry_after=retry_after)
+def rejected(status: int, retry_after: float | None = None) -> CCMessagingError:
+    kind = ThrottledError if status == 429 else RequestRejectedError
+    return kind("x", status_code=status, retry_after=retry_after)
+
+
+FLOW_CONTROL = ThrottledError("x", status_code=200, code="10010000002")
 
 
 def step(
@@ -37,12 +42,14 @@ def step(
     token_refreshed: bool = False,
     budget_left: bool = True,
     draw: float = 1.0,
+    paced: bool = False,
 ) -> Resend | CCMessagingError:
     return decide(
         happened,
         resends=resends,
         token_refreshed=token_refreshed,
         budget_left=budget_left,
+        paced=paced,
         policy=POLICY,
         draw=draw,
     )
@@ -64,6 +71,13 @@ RESENT = [
     ("429 with Retry-After", rejected(429, 3.0), {}, Resend(3.0, spends_budget=True)),
     ("429 with Retry-After 0", rejected(429, 0.0), {}, Resend(0.0, spends_budget=True)),
     ("429 without Retry-After", rejected(429), {}, Resend(0.2, spends_budget=True)),
+    # resultCode 10010000002 (SPEC section 4): too fast, like a 429
+    (
+        "flow control",
+        FLOW_CONTROL,
+        {},
+        Resend(0.2, spends_budget=True),
+    ),
 ]
 
 FINAL = [
@@ -74,6 +88,8 @@ FINAL = [
     ("429 without Retry-After, budget empty", rejected(429), {"budget_left": False}),
     ("429 with Retry-After, budget empty", rejected(429, 0.0), {"budget_left": False}),
     ("429, resends used up", rejected(429, 1.0), {"resends": 2}),
+    ("429 in a batch: its pace takes it", rejected(429, 1.0), {"paced": True}),
+    ("flow control in a batch", FLOW_CONTROL, {"paced": True}),
     ("4xx rejection", rejected(400), {}),
     ("404", rejected(404), {}),
     ("result code", ResultCodeError("30010000001", "no"), {}),

@@ -27,6 +27,7 @@ from ccmessaging_async import (
     RetryPolicy,
     ServerError,
     SessionStateError,
+    ThrottledError,
     TokenPolicy,
 )
 from tests._helpers import (
@@ -394,12 +395,12 @@ async def test_429_waits_for_retry_after_and_resends(router: respx.MockRouter) -
 
 
 async def test_429_asking_too_long_a_wait_is_not_waited(router: respx.MockRouter) -> None:
-    """A Retry-After beyond max_retry_after gives up with a 429 status error at once."""
+    """A Retry-After beyond max_retry_after gives up with a ThrottledError (429) at once."""
     router.post(TOKEN_PATH).respond(json=token_json())
     call_route = router.post(CALL_PATH).respond(429, headers={"Retry-After": "3600"})
     with anyio.fail_after(5):
         async with session() as s:
-            with pytest.raises(RequestRejectedError) as info:
+            with pytest.raises(ThrottledError) as info:
                 await s.create_call(REQUEST)
     assert info.value.status_code == 429
     assert info.value.retry_after == 3600

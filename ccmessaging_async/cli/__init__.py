@@ -88,6 +88,13 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
     batch.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
     batch.add_argument(
+        "--max-throttle-wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="stop dialling (exit 5) when the platform throttles every call this long (600)",
+    )
+    batch.add_argument(
         "--resend-unknown",
         action="store_true",
         help="dial again the rows whose outcome is unknown (may ring someone twice)",
@@ -112,6 +119,21 @@ def _parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser("emulator", help="serve the platform emulator on loopback")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     emulator.add_argument("--port", type=int, default=8080, help="port to listen on (8080)")
+    emulator.add_argument(
+        "--capacity",
+        type=float,
+        metavar="CALLS_PER_S",
+        help="throttle createcall beyond this many calls/s (a token bucket), as a tenant's "
+        "gateway does",
+    )
+    emulator.add_argument(
+        "--burst", type=int, default=10, help="calls at once within --capacity (10)"
+    )
+    emulator.add_argument(
+        "--throttle-code",
+        action="store_true",
+        help="beyond --capacity answer HTTP 200 with resultCode 10010000002, not 429",
+    )
 
     demo = commands.add_parser(
         "demo", help="run a batch against the emulator over real loopback sockets"
@@ -215,6 +237,8 @@ def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
         return ExitCode.STORAGE
     if run.signal is not None:
         return _signal_exit_code(run.signal)
+    if run.throttled is not None:
+        return ExitCode.THROTTLED
     if counts["unknown"]:
         return ExitCode.UNKNOWN
     if counts["failed"]:
@@ -229,6 +253,8 @@ def _signal_exit_code(received: signal.Signals) -> ExitCode:
 def _batch(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
+    if not 0 < args.max_throttle_wait < float("inf"):
+        raise ValueError("--max-throttle-wait must be a number of seconds above 0")
     make_session = session_factory(args.transport, insecure=args.allow_insecure_http)
     # From here to the end, a signal at any moment is a stop, never the default action.
     with StopSignals() as signals:
@@ -245,6 +271,7 @@ def _run_batch(
 ) -> int:
     job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
     how = "failed"
+    outcome: Run | None = None
     try:
         if job.imported:
             print(f"job {job.store.path}: {job.imported} rows taken in", file=sys.stderr)
@@ -285,6 +312,7 @@ def _run_batch(
                         signals,
                         concurrency=concurrency,
                         rate=args.rate,
+                        max_throttle_wait=args.max_throttle_wait,
                         advance=advance,
                     )
 
@@ -293,6 +321,13 @@ def _run_batch(
             outcome.signal = signals.first.signal  # it came after the last call ended
         how = outcome.how
         print(outcome.summary.line())
+        pacing = outcome.pacing
+        if pacing is not None and pacing.throttles:
+            pace = "unlimited" if pacing.rate is None else f"{pacing.rate:.1f} calls/s"
+            print(
+                f"throttled: {pacing.throttles} answers said too fast ({pacing.pauses} pauses); "
+                f"pace at the end {pace}"
+            )
         counts = job.store.counts()
         print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
         if outcome.failure is not None:
@@ -304,9 +339,15 @@ def _run_batch(
             )
         elif outcome.signal is not None:
             print("stopped; re-run the same command to resume", file=sys.stderr)
+        elif outcome.throttled is not None:
+            print(
+                f"error: {outcome.throttled}. The rows not created are pending: re-run the "
+                "same command later to resume",
+                file=sys.stderr,
+            )
         return _job_exit_code(counts, outcome)
     finally:
-        job.close(how)
+        job.close(how, outcome.pacing if outcome is not None else None)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -327,6 +368,11 @@ def _emulator(args: argparse.Namespace) -> int:
 
     _check_free(args.host, args.port)
     emulator = Emulator()
+    if args.capacity is not None:
+        if not (0 < args.capacity < float("inf")) or args.burst < 1:
+            raise ValueError("--capacity must be above 0 and --burst at least 1")
+        emulator.set_capacity(args.capacity, burst=args.burst, result_code=args.throttle_code)
+        print(f"createcall is throttled beyond {args.capacity:g} calls/s (burst {args.burst})")
     print("Point the SDK at the emulator with:")
     print(f"  export {ENV_BASE_URL}=http://{args.host}:{args.port}")
     print(f"  export {ENV_APP_KEY}={emulator.app_key}")

@@ -32,6 +32,7 @@ class GroupCommitter:
         self._store = store
         self._on_commit = on_commit
         self._claims: list[int] = []
+        self._releases: list[int] = []
         self._finals: list[Final] = []
         self._wake = anyio.Event()
         self._committed = anyio.Event()  # set once the group being gathered is committed
@@ -55,6 +56,12 @@ class GroupCommitter:
         await committed.wait()
         self._check()
 
+    def release(self, row: int) -> None:
+        """Queue ``row`` to go back to ``pending``: its call was provably never created."""
+        self._check()
+        self._releases.append(row)
+        self._wake.set()
+
     def finish(self, final: Final) -> None:
         """Queue the outcome of a row for the next commit."""
         self._check()
@@ -65,7 +72,7 @@ class GroupCommitter:
         """Commit whatever was queued, group after group, until :meth:`close`."""
         try:
             while True:
-                if not self._claims and not self._finals:
+                if not (self._claims or self._finals or self._releases):
                     if self._closing:
                         return
                     await self._wake.wait()
@@ -77,11 +84,12 @@ class GroupCommitter:
 
     async def _commit_group(self) -> bool:
         claims, self._claims = self._claims, []
+        releases, self._releases = self._releases, []
         finals, self._finals = self._finals, []
         committed, self._committed = self._committed, anyio.Event()
         try:
             # Not cancellable: a commit that started is finished and its claims released.
-            recorded = await anyio.to_thread.run_sync(self._store.commit, claims, finals)
+            recorded = await anyio.to_thread.run_sync(self._store.commit, claims, finals, releases)
         except (sqlite3.Error, OSError) as exc:
             return self._fail(exc, committed)
         committed.set()

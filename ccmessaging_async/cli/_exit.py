@@ -16,6 +16,7 @@ class ExitCode(enum.IntEnum):
     USAGE = 2
     UNKNOWN = 3
     STORAGE = 4
+    THROTTLED = 5
     INTERRUPTED = 128 + signal.SIGINT
     TERMINATED = 128 + signal.SIGTERM
 
@@ -31,6 +32,7 @@ _MEANINGS = {
     ExitCode.USAGE: "usage or configuration error, or the job refused to start: nothing dialled",
     ExitCode.UNKNOWN: "some calls may have been created (outcome unknown): never retry blindly",
     ExitCode.STORAGE: "the job could not record (disk full, read-only, size limit) and stopped",
+    ExitCode.THROTTLED: "the platform throttled every call for --max-throttle-wait: resume later",
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C: re-run the same command to resume",
     ExitCode.TERMINATED: "stopped by SIGTERM: re-run the same command to resume",
 }

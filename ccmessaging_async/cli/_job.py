@@ -11,6 +11,7 @@ from pathlib import Path
 
 import attrs
 
+from .._pacing import Pacing
 from ._exit import JobRefusedError
 from ._input import identify, is_jsonl, read_rows
 from ._report import Report
@@ -37,10 +38,14 @@ class Job:
     #: Rows that cannot be sent (an input error), failed by this run without dialling.
     invalid: int
 
-    def close(self, how: str) -> None:
-        """Record how the run ended, close the report and release the job file."""
+    def close(self, how: str, pacing: Pacing | None = None) -> None:
+        """Record how the run ended (and its pace), close the report, release the job file."""
         try:
-            self.store.end_run(how)
+            self.store.end_run(
+                how,
+                throttles=0 if pacing is None else pacing.throttles,
+                pace=None if pacing is None else pacing.rate,
+            )
         except sqlite3.Error:
             pass  # the disk that stopped the job may refuse this too; the run row stays open
         finally:

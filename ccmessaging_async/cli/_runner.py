@@ -21,9 +21,15 @@ from collections.abc import Iterator
 import anyio
 import attrs
 
-from .._errors import ResultCodeError
+from .._errors import (
+    NotSentError,
+    ResultCodeError,
+    ThrottledError,
+    ThrottlingTimeoutError,
+)
 from .._models import CreateCallRequest
 from .._outcomes import CallOutcome, OutcomeStatus
+from .._pacing import Pacing
 from .._session import AsyncSession
 from ._commits import GroupCommitter
 from ._gate import DialGate
@@ -45,12 +51,18 @@ class Run:
     signal: signal.Signals | None = None
     #: Why the job file or the report could not be written, if that stopped the run.
     failure: str | None = None
+    #: Why the run stopped dialling because the platform throttled every call too long.
+    throttled: str | None = None
+    #: The run's pace (its rate now, the throttles it met).
+    pacing: Pacing | None = None
 
     @property
     def how(self) -> str:
-        """``finished``, ``stopped`` (could not record), ``interrupted`` or ``terminated``."""
+        """How it ended: finished, stopped, throttled, interrupted or terminated."""
         if self.failure is not None:
             return "stopped"
+        if self.throttled is not None and self.signal is None:
+            return "throttled"
         if self.signal is None:
             return "finished"
         return "terminated" if self.signal == signal.SIGTERM else "interrupted"
@@ -80,6 +92,21 @@ class _Withheld(Exception):  # noqa: N818 - not an error: a decision
     """The gate said no at the last moment: the row is not dialled and stays pending."""
 
 
+def _not_dialled(outcome: CallOutcome, *, claimed: bool) -> bool:
+    """Whether ``outcome`` proves its row's call was never created, so it stays pending.
+
+    A row whose claim was never committed was not sent. A claimed row that ended
+    throttled, or unsent at a send that never began (each send before it was throttled),
+    was stopped while it waited for its turn.
+    """
+    if not claimed:
+        return True
+    error = outcome.error
+    return isinstance(error, ThrottledError) or (
+        isinstance(error, NotSentError) and error.attempts == 0
+    )
+
+
 async def _watch_signals(
     signals: StopSignals, run: Run, gate: DialGate, calls: anyio.CancelScope
 ) -> None:
@@ -99,6 +126,45 @@ async def _watch_signals(
             calls.cancel()
 
 
+class _RowsInFlight:
+    """The rows one run has taken up, by the engine's index, and which of them are claimed."""
+
+    def __init__(self, job: Job, gate: DialGate, committer: GroupCommitter) -> None:
+        self._job = job
+        self._gate = gate
+        self._committer = committer
+        self._taken: dict[int, PendingRow] = {}
+        self._claimed: set[int] = set()  # their claim is committed: they are `sending`
+
+    def requests(self) -> Iterator[CreateCallRequest]:
+        """Yield the job's pending rows as requests, until a stop or a failure to record."""
+        for index, row in enumerate(self._job.store.pending()):
+            if self._gate.stopped or self._committer.failure is not None:
+                return
+            self._taken[index] = row
+            yield CreateCallRequest(
+                called=row.called, caller_present=row.caller_present, call_data=row.call_data
+            )
+
+    async def claim(self, index: int, _request: CreateCallRequest) -> None:
+        """Claim the row (the ``on_send`` hook), once the gate has said yes at this moment."""
+        if not self._gate.admit():
+            raise _Withheld
+        if index not in self._claimed:  # a throttled call's re-send keeps its claim
+            await self._committer.claim(self._taken[index].row)
+            self._claimed.add(index)
+
+    def settle(self, outcome: CallOutcome) -> None:
+        """Queue the outcome of a row, or put the row back if it was never dialled."""
+        row = self._taken.pop(outcome.index)
+        claimed = outcome.index in self._claimed
+        self._claimed.discard(outcome.index)
+        if not _not_dialled(outcome, claimed=claimed):
+            self._committer.finish(_final(row, outcome))
+        elif claimed:
+            self._committer.release(row.row)
+
+
 async def run_job(
     session: AsyncSession,
     job: Job,
@@ -106,11 +172,13 @@ async def run_job(
     *,
     concurrency: int,
     rate: float | None,
+    max_throttle_wait: float,
     advance: Advance,
 ) -> Run:
     """Dial the job's pending rows through ``session``; return how the run went."""
-    run = Run()
-    gate = DialGate(rate)
+    pacing = Pacing(rate, max_throttle_wait=max_throttle_wait)
+    run = Run(pacing=pacing)
+    gate = DialGate(pacing)
     summary = run.summary
     summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
 
@@ -123,44 +191,25 @@ async def run_job(
             advance(status)
 
     committer = GroupCommitter(job.store, committed)
-    sent: dict[int, PendingRow] = {}  # by the engine's index
-    withheld: set[int] = set()  # taken up, then not dialled: they stay pending
-
-    def requests() -> Iterator[CreateCallRequest]:
-        for index, row in enumerate(job.store.pending()):
-            if gate.stopped or committer.failure is not None:
-                return
-            sent[index] = row
-            yield CreateCallRequest(
-                called=row.called, caller_present=row.caller_present, call_data=row.call_data
-            )
-
-    async def claim(index: int, _request: CreateCallRequest) -> None:
-        if not await gate.admit():
-            withheld.add(index)
-            raise _Withheld
-        await committer.claim(sent[index].row)
-
+    rows = _RowsInFlight(job, gate, committer)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
         with anyio.CancelScope() as calls:
             tasks.start_soon(_watch_signals, signals, run, gate, calls)
             try:
-                # The gate keeps the rate: a row waits for its turn where a stop still
-                # reaches it, not before it is taken up.
                 async with contextlib.aclosing(
-                    session.create_calls(requests(), concurrency=concurrency, on_send=claim)
+                    session.create_calls(
+                        rows.requests(), concurrency=concurrency, on_send=rows.claim, pacing=pacing
+                    )
                 ) as outcomes:
                     async for outcome in outcomes:
-                        row = sent.pop(outcome.index)
-                        if outcome.index in withheld:
-                            withheld.discard(outcome.index)
-                            continue
                         if committer.failure is not None:
                             break
-                        committer.finish(_final(row, outcome))
+                        rows.settle(outcome)
             except sqlite3.Error as exc:  # reading the pending rows failed
                 run.failure = f"{type(exc).__name__}: {exc}"
+            except ThrottlingTimeoutError as exc:
+                run.throttled = str(exc)
         await committer.close()
         tasks.cancel_scope.cancel()
     run.failure = run.failure or committer.failure

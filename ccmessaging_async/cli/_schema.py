@@ -9,10 +9,11 @@
     outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
               status, result (JSON), result_code, error, attempts, latency_ms, finished_at
     runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
-              stopped), resent (unknown rows it put back to be dialled again); ended_at
-              stays empty for a run that died
+              stopped / throttled), resent (unknown rows it put back to be dialled
+              again), throttles (answers that said too fast), pace (its limit at the
+              end, calls/s; empty: unlimited); ended_at stays empty for a run that died
 
-Version 2 added ``rows.result_code``, its index and ``runs.resent``.
+Version 2 added ``rows.result_code``, its index and ``runs.resent``, ``throttles``, ``pace``.
 
 States are text, readable with the ``sqlite3`` shell; they are not guarded by a CHECK
 constraint, which measured 8 us per updated row.
@@ -72,7 +73,9 @@ CREATE TABLE runs (
     started_at TEXT NOT NULL,
     ended_at TEXT,
     how TEXT,
-    resent INTEGER NOT NULL DEFAULT 0
+    resent INTEGER NOT NULL DEFAULT 0,
+    throttles INTEGER NOT NULL DEFAULT 0,
+    pace REAL
 );
 """
 
@@ -81,6 +84,8 @@ CREATE TABLE runs (
 _FROM_VERSION_1 = """
 ALTER TABLE rows ADD COLUMN result_code TEXT;
 ALTER TABLE runs ADD COLUMN resent INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN throttles INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE runs ADD COLUMN pace REAL;
 CREATE INDEX migrating ON outcomes (row, seq);
 UPDATE rows SET result_code = (
     SELECT result_code FROM outcomes o WHERE o.row = rows.row ORDER BY seq DESC LIMIT 1

@@ -31,7 +31,8 @@ def status_text(path: Path) -> str:
         ).fetchall()
         resent = db.execute("SELECT coalesce(sum(resent), 0) FROM runs").fetchone()[0]
         last_run = db.execute(
-            "SELECT pid, started_at, ended_at, how FROM runs ORDER BY id DESC LIMIT 1"
+            "SELECT pid, started_at, ended_at, how, throttles, pace FROM runs "
+            "ORDER BY id DESC LIMIT 1"
         ).fetchone()
     finally:
         db.close()
@@ -56,9 +57,12 @@ def status_text(path: Path) -> str:
     if pid is not None:
         lines.append(f"  running now (pid {pid})")
     elif last_run is not None:
-        run_pid, started, ended, how = last_run
+        run_pid, started, ended, how, throttles, pace = last_run
         ending = f"{how} {ended}" if ended else "died without ending (kill -9, power loss)"
         lines.append(f"  not running; last run pid {run_pid} started {started}, {ending}")
+        if throttles:
+            at = "unlimited" if pace is None else f"{pace:.1f} calls/s"
+            lines.append(f"  last run throttled {throttles} times; its pace at the end {at}")
     return "\n".join(lines)
 
 

@@ -239,8 +239,14 @@ class JobStore:
                 yield PendingRow(*values)
             after = found[-1][0]
 
-    def commit(self, claims: list[int], finals: list[Final]) -> list[Recorded]:
-        """Mark ``claims`` as ``sending`` and record ``finals``, in one durable transaction."""
+    def commit(
+        self, claims: list[int], finals: list[Final], releases: Iterable[int] = ()
+    ) -> list[Recorded]:
+        """Mark ``claims`` ``sending``, ``releases`` ``pending`` again and record ``finals``.
+
+        In one durable transaction. A row is released only when its call was provably
+        never created (it was throttled, then stopped before its turn came again).
+        """
         first = self._next_seq
         finished = _now()
         with self._transaction() as db:
@@ -248,6 +254,10 @@ class JobStore:
                 db.executemany(
                     "UPDATE rows SET state = 'sending' WHERE row = ?", ((row,) for row in claims)
                 )
+            db.executemany(
+                "UPDATE rows SET state = 'pending' WHERE row = ? AND state = 'sending'",
+                ((row,) for row in releases),
+            )
             if finals:
                 db.executemany(
                     "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -273,11 +283,12 @@ class JobStore:
         self._next_seq = first + len(finals)
         return [Recorded(first + i, final) for i, final in enumerate(finals)]
 
-    def end_run(self, how: str) -> None:
-        """Record how this run ended."""
+    def end_run(self, how: str, *, throttles: int = 0, pace: float | None = None) -> None:
+        """Record how this run ended, how often it was throttled and its pace at the end."""
         with self._transaction() as db:
             db.execute(
-                "UPDATE runs SET ended_at = ?, how = ? WHERE id = ?", (_now(), how, self.run_id)
+                "UPDATE runs SET ended_at = ?, how = ?, throttles = ?, pace = ? WHERE id = ?",
+                (_now(), how, throttles, pace, self.run_id),
             )
 
     def close(self) -> None:

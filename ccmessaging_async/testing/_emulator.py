@@ -21,7 +21,7 @@ from .._models import MAX_CALL_DATA, MAX_CALLED, MAX_CALLER_PRESENT
 from .._token_policy import MAX_TOKEN_LIFETIME
 from .._token_service import TOKEN_PATH
 
-__all__ = ["DropPoint", "Emulator", "RecordedCall", "TokenFailure"]
+__all__ = ["Capacity", "DropPoint", "Emulator", "RecordedCall", "TokenFailure"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,6 +62,24 @@ class RecordedCall:
     serial_no: str
     #: When its request arrived, on the emulator's clock.
     at: float
+
+
+@attrs.frozen
+class Capacity:
+    """How many createcalls per second the emulated tenant may make, and how it is told."""
+
+    rate: float
+    burst: int
+    retry_after: float | None
+    result_code: bool
+
+
+async def _refuse_as_too_fast(send: Send, capacity: Capacity) -> None:
+    if capacity.result_code:
+        await _respond(send, 200, _failure("10010000002", "interface flow control failed"))
+        return
+    headers = {} if capacity.retry_after is None else {"retry-after": f"{capacity.retry_after:g}"}
+    await _respond(send, 429, {"error": "too many requests"}, headers)
 
 
 class Emulator:
@@ -108,6 +126,11 @@ class Emulator:
         self.rate_limit: float | None = None
         #: The ``Retry-After`` seconds sent with a createcall 429.
         self.rate_limit_retry_after: float = 1
+        #: Throttling as a tenant meets it (SPEC section 4), set with :meth:`set_capacity`.
+        self.capacity: Capacity | None = None
+        #: createcalls refused as too fast (by ``rate_limit`` or ``capacity``).
+        self.throttled_requests: int = 0
+        self._bucket = (0.0, 0.0)  # tokens, at
 
     def __repr__(self) -> str:
         return (
@@ -116,6 +139,26 @@ class Emulator:
         )
 
     # -- knobs ---------------------------------------------------------------------------
+
+    def set_capacity(
+        self,
+        rate: float | None,
+        *,
+        burst: int = 10,
+        retry_after: float | None = 1.0,
+        result_code: bool = False,
+    ) -> None:
+        """Accept at most ``rate`` createcalls per second, ``burst`` at once (None: any).
+
+        A token bucket, as gateways meter tenants: beyond it a createcall is refused with
+        429 (with ``Retry-After: retry_after`` unless None), or with HTTP 200 and
+        resultCode ``10010000002`` when ``result_code``. Nothing is created either way.
+        """
+        with self._lock:
+            self.capacity = (
+                None if rate is None else Capacity(rate, burst, retry_after, result_code)
+            )
+            self._bucket = (float(burst), self._clock())
 
     def fail_token_requests(
         self, times: int, kind: TokenFailure = TokenFailure.SERVER_ERROR, retry_after: float = 0
@@ -149,6 +192,14 @@ class Emulator:
         """
         with self._recorded:
             return self._recorded.wait_for(lambda: len(self.calls) >= count, timeout)
+
+    def wait_for_throttled(self, count: int, timeout: float) -> bool:
+        """Block this thread until ``count`` createcalls were refused as too fast.
+
+        Returns whether they were within ``timeout`` seconds.
+        """
+        with self._recorded:
+            return self._recorded.wait_for(lambda: self.throttled_requests >= count, timeout)
 
     def duplicates(self) -> dict[str, int]:
         """Numbers for which more than one call was created, with their counts."""
@@ -238,6 +289,22 @@ class Emulator:
             expires_at = self._tokens.get(authorization[len("Bearer ") :])
             return expires_at is not None and self._clock() < expires_at
 
+    def _over_capacity(self, now: float) -> Capacity | None:
+        """Take a token from the bucket; return the capacity that refuses, if it does."""
+        capacity = self.capacity
+        if capacity is None:
+            return None
+        with self._lock:
+            tokens, at = self._bucket
+            tokens = min(float(capacity.burst), tokens + (now - at) * capacity.rate)
+            if tokens >= 1.0:
+                self._bucket = (tokens - 1.0, now)
+                return None
+            self._bucket = (tokens, now)
+            self.throttled_requests += 1
+            self._recorded.notify_all()
+            return capacity
+
     def _over_rate(self, now: float) -> bool:
         if self.rate_limit is None:
             return False
@@ -261,7 +328,14 @@ class Emulator:
                 send, 403, {"errorCode": "APIGW.0301", "exceptionInfo": EXPIRED_TOKEN_INFO}
             )
             return
+        refusing = self._over_capacity(arrived)
+        if refusing is not None:
+            await _refuse_as_too_fast(send, refusing)
+            return
         if self._over_rate(arrived):
+            with self._lock:
+                self.throttled_requests += 1
+                self._recorded.notify_all()
             await _respond(
                 send,
                 429,

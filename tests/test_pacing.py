@@ -1,0 +1,299 @@
+"""Throttling slows a batch down and fails no row (SPEC section 4): the pace and the batch."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+import respx
+
+from ccmessaging_async import (
+    AsyncSession,
+    ConfigurationError,
+    CreateCallRequest,
+    OutcomeStatus,
+    Pacing,
+    RetryPolicy,
+    ThrottledError,
+    TokenPolicy,
+)
+from ccmessaging_async._pacing import MIN_RATE, Pace
+from ccmessaging_async.cli import ExitCode, main
+from ccmessaging_async.cli._status import status_text
+from ccmessaging_async.testing import Emulator, EmulatorServer
+from tests._helpers import (
+    APP_KEY,
+    APP_SECRET,
+    BASE_URL,
+    CALL_PATH,
+    TOKEN_PATH,
+    call_json,
+    token_json,
+)
+from tests.test_batch_job import COMMAND, env_for, job_states, numbers, served, write_csv
+
+__all__ = ["served"]  # the fixture, shared with the other batch-job tests
+
+# --- the decision, on a clock of its own -------------------------------------------------
+
+
+def started(pace: Pace, count: int, now: float) -> None:
+    """``count`` starts at ``now``, as a batch without a limit makes them."""
+    for _ in range(count):
+        assert pace.turn(now) == (0.0, True)
+        pace.started(now)
+
+
+def test_one_signal_in_a_window_changes_nothing() -> None:
+    """A lone 429 is noise: the pace stays where it was."""
+    pace = Pace(None, now=0.0)
+    started(pace, 50, 0.5)
+    pace.throttled(0.6, None)
+    assert pace.rate is None
+    assert pace.throttles == 1
+
+
+def test_two_signals_lower_the_rate_to_four_fifths_of_what_the_batch_did() -> None:
+    """50 starts in half a second (100/s), then two throttles: the limit becomes 80/s."""
+    pace = Pace(None, now=0.0)
+    started(pace, 50, 0.0)
+    pace.throttled(0.5, None)
+    pace.throttled(0.5, None)
+    assert pace.rate == pytest.approx(80.0)
+
+
+def test_the_rate_falls_to_what_the_platform_took_but_at_most_by_half() -> None:
+    """200 starts/s, 140/s taken, then throttles: 140/s; with 20/s taken: 100/s, not 20."""
+    for taken, expected in ((70, 140.0), (10, 100.0)):
+        pace = Pace(None, now=0.0)
+        started(pace, 100, 0.0)
+        for _ in range(taken):
+            pace.accepted(0.25, 0.01)
+        pace.throttled(0.5, None)
+        pace.throttled(0.5, None)
+        assert pace.rate == pytest.approx(expected)
+
+
+def test_the_rate_is_lowered_at_most_once_per_window() -> None:
+    """Ten signals in one window are one decrease; two in the next window are another."""
+    pace = Pace(None, now=0.0)
+    started(pace, 100, 0.0)
+    for _ in range(10):
+        pace.throttled(0.5, None)
+    assert pace.rate == pytest.approx(160.0)
+    pace.throttled(0.7, None)
+    pace.throttled(0.8, None)
+    assert pace.rate == pytest.approx(160.0)  # still the same window
+    pace.throttled(1.6, None)
+    pace.throttled(1.7, None)
+    assert pace.rate == pytest.approx(128.0)
+
+
+def test_the_rate_never_falls_below_the_floor() -> None:
+    """However long the throttling, the pace keeps a floor (it never stops by itself)."""
+    pace = Pace(1.0, now=0.0)
+    for window in range(100):
+        pace.throttled(window * 1.5, None)
+        pace.throttled(window * 1.5 + 0.1, None)
+    assert pace.rate == MIN_RATE
+
+
+def test_retry_after_pauses_every_start() -> None:
+    """Retry-After: 2 holds every start for 2 s; the starts then go at the pace."""
+    pace = Pace(10.0, now=0.0)
+    pace.throttled(1.0, 2.0)
+    assert pace.turn(1.5) == (1.5, False)
+    assert pace.turn(2.75) == (0.25, False)
+    assert pace.turn(3.0) == (0.0, True)
+    wait, held = pace.turn(3.0)  # the next turn, 1/rate later
+    assert held
+    assert wait == pytest.approx(0.1)
+    assert pace.pauses == 1
+
+
+def test_clean_windows_that_use_the_limit_raise_it_additively_up_to_the_ceiling() -> None:
+    """After a decrease, each clean busy window adds a twentieth of the throttled rate."""
+    pace = Pace(100.0, now=0.0)
+    for tenth in range(10):  # 100 starts in the first second, at the limit
+        for _ in range(10):
+            pace.turn(tenth / 10)
+            pace.started(tenth / 10)
+    pace.throttled(0.1, None)
+    pace.throttled(0.2, None)
+    assert pace.rate == pytest.approx(80.0)
+    now, rates = 0.2, []
+    for _ in range(8):
+        _, held = pace.turn(now)  # a start that waits: the batch uses its limit
+        assert held
+        now += 1.01
+        pace.turn(now)  # the window ends here
+        rates.append(pace.rate)
+    assert rates[:4] == pytest.approx([85.0, 90.0, 95.0, 100.0])
+    assert max(rate or 0.0 for rate in rates) == 100.0  # never above what the user set
+
+
+def test_an_idle_window_raises_nothing() -> None:
+    """A batch that does not use its limit (no start waited) learns nothing from quiet."""
+    pace = Pace(None, now=0.0)
+    started(pace, 100, 0.0)
+    pace.throttled(0.5, None)
+    pace.throttled(0.5, None)
+    pace.turn(5.0)
+    pace.turn(10.0)
+    assert pace.rate == pytest.approx(160.0)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("inf"), float("nan")])
+def test_pacing_refuses_what_no_batch_can_run_with(bad: float) -> None:
+    """A rate or a max_throttle_wait that is not a positive finite number is refused."""
+    with pytest.raises(ConfigurationError):
+        Pacing(bad)
+    with pytest.raises(ConfigurationError):
+        Pacing(max_throttle_wait=bad)
+
+
+# --- the batch ------------------------------------------------------------------------
+
+
+def in_process(emulator: Emulator) -> AsyncSession:
+    return AsyncSession(
+        "http://127.0.0.1",
+        emulator.app_key,
+        emulator.app_secret,
+        transport=httpx.ASGITransport(app=emulator),
+        retry=RetryPolicy.for_tests(),
+        token=TokenPolicy.for_tests(),
+    )
+
+
+@pytest.mark.anyio
+async def test_429_once_each_fails_no_row(router: respx.MockRouter) -> None:
+    """30 calls each answered 429 once: all created, none failed (12 did at Retry-After: 1)."""
+    router.post(TOKEN_PATH).respond(json=token_json())
+    seen: Counter[str] = Counter()
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        called = request.read().decode().split('"called": "')[1].split('"')[0]
+        seen[called] += 1
+        if seen[called] == 1:
+            # Each pauses the whole batch: 0.1 s keeps the test short.
+            return httpx.Response(429, headers={"Retry-After": "0.1"})
+        return httpx.Response(200, json=call_json())
+
+    router.post(CALL_PATH).mock(side_effect=answer)
+    pacing = Pacing()
+    with anyio.fail_after(60):
+        async with AsyncSession(
+            BASE_URL,
+            APP_KEY,
+            APP_SECRET,
+            retry=RetryPolicy.for_tests(),
+            token=TokenPolicy.for_tests(),
+        ) as session:
+            requests = [CreateCallRequest(called=f"1380000{i:04d}") for i in range(30)]
+            outcomes = [
+                o async for o in session.create_calls(requests, concurrency=10, pacing=pacing)
+            ]
+    assert [o.status for o in outcomes] == [OutcomeStatus.SUCCEEDED] * 30
+    assert all(o.attempts == 2 for o in outcomes)
+    assert set(seen.values()) == {2}
+    assert pacing.pauses >= 1
+    assert pacing.throttles == 30
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("as_result_code", [False, True], ids=["429", "10010000002"])
+async def test_a_platform_that_meters_the_tenant_fails_no_row(as_result_code: bool) -> None:
+    """100 calls/s, burst 10, 400 calls at concurrency 50 and no rate: all created, once."""
+    emulator = Emulator()
+    emulator.set_capacity(100.0, burst=10, retry_after=None, result_code=as_result_code)
+    pacing = Pacing()
+    with anyio.fail_after(60):
+        async with in_process(emulator) as session:
+            requests = [CreateCallRequest(called=n) for n in numbers(400)]
+            outcomes = [
+                o async for o in session.create_calls(requests, concurrency=50, pacing=pacing)
+            ]
+    assert [o.status for o in outcomes] == [OutcomeStatus.SUCCEEDED] * 400
+    assert emulator.duplicates() == {}
+    assert len(emulator.calls) == 400
+    assert emulator.throttled_requests > 0
+    assert pacing.rate is not None  # it found a pace of its own
+
+
+@pytest.mark.anyio
+async def test_a_single_call_is_sent_again_after_a_throttle() -> None:
+    """create_call re-sends a 10010000002 like a 429, within the retry policy."""
+    emulator = Emulator()
+    emulator.set_capacity(1.0, burst=1, result_code=True)
+    async with in_process(emulator) as session:
+        first = await session.create_call(CreateCallRequest(called="88881001"))
+        with pytest.raises(ThrottledError) as caught:
+            await session.create_call(CreateCallRequest(called="88881002"))
+    assert first.result_code == "0"
+    assert caught.value.code == "10010000002"
+    assert caught.value.attempts == 3  # 1 + max_resends, none waited (for_tests)
+
+
+# --- the command line -----------------------------------------------------------------
+
+
+def test_a_throttled_job_ends_with_every_row_created(
+    served: EmulatorServer, tmp_path: Path
+) -> None:
+    """`batch` against a metered tenant: exit 0, nobody twice, the throttling reported."""
+    served.app.set_capacity(50.0, burst=5, retry_after=None)
+    source, out = write_csv(tmp_path / "in.csv", numbers(150)), tmp_path / "out.jsonl"
+    done = subprocess.run(
+        [*COMMAND, str(source), "--out", str(out), "--concurrency", "20"],
+        env=env_for(served),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == ExitCode.OK, done.stderr
+    assert "throttled:" in done.stdout
+    assert len(served.app.calls) == 150
+    assert served.app.duplicates() == {}
+    assert "last run throttled" in status_text(Path(f"{out}.job"))
+
+
+def test_a_platform_that_accepts_nothing_stops_the_job_with_rows_pending(
+    served: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every call throttled for --max-throttle-wait: exit 5, nothing failed, resume works."""
+    served.app.rate_limit = 0  # every createcall: 429
+    served.app.rate_limit_retry_after = 0
+    source, out = write_csv(tmp_path / "in.csv", numbers(40)), tmp_path / "out.jsonl"
+    command = ["batch", str(source), "--out", str(out), "--concurrency", "5"]
+    assert main([*command, "--max-throttle-wait", "0.5"]) == ExitCode.THROTTLED
+    assert "accepted no call for 0.5s" in capsys.readouterr().err
+    assert job_states(Path(f"{out}.job")) == {"pending": 40}
+    served.app.rate_limit = None
+    assert main(command) == ExitCode.OK
+    assert len(served.app.calls) == 40
+
+
+def test_a_stop_while_throttled_leaves_the_waiting_rows_pending(
+    served: EmulatorServer, tmp_path: Path
+) -> None:
+    """SIGTERM while every call waits out a throttle: exit 143, no row sending or unknown."""
+    emulator = served.app
+    emulator.rate_limit = 0
+    emulator.rate_limit_retry_after = 1
+    source, out = write_csv(tmp_path / "in.csv", numbers(30)), tmp_path / "out.jsonl"
+    command = [*COMMAND, str(source), "--out", str(out), "--concurrency", "5"]
+    with subprocess.Popen(
+        command, env=env_for(served), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as run:
+        assert emulator.wait_for_throttled(10, timeout=60)
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
+    assert run.returncode == ExitCode.TERMINATED, stderr
+    assert job_states(Path(f"{out}.job")) == {"pending": 30}
+    assert len(emulator.calls) == 0
