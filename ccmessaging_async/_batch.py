@@ -244,6 +244,8 @@ class _Batch:
             except ThrottledError as exc:
                 attempts += exc.attempts
                 self._pacing.throttled(exc.retry_after)
+                if exc.retry_after:
+                    await self._pacing.hold(exc.retry_after)
                 if self._pacing.stopped or self._time_left(started) == 0:
                     return _failure(index, request, exc, started, attempts)
                 continue  # not created: it waits for the pace and goes again

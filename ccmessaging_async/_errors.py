@@ -231,7 +231,7 @@ class ResultCodeError(NotCreatedError):
     """The platform answered HTTP 200 with a non-zero ``resultCode``: the call was not created."""
 
     def __init__(self, code: str, description: str | None) -> None:
-        self.code = code
+        self.code: str | None = code
         self.description = description
         #: The enum member for a documented code, ``None`` for an unknown one.
         self.result_code: ResultCode | None = _BY_VALUE.get(code)
@@ -285,7 +285,7 @@ class ThrottledError(_StatusAttributes, NotCreatedError):
         super().__init__(message)
         self._set_status(status_code, body, retry_after)
         #: The resultCode that said so (``10010000002``), or ``None`` for a 429.
-        self.code = code
+        self.code: str | None = code
 
 
 class ResponseDecodeError(OutcomeUnknownError):

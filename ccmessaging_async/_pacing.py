@@ -8,9 +8,11 @@ platform's load.
 - **Signals**: a throttled answer, or a request that could not be sent (no connection).
 - **Down, once per window**: with at least two signals in a window (about
   ``max(1 s, 2 x median latency)``) and none lowered it in the last one, the rate becomes
-  0.8 x what the batch was doing (its measured rate of starts, or its limit), or what the
-  platform took in that window if that is lower (but never less than half).
-- **Retry-After** pauses the whole batch, not only the call that got it.
+  0.8 x what the batch was doing (its limit, or with none its measured rate of starts),
+  or what the platform took in that window if that is lower and no pause skewed it.
+- **Retry-After** holds the call that got it; when the rate is lowered, the longest
+  ``Retry-After`` of the window pauses the whole batch too (a lone 429 from a probe
+  above the platform's rate does not stop everyone).
 - **Up, additively**: after each clean window in which starts had to wait for their turn
   (the batch used its limit), by a step of a twentieth of the rate that was throttled.
 - **Never above** the user's ``rate`` (with none, the batch starts unlimited, bounded by
@@ -57,6 +59,7 @@ class Pace:
         self._window_start = now
         self._window_length = 1.0
         self._signals = 0  # in this window
+        self._retry_after = 0.0  # the longest asked for in this window
         self._waited = False  # a start waited for its turn in this window
         self._lowered_at = -math.inf
         self._step = 1.0
@@ -109,29 +112,31 @@ class Pace:
         self._roll(now)
         self.throttles += 1
         self._signals += 1
-        if retry_after is not None and retry_after > 0:
-            until = now + min(retry_after, MAX_PAUSE)
-            if until > self.paused_until:
-                self.paused_until = until
-                self.pauses += 1
+        if retry_after is not None:
+            self._retry_after = max(self._retry_after, min(retry_after, MAX_PAUSE))
+        retry_after_seen = self._retry_after
         if self._signals >= 2 and now - self._lowered_at >= self._window_length:
             self._lower(now)
+            if retry_after_seen > 0 and now + retry_after_seen > self.paused_until:
+                self.paused_until = now + retry_after_seen
+                self.pauses += 1
 
     def _lower(self, now: float) -> None:
-        base = self._measured_rate(now, self._starts)
-        if self.rate is not None:
-            base = min(base, self.rate) if base > 0 else self.rate
+        # What the batch was doing: its limit, or (unlimited) its measured starts.
+        base = self.rate if self.rate is not None else self._measured_rate(now, self._starts)
         lowered = _DECREASE * base
-        # What the platform took meanwhile is the best guess of its capacity: go down to
-        # it at once, but at most by half (a pause, or a slow window, skews it).
-        taken = self._measured_rate(now, self._accepted)
-        if 0 < taken < lowered:
-            lowered = max(taken, base / 2)
+        # What the platform took is the best guess of its capacity: go down to it at once,
+        # unless a pause (Retry-After) kept the window's calls from going.
+        if self.paused_until <= now - self._window_length:
+            taken = self._measured_rate(now, self._accepted)
+            if 0 < taken < lowered:
+                lowered = taken
         self.rate = max(MIN_RATE, lowered)
         self._step = max(MIN_RATE, base / 20.0)
         self._next = min(self._next, now + 1.0 / self.rate)
         self._lowered_at = now
         self._signals = 0
+        self._retry_after = 0.0
         self._window_start = now
         self._waited = False
 
@@ -153,6 +158,7 @@ class Pace:
             self.rate = raised if self.ceiling is None else min(raised, self.ceiling)
         self._window_start = now
         self._signals = 0
+        self._retry_after = 0.0
         self._waited = False
         if self._latencies:
             self._window_length = max(1.0, 2.0 * statistics.median(self._latencies))
@@ -184,7 +190,7 @@ class Pacing:
         self._pace = Pace(rate, self._clock())
         self._stopped = anyio.Event()
         #: Whether it stopped because the platform accepted nothing for too long.
-        self.gave_up = False
+        self.gave_up: bool = False
 
     def __repr__(self) -> str:
         rate = "unlimited" if self.rate is None else f"{self.rate:.1f}/s"
@@ -232,6 +238,11 @@ class Pacing:
             pace.started(self._clock())
             return True
         return False
+
+    async def hold(self, seconds: float) -> None:
+        """Hold one call ``seconds`` (its own ``Retry-After``), or until the pace stops."""
+        with anyio.move_on_after(min(seconds, MAX_PAUSE)):
+            await self._stopped.wait()
 
     def accepted(self, latency: float) -> None:
         """Note a call the platform took (it answered, throttling aside) in ``latency`` s."""

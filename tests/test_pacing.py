@@ -67,9 +67,9 @@ def test_two_signals_lower_the_rate_to_four_fifths_of_what_the_batch_did() -> No
     assert pace.rate == pytest.approx(80.0)
 
 
-def test_the_rate_falls_to_what_the_platform_took_but_at_most_by_half() -> None:
-    """200 starts/s, 140/s taken, then throttles: 140/s; with 20/s taken: 100/s, not 20."""
-    for taken, expected in ((70, 140.0), (10, 100.0)):
+def test_the_rate_falls_to_what_the_platform_took() -> None:
+    """200 starts/s, 140/s or 20/s taken, then throttles: straight down to what was taken."""
+    for taken, expected in ((70, 140.0), (10, 20.0)):
         pace = Pace(None, now=0.0)
         started(pace, 100, 0.0)
         for _ in range(taken):
@@ -77,6 +77,19 @@ def test_the_rate_falls_to_what_the_platform_took_but_at_most_by_half() -> None:
         pace.throttled(0.5, None)
         pace.throttled(0.5, None)
         assert pace.rate == pytest.approx(expected)
+
+
+def test_a_window_skewed_by_a_pause_only_takes_a_fifth_off() -> None:
+    """What was taken during a Retry-After pause says nothing of the platform's capacity."""
+    pace = Pace(100.0, now=0.0)
+    for _ in range(10):
+        pace.started(0.0)
+    pace.throttled(0.1, 0.5)
+    pace.throttled(0.1, 0.5)  # lowered to 80, and a pause until 0.6
+    pace.accepted(1.2, 0.01)
+    pace.throttled(1.3, None)
+    pace.throttled(1.3, None)
+    assert pace.rate == pytest.approx(64.0)  # not 1/s
 
 
 def test_the_rate_is_lowered_at_most_once_per_window() -> None:
@@ -103,16 +116,18 @@ def test_the_rate_never_falls_below_the_floor() -> None:
     assert pace.rate == MIN_RATE
 
 
-def test_retry_after_pauses_every_start() -> None:
-    """Retry-After: 2 holds every start for 2 s; the starts then go at the pace."""
+def test_retry_after_pauses_every_start_once_the_rate_is_lowered() -> None:
+    """A lone 429 holds only its call; two in a window pause every start for Retry-After."""
     pace = Pace(10.0, now=0.0)
+    pace.throttled(1.0, 2.0)
+    assert pace.turn(1.5) == (0.0, True)  # a lone probe above the rate stops nobody else
     pace.throttled(1.0, 2.0)
     assert pace.turn(1.5) == (1.5, False)
     assert pace.turn(2.75) == (0.25, False)
     assert pace.turn(3.0) == (0.0, True)
     wait, held = pace.turn(3.0)  # the next turn, 1/rate later
     assert held
-    assert wait == pytest.approx(0.1)
+    assert wait == pytest.approx(1 / pace.rate)  # type: ignore[operator]
     assert pace.pauses == 1
 
 

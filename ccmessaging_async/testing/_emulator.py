@@ -130,6 +130,8 @@ class Emulator:
         self.capacity: Capacity | None = None
         #: createcalls refused as too fast (by ``rate_limit`` or ``capacity``).
         self.throttled_requests: int = 0
+        #: When each of them arrived, on the emulator's clock.
+        self.throttled_at: list[float] = []
         self._bucket = (0.0, 0.0)  # tokens, at
 
     def __repr__(self) -> str:
@@ -302,6 +304,7 @@ class Emulator:
                 return None
             self._bucket = (tokens, now)
             self.throttled_requests += 1
+            self.throttled_at.append(now)
             self._recorded.notify_all()
             return capacity
 
@@ -335,6 +338,7 @@ class Emulator:
         if self._over_rate(arrived):
             with self._lock:
                 self.throttled_requests += 1
+                self.throttled_at.append(arrived)
                 self._recorded.notify_all()
             await _respond(
                 send,
