@@ -101,6 +101,8 @@ class _Batch:
         self._requests = requests
         self._concurrency = concurrency
         self._pacing = pacing
+        self._observer = sender.observer
+        self._observer.watch_pacing(pacing)
         self._budget = RetryBudget(
             retry_budget if retry_budget is not None else max(10, concurrency)
         )
@@ -243,7 +245,9 @@ class _Batch:
                 )
             except ThrottledError as exc:
                 attempts += exc.attempts
+                pauses = self._pacing.pauses
                 self._pacing.throttled(exc.retry_after)
+                self._observer.throttled(paused=self._pacing.pauses > pauses)
                 if exc.retry_after:
                     await self._pacing.hold(exc.retry_after)
                 if self._pacing.stopped or self._time_left(started) == 0:

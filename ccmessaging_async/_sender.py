@@ -105,6 +105,11 @@ class Sender:
         self._closed = False
         self._deadline = _http.exchange_deadline(client.timeout)
 
+    @property
+    def observer(self) -> Observer:
+        """Where this sender's calls are reported (spans and metrics)."""
+        return self._observer
+
     def close(self) -> None:
         """Send nothing more: calls waiting for a token or a slot get SessionStateError."""
         self._closed = True

@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import TracebackType
@@ -41,10 +42,11 @@ except ImportError:  # the otel extra is not installed
     otel_context = otel_metrics = otel_trace = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import MeterProvider
+    from opentelemetry.metrics import MeterProvider, Observation
     from opentelemetry.trace import Span, TracerProvider
 
     from ._endpoints import Endpoint
+    from ._pacing import Pacing
 
 __all__ = ["OTEL_INSTALLED", "CallWatch", "Observer", "Telemetry", "observer"]
 
@@ -167,6 +169,12 @@ class Observer:
         """Watch one token fetch (its re-sends included)."""
         return _NO_TOKEN
 
+    def watch_pacing(self, pacing: Pacing) -> None:
+        """Report ``pacing``'s limit (a gauge) while it lives."""
+
+    def throttled(self, *, paused: bool) -> None:
+        """Note a throttled answer, and whether it paused the whole batch."""
+
     def background(self) -> AbstractContextManager[None]:
         """Clear the current span while a background task is started inside.
 
@@ -201,7 +209,10 @@ class _OtelObserver(Observer):
         "calls",
         "duration",
         "in_flight",
+        "pacings",
+        "pauses",
         "resends",
+        "throttles",
         "token_failures",
         "token_fetches",
         "tracer",
@@ -237,6 +248,37 @@ class _OtelObserver(Observer):
         self.token_failures = meter.create_counter(
             "ccmessaging.token.failures", unit="{fetch}", description="Token fetches that failed"
         )
+        self.throttles = meter.create_counter(
+            "ccmessaging.throttles",
+            unit="{answer}",
+            description="Answers that said too fast (429, resultCode 10010000002) in batches",
+        )
+        self.pauses = meter.create_counter(
+            "ccmessaging.pauses", unit="{pause}", description="Batches paused for Retry-After"
+        )
+        self.pacings: weakref.WeakSet[Pacing] = weakref.WeakSet()
+        meter.create_observable_gauge(
+            "ccmessaging.pace.limit",
+            callbacks=[self._limits],
+            unit="{call}/s",
+            description="Each running batch's limit in calls per second (unlimited: none)",
+        )
+
+    def _limits(self, _options: Any) -> Iterator[Observation]:
+        for pacing in list(self.pacings):
+            rate = pacing.rate
+            if rate is not None and not pacing.stopped:
+                yield otel_metrics.Observation(rate)
+
+    @_contained
+    def watch_pacing(self, pacing: Pacing) -> None:
+        self.pacings.add(pacing)
+
+    @_contained
+    def throttled(self, *, paused: bool) -> None:
+        self.throttles.add(1)
+        if paused:
+            self.pauses.add(1)
 
     def call(self, endpoint: Endpoint[RequestT, Any], request: RequestT) -> CallWatch:
         return _OtelCallWatch(self, endpoint.name, endpoint.attributes(request))

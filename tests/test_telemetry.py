@@ -27,6 +27,7 @@ from ccmessaging_async import (
     AuthenticationError,
     CreateCallRequest,
     NotSentError,
+    Pacing,
     RetryPolicy,
     Telemetry,
     TokenPolicy,
@@ -371,3 +372,20 @@ async def test_a_meter_provider_that_raises_leaves_the_session_working() -> None
     async with in_process(emulator, Telemetry(meter_provider=Broken())) as session:
         result = await session.create_call(CreateCallRequest(called="88881001"))
     assert result.result_code == "0"
+
+
+async def test_a_throttled_batch_reports_its_throttles_pauses_and_limit(
+    recorded: Recorded,
+) -> None:
+    """Throttles and pauses are counted; the running batch's limit is a gauge."""
+    emulator = Emulator()
+    emulator.set_capacity(50.0, burst=5, retry_after=0.05)
+    pacing = Pacing()
+    async with in_process(emulator, recorded.telemetry) as session:
+        requests = [CreateCallRequest(called=f"8888{i:04d}") for i in range(100)]
+        outcomes = [o async for o in session.create_calls(requests, concurrency=20, pacing=pacing)]
+        limits = recorded.points("ccmessaging.pace.limit")
+    assert all(o.status.value == "succeeded" for o in outcomes)
+    assert recorded.total("ccmessaging.throttles") == pacing.throttles > 0
+    assert recorded.total("ccmessaging.pauses") == pacing.pauses
+    assert [value for _, value in limits] == [pytest.approx(pacing.rate)]
