@@ -9,7 +9,8 @@
   ``ccmessaging_split_server`` (the token service on a port of its own).
 """
 
-from ._emulator import Capacity, DropPoint, Emulator, RecordedCall, TokenFailure
+from ._capacity import Capacity
+from ._emulator import DropPoint, Emulator, RecordedCall, TokenFailure
 from ._pytest_httpx import add_responses
 from ._respx import MockedRoutes, mock_routes
 from ._server import EmulatorServer

@@ -20,8 +20,9 @@ from .._endpoints import CREATE_CALL
 from .._models import MAX_CALL_DATA, MAX_CALLED, MAX_CALLER_PRESENT
 from .._token_policy import MAX_TOKEN_LIFETIME
 from .._token_service import TOKEN_PATH
+from ._capacity import Capacity, TokenBucket
 
-__all__ = ["Capacity", "DropPoint", "Emulator", "RecordedCall", "TokenFailure"]
+__all__ = ["DropPoint", "Emulator", "RecordedCall", "TokenFailure"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -62,16 +63,6 @@ class RecordedCall:
     serial_no: str
     #: When its request arrived, on the emulator's clock.
     at: float
-
-
-@attrs.frozen
-class Capacity:
-    """How many createcalls per second the emulated tenant may make, and how it is told."""
-
-    rate: float
-    burst: int
-    retry_after: float | None
-    result_code: bool
 
 
 async def _refuse_as_too_fast(send: Send, capacity: Capacity) -> None:
@@ -127,12 +118,11 @@ class Emulator:
         #: The ``Retry-After`` seconds sent with a createcall 429.
         self.rate_limit_retry_after: float = 1
         #: Throttling as a tenant meets it (SPEC section 4), set with :meth:`set_capacity`.
-        self.capacity: Capacity | None = None
+        self._bucket: TokenBucket | None = None
         #: createcalls refused as too fast (by ``rate_limit`` or ``capacity``).
         self.throttled_requests: int = 0
         #: When each of them arrived, on the emulator's clock.
         self.throttled_at: list[float] = []
-        self._bucket = (0.0, 0.0)  # tokens, at
 
     def __repr__(self) -> str:
         return (
@@ -156,11 +146,9 @@ class Emulator:
         429 (with ``Retry-After: retry_after`` unless None), or with HTTP 200 and
         resultCode ``10010000002`` when ``result_code``. Nothing is created either way.
         """
+        capacity = None if rate is None else Capacity(rate, burst, retry_after, result_code)
         with self._lock:
-            self.capacity = (
-                None if rate is None else Capacity(rate, burst, retry_after, result_code)
-            )
-            self._bucket = (float(burst), self._clock())
+            self._bucket = None if capacity is None else TokenBucket(capacity, self._clock())
 
     def fail_token_requests(
         self, times: int, kind: TokenFailure = TokenFailure.SERVER_ERROR, retry_after: float = 0
@@ -291,22 +279,22 @@ class Emulator:
             expires_at = self._tokens.get(authorization[len("Bearer ") :])
             return expires_at is not None and self._clock() < expires_at
 
+    @property
+    def capacity(self) -> Capacity | None:
+        """The capacity :meth:`set_capacity` set (``None``: unmetered)."""
+        bucket = self._bucket
+        return None if bucket is None else bucket.capacity
+
     def _over_capacity(self, now: float) -> Capacity | None:
-        """Take a token from the bucket; return the capacity that refuses, if it does."""
-        capacity = self.capacity
-        if capacity is None:
-            return None
+        """Take a call from the bucket; return the capacity that refuses it, if it does."""
         with self._lock:
-            tokens, at = self._bucket
-            tokens = min(float(capacity.burst), tokens + (now - at) * capacity.rate)
-            if tokens >= 1.0:
-                self._bucket = (tokens - 1.0, now)
+            bucket = self._bucket
+            if bucket is None or bucket.take(now):
                 return None
-            self._bucket = (tokens, now)
             self.throttled_requests += 1
             self.throttled_at.append(now)
             self._recorded.notify_all()
-            return capacity
+            return bucket.capacity
 
     def _over_rate(self, now: float) -> bool:
         if self.rate_limit is None:
