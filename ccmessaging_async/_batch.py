@@ -245,9 +245,8 @@ class _Batch:
                 )
             except ThrottledError as exc:
                 attempts += exc.attempts
-                pauses = self._pacing.pauses
-                self._pacing.throttled(exc.retry_after)
-                self._observer.throttled(paused=self._pacing.pauses > pauses)
+                paused = self._pacing.throttled(exc.retry_after)
+                self._observer.throttled(paused=paused)
                 if exc.retry_after:
                     await self._pacing.hold(exc.retry_after)
                 if self._pacing.stopped or self._time_left(started) == 0:
@@ -266,7 +265,7 @@ class _Batch:
                 # Nothing else should come out of a send; if it does, assume the worst.
                 unknown = OutcomeUnknownError(f"unexpected {type(exc).__name__} while sending")
                 unknown.__cause__ = exc
-                return _failure(index, request, unknown, started, attempts + 1)
+                return _failure(index, request, unknown, started, attempts)
             self._pacing.accepted(time.perf_counter() - sent[0])
             return CallOutcome(
                 index=index,

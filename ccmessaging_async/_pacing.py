@@ -107,8 +107,8 @@ class Pace:
         while accepted[0] < now - self._window_length:
             accepted.popleft()
 
-    def throttled(self, now: float, retry_after: float | None) -> None:
-        """Note a throttle signal; ``retry_after`` (seconds) pauses every start."""
+    def throttled(self, now: float, retry_after: float | None) -> bool:
+        """Note a throttle signal; return whether it paused every start (``retry_after``)."""
         self._roll(now)
         self.throttles += 1
         self._signals += 1
@@ -120,6 +120,8 @@ class Pace:
             if retry_after_seen > 0 and now + retry_after_seen > self.paused_until:
                 self.paused_until = now + retry_after_seen
                 self.pauses += 1
+                return True
+        return False
 
     def _lower(self, now: float) -> None:
         # What the batch was doing: its limit, or (unlimited) its measured starts.
@@ -248,10 +250,11 @@ class Pacing:
         """Note a call the platform took (it answered, throttling aside) in ``latency`` s."""
         self._pace.accepted(self._clock(), latency)
 
-    def throttled(self, retry_after: float | None = None) -> None:
-        """Note a throttle signal; ``retry_after`` (seconds) pauses the whole batch."""
+    def throttled(self, retry_after: float | None = None) -> bool:
+        """Note a throttle signal; return whether its ``retry_after`` paused the batch."""
         now = self._clock()
-        self._pace.throttled(now, retry_after)
+        paused = self._pace.throttled(now, retry_after)
         if now - self._pace.accepted_at >= self._max_throttle_wait:
             self.gave_up = True
             self.stop()
+        return paused
