@@ -272,7 +272,7 @@ def test_a_throttled_job_ends_with_every_row_created(
         check=False,
     )
     assert done.returncode == ExitCode.OK, done.stderr
-    assert "throttled:" in done.stdout
+    assert "| throttled " in done.stdout
     assert len(served.app.calls) == 150
     assert served.app.duplicates() == {}
     assert "last run throttled" in status_text(Path(f"{out}.job"))

@@ -28,12 +28,13 @@ from .._errors import (
 )
 from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
+from .._pacing import Pacing
 from .._session import AsyncSession
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
 from ._exit import ExitCode, JobRefusedError
 from ._job import open_job
 from ._progress import progress_bar
-from ._runner import Run, run_job
+from ._runner import Run, describe_pace, run_job
 from ._signals import StopSignals
 from ._status import export, resolve_job_path, status_text
 from ._summary import Summary
@@ -305,14 +306,15 @@ def _run_batch(
                         file=sys.stderr,
                     )
                     concurrency = pool
-                with progress_bar(job.store.counts()["pending"], "calls") as advance:
+                pacing = Pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
+                pending = job.store.counts()["pending"]
+                with progress_bar(pending, "calls", lambda: describe_pace(pacing)) as advance:
                     return await run_job(
                         session,
                         job,
                         signals,
                         concurrency=concurrency,
-                        rate=args.rate,
-                        max_throttle_wait=args.max_throttle_wait,
+                        pacing=pacing,
                         advance=advance,
                     )
 
@@ -320,14 +322,7 @@ def _run_batch(
         if outcome.signal is None and outcome.failure is None and signals.first is not None:
             outcome.signal = signals.first.signal  # it came after the last call ended
         how = outcome.how
-        print(outcome.summary.line())
-        pacing = outcome.pacing
-        if pacing is not None and pacing.throttles:
-            pace = "unlimited" if pacing.rate is None else f"{pacing.rate:.1f} calls/s"
-            print(
-                f"throttled: {pacing.throttles} answers said too fast ({pacing.pauses} pauses); "
-                f"pace at the end {pace}"
-            )
+        print(outcome.summary.line() + describe_pace(outcome.pacing))
         counts = job.store.counts()
         print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
         if outcome.failure is not None:

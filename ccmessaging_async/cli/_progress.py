@@ -22,8 +22,13 @@ def stderr_is_terminal() -> bool:
 
 
 @contextmanager
-def progress_bar(total: int | None, label: str) -> Iterator[Advance]:
-    """Yield a function that advances a bar of ``total`` rows by one ended row."""
+def progress_bar(
+    total: int | None, label: str, note: Callable[[], str] = lambda: ""
+) -> Iterator[Advance]:
+    """Yield a function that advances a bar of ``total`` rows by one ended row.
+
+    ``note()`` is shown after the counts (the pace, say), as of the last row ended.
+    """
     if not stderr_is_terminal():
         yield lambda _status: None
         return
@@ -42,17 +47,17 @@ def progress_bar(total: int | None, label: str) -> Iterator[Advance]:
         MofNCompleteColumn(),
         TextColumn(
             "ok {task.fields[succeeded]} failed {task.fields[failed]} "
-            "unknown {task.fields[unknown]}"
+            "unknown {task.fields[unknown]}{task.fields[note]}"
         ),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=False) as progress:
         counts: dict[str, Any] = dict.fromkeys((s.value for s in OutcomeStatus), 0)
-        task = progress.add_task(label, total=total, **counts)
+        task = progress.add_task(label, total=total, note=note(), **counts)
 
         def advance(status: OutcomeStatus) -> None:
             counts[status.value] += 1
-            progress.update(task, advance=1, **counts)
+            progress.update(task, advance=1, note=note(), **counts)
 
         yield advance

@@ -39,13 +39,15 @@ from ._signals import SAME_STOP, StopSignals
 from ._store import Final, PendingRow, Recorded
 from ._summary import Summary
 
-__all__ = ["Run", "run_job"]
+__all__ = ["Run", "describe_pace", "run_job"]
 
 
 @attrs.define
 class Run:
     """How one run of a job went."""
 
+    #: The run's pace (its rate now, the throttles it met).
+    pacing: Pacing
     summary: Summary = attrs.field(factory=Summary)
     #: The signal that stopped the run, if one did.
     signal: signal.Signals | None = None
@@ -53,8 +55,6 @@ class Run:
     failure: str | None = None
     #: Why the run stopped dialling because the platform throttled every call too long.
     throttled: str | None = None
-    #: The run's pace (its rate now, the throttles it met).
-    pacing: Pacing | None = None
 
     @property
     def how(self) -> str:
@@ -90,6 +90,14 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
 
 class _Withheld(Exception):  # noqa: N818 - not an error: a decision
     """The gate said no at the last moment: the row is not dialled and stays pending."""
+
+
+def describe_pace(pacing: Pacing) -> str:
+    """`` | throttled N, pace R/s`` once the platform has throttled the run, else nothing."""
+    if not pacing.throttles:
+        return ""
+    pace = "unlimited" if pacing.rate is None else f"{pacing.rate:.1f} calls/s"
+    return f" | throttled {pacing.throttles} ({pacing.pauses} pauses), pace {pace}"
 
 
 def _not_dialled(outcome: CallOutcome, *, claimed: bool) -> bool:
@@ -171,12 +179,10 @@ async def run_job(
     signals: StopSignals,
     *,
     concurrency: int,
-    rate: float | None,
-    max_throttle_wait: float,
+    pacing: Pacing,
     advance: Advance,
 ) -> Run:
-    """Dial the job's pending rows through ``session``; return how the run went."""
-    pacing = Pacing(rate, max_throttle_wait=max_throttle_wait)
+    """Dial the job's pending rows through ``session`` at ``pacing``; say how it went."""
     run = Run(pacing=pacing)
     gate = DialGate(pacing)
     summary = run.summary
