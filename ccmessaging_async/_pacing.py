@@ -171,7 +171,8 @@ class Pacing:
 
     Pass one to ``create_calls(pacing=...)`` to read the pace as it changes (:attr:`rate`,
     :attr:`throttles`, :attr:`pauses`) or to :meth:`stop` the batch from elsewhere; by
-    default ``create_calls`` builds one from ``rate=`` and ``max_throttle_wait=``.
+    default ``create_calls`` builds one from ``rate=`` and ``max_throttle_wait=``. It may be
+    made outside an event loop; its clock starts with the batch.
     """
 
     def __init__(
@@ -189,10 +190,26 @@ class Pacing:
             )
         self._max_throttle_wait = float(max_throttle_wait)
         self._clock = clock or anyio.current_time
-        self._pace = Pace(rate, self._clock())
-        self._stopped = anyio.Event()
+        self._rate = rate
+        self._started: Pace | None = None  # made on first use, inside the event loop
+        self._stop_asked = False
+        self._stop_event: anyio.Event | None = None
         #: Whether it stopped because the platform accepted nothing for too long.
         self.gave_up: bool = False
+
+    @property
+    def _pace(self) -> Pace:
+        if self._started is None:
+            self._started = Pace(self._rate, self._clock())
+        return self._started
+
+    @property
+    def _stopped(self) -> anyio.Event:
+        if self._stop_event is None:
+            self._stop_event = anyio.Event()
+            if self._stop_asked:
+                self._stop_event.set()
+        return self._stop_event
 
     def __repr__(self) -> str:
         rate = "unlimited" if self.rate is None else f"{self.rate:.1f}/s"
@@ -201,22 +218,22 @@ class Pacing:
     @property
     def rate(self) -> float | None:
         """The current limit in calls per second (``None``: only the concurrency bounds it)."""
-        return self._pace.rate
+        return self._rate if self._started is None else self._started.rate
 
     @property
     def throttles(self) -> int:
         """Throttle signals seen."""
-        return self._pace.throttles
+        return 0 if self._started is None else self._started.throttles
 
     @property
     def pauses(self) -> int:
         """Pauses asked for by ``Retry-After``."""
-        return self._pace.pauses
+        return 0 if self._started is None else self._started.pauses
 
     @property
     def stopped(self) -> bool:
         """Whether nothing more may be dialled (:meth:`stop`, or it gave up)."""
-        return self._stopped.is_set()
+        return self._stop_asked
 
     @property
     def max_throttle_wait(self) -> float:
@@ -225,7 +242,9 @@ class Pacing:
 
     def stop(self) -> None:
         """Dial nothing more: starts waiting for their turn give it up at once."""
-        self._stopped.set()
+        self._stop_asked = True
+        if self._stop_event is not None:
+            self._stop_event.set()
 
     async def admit(self) -> bool:
         """Wait for the next start's turn; return whether the call may be sent now."""

@@ -312,3 +312,22 @@ def test_a_stop_while_throttled_leaves_the_waiting_rows_pending(
     assert run.returncode == ExitCode.TERMINATED, stderr
     assert job_states(Path(f"{out}.job")) == {"pending": 30}
     assert len(emulator.calls) == 0
+
+
+def test_a_pacing_made_outside_an_event_loop_runs_a_batch_later() -> None:
+    """`Pacing(20)` at import time, then used, and stopped before any batch: both work."""
+    pacing, stopped = Pacing(20.0), Pacing()
+    stopped.stop()
+    assert (pacing.rate, pacing.throttles, pacing.pauses, pacing.stopped) == (20.0, 0, 0, False)
+    emulator = Emulator()
+
+    async def run() -> list[OutcomeStatus]:
+        async with in_process(emulator) as session:
+            requests = [CreateCallRequest(called=n) for n in numbers(3)]
+            ran = [o.status async for o in session.create_calls(requests, pacing=pacing)]
+            none = [o async for o in session.create_calls(requests, pacing=stopped)]
+            assert none == []
+            return ran
+
+    assert anyio.run(run) == [OutcomeStatus.SUCCEEDED] * 3
+    assert len(emulator.calls) == 3
