@@ -217,16 +217,16 @@ def test_export_never_overwrites_a_job_file(
 
 def test_status_counts_through_the_index() -> None:
     """`status` reads no table row by row per row: nothing in its plan grows quadratically."""
-    db = sqlite3.connect(":memory:")
-    db.executescript(SCHEMA)
-    plans = [
-        " ".join(str(step[-1]) for step in db.execute("EXPLAIN QUERY PLAN " + query))
-        for query in (
-            "SELECT state, count(*) FROM rows GROUP BY state",
-            "SELECT result_code, count(*) FROM rows WHERE result_code IS NOT NULL "
-            "GROUP BY result_code ORDER BY count(*) DESC, result_code",
-        )
-    ]
+    with contextlib.closing(sqlite3.connect(":memory:")) as db:
+        db.executescript(SCHEMA)
+        plans = [
+            " ".join(str(step[-1]) for step in db.execute("EXPLAIN QUERY PLAN " + query))
+            for query in (
+                "SELECT state, count(*) FROM rows GROUP BY state",
+                "SELECT result_code, count(*) FROM rows WHERE result_code IS NOT NULL "
+                "GROUP BY result_code ORDER BY count(*) DESC, result_code",
+            )
+        ]
     for plan in plans:
         assert "USING COVERING INDEX rows_state" in plan, plan
         assert "CORRELATED" not in plan, plan

@@ -101,10 +101,14 @@ class JobStore:
         try:
             self._lock()
             self._db = self._connect(synchronous)
-            self._reader = self._connect("FULL")
+            try:
+                self._reader = self._connect("FULL")
+            except BaseException:
+                self._db.close()
+                raise
         except BaseException:
-            # No SQLite connection is open yet or they failed, so closing this descriptor
-            # cannot drop SQLite's own locks.
+            # No SQLite connection is open any more, so closing this descriptor cannot
+            # drop SQLite's own locks.
             os.close(self._lock_fd)
             raise
         self._next_seq: int = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM outcomes") + 1
