@@ -9,12 +9,13 @@ platform's load.
 - **Down, once per window**: with at least two signals in a window (about
   ``max(1 s, 2 x median latency)``) and none lowered it in the last one, the rate becomes
   0.8 x what the batch was doing (its limit, or with none its measured rate of starts),
-  or what the platform took in that window if that is lower and no pause skewed it.
-- **Retry-After** holds the call that got it; when the rate is lowered, the longest
-  ``Retry-After`` of the window pauses the whole batch too (a lone 429 from a probe
-  above the platform's rate does not stop everyone).
+  or 0.95 x what the platform took in that window if that is lower and no pause skewed it.
+- **Retry-After** holds the call that got it; when the rate is lowered and throttles were
+  more than a tenth of the window's answers, the window's longest ``Retry-After`` pauses
+  the whole batch too (a few probes above the platform's rate do not stop everyone).
 - **Up, additively**: after each clean window in which starts had to wait for their turn
-  (the batch used its limit), by a step of a twentieth of the rate that was throttled.
+  (the batch used its limit), by a twentieth of the limit that was throttled; a quarter
+  of that from 90 % of that limit on.
 - **Never above** the user's ``rate`` (with none, the batch starts unlimited, bounded by
   its concurrency, and finds the platform's rate).
 - **Giving up**: when the platform has accepted nothing for ``max_throttle_wait`` while
@@ -39,6 +40,12 @@ MIN_RATE = 0.1
 #: The longest a ``Retry-After`` pauses a batch, in seconds.
 MAX_PAUSE = 60.0
 _DECREASE = 0.8
+#: A cut to what the platform took leaves this much of it, to stay just under it.
+_MARGIN = 0.95
+#: Throttles above this share of a window's answers pause the whole batch.
+_HEAVY = 0.1
+#: From this share of the last throttled limit on, the rate climbs a quarter as fast.
+_NEAR = 0.9
 #: The shortest time a rate is measured over (the first starts come all at once).
 _SHORTEST_SPAN = 0.05
 _LATENCIES = 64
@@ -116,8 +123,9 @@ class Pace:
             self._retry_after = max(self._retry_after, min(retry_after, MAX_PAUSE))
         retry_after_seen = self._retry_after
         if self._signals >= 2 and now - self._lowered_at >= self._window_length:
+            heavy = self._signals > _HEAVY * (self._signals + len(self._accepted))
             self._lower(now)
-            if retry_after_seen > 0 and now + retry_after_seen > self.paused_until:
+            if heavy and retry_after_seen > 0 and now + retry_after_seen > self.paused_until:
                 self.paused_until = now + retry_after_seen
                 self.pauses += 1
                 return True
@@ -130,11 +138,12 @@ class Pace:
         # What the platform took is the best guess of its capacity: go down to it at once,
         # unless a pause (Retry-After) kept the window's calls from going.
         if self.paused_until <= now - self._window_length:
-            taken = self._measured_rate(now, self._accepted)
+            taken = _MARGIN * self._measured_rate(now, self._accepted)
             if 0 < taken < lowered:
                 lowered = taken
         self.rate = max(MIN_RATE, lowered)
         self._step = max(MIN_RATE, base / 20.0)
+        self._throttled_limit = base
         self._next = min(self._next, now + 1.0 / self.rate)
         self._lowered_at = now
         self._signals = 0
@@ -156,7 +165,9 @@ class Pace:
         if now - self._window_start < self._window_length:
             return
         if self._signals == 0 and self._waited and self.rate is not None:
-            raised = self.rate + self._step
+            # Carefully near the limit that was throttled last: a quarter step.
+            near = self.rate >= _NEAR * self._throttled_limit
+            raised = self.rate + (self._step / 4 if near else self._step)
             self.rate = raised if self.ceiling is None else min(raised, self.ceiling)
         self._window_start = now
         self._signals = 0
