@@ -132,8 +132,7 @@ def test_retry_after_pauses_every_start_once_the_rate_is_lowered() -> None:
 
 
 def test_clean_windows_that_use_the_limit_raise_it_additively_up_to_the_ceiling() -> None:
-    """After a cut, each clean busy window adds a twentieth of the throttled limit (a quarter
-    of that from 90 % of it on), never above what the user set."""
+    """After a cut, clean busy windows climb a twentieth of the throttled limit (less near it)."""
     pace = Pace(100.0, now=0.0)
     for tenth in range(10):  # 100 starts in the first second, at the limit
         for _ in range(10):
