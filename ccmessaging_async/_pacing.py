@@ -69,6 +69,7 @@ class Pace:
         self._retry_after = 0.0  # the longest asked for in this window
         self._waited = False  # a start waited for its turn in this window
         self._lowered_at = -math.inf
+        self._throttled_limit = math.inf  # the limit the last cut came from
         self._step = 1.0
         self._starts: collections.deque[float] = collections.deque()
         self._accepted: collections.deque[float] = collections.deque()

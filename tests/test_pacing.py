@@ -152,6 +152,18 @@ def test_clean_windows_that_use_the_limit_raise_it_additively_up_to_the_ceiling(
     assert max(rate or 0.0 for rate in rates) == 100.0  # never above what the user set
 
 
+def test_a_limit_never_throttled_stays_where_the_user_set_it() -> None:
+    """Busy clean windows at the user's rate, no throttle ever: the rate is the rate."""
+    pace = Pace(10.0, now=0.0)
+    now = 0.0
+    for _ in range(30):
+        wait, held = pace.turn(now)
+        assert held
+        now += max(wait, 0.05)
+        pace.started(now)
+    assert pace.rate == 10.0
+
+
 def test_an_idle_window_raises_nothing() -> None:
     """A batch that does not use its limit (no start waited) learns nothing from quiet."""
     pace = Pace(None, now=0.0)
@@ -239,6 +251,19 @@ async def test_a_platform_that_meters_the_tenant_fails_no_row(as_result_code: bo
     assert len(emulator.calls) == 400
     assert emulator.throttled_requests > 0
     assert pacing.rate is not None  # it found a pace of its own
+
+
+@pytest.mark.anyio
+async def test_a_fixed_rate_with_no_throttling_creates_every_call() -> None:
+    """rate=40 over 60 calls (windows roll with calls waiting their turn): all created."""
+    emulator = Emulator()
+    with anyio.fail_after(30):
+        async with in_process(emulator) as session:
+            requests = [CreateCallRequest(called=n) for n in numbers(60)]
+            outcomes = [o async for o in session.create_calls(requests, rate=40.0)]
+    assert [o.status for o in outcomes] == [OutcomeStatus.SUCCEEDED] * 60
+    times = sorted(call.at for call in emulator.calls)
+    assert times[-1] - times[0] >= 59 / 40.0 * 0.9  # spaced, never a burst
 
 
 @pytest.mark.anyio
