@@ -305,6 +305,7 @@ def overhead(calls: int, rounds: int) -> dict[str, Any]:
 
 def machine() -> dict[str, str]:
     """What the figures were measured on."""
+    ensure_tools("nginx")  # its version is part of the machine (a new one may lack it)
     model = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
