@@ -292,3 +292,39 @@ def _read_only(folder: Path) -> Iterator[None]:
         yield
     finally:
         subprocess.run(["umount", str(folder)], check=True)
+
+
+_SIGNAL_DURING_IMPORT = """
+import os, signal, sys
+from ccmessaging_async.cli import main, _job
+read_rows = _job.read_rows
+def read_and_signal(path):
+    for number, row in enumerate(read_rows(path)):
+        if number == 10:
+            os.kill(os.getpid(), signal.{name})  # a big input is still being taken in
+        yield row
+_job.read_rows = read_and_signal
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("SIGTERM", ExitCode.TERMINATED), ("SIGINT", ExitCode.INTERRUPTED)]
+)
+def test_a_signal_while_the_input_is_taken_in_ends_the_import(
+    served: EmulatorServer, tmp_path: Path, name: str, code: ExitCode
+) -> None:
+    """Ctrl-C during a long import ends it at once: no job file kept, nobody dialled."""
+    source, out = write_csv(tmp_path / "in.csv", numbers(2000)), tmp_path / "out.jsonl"
+    script = _SIGNAL_DURING_IMPORT.format(name=name)
+    done = subprocess.run(
+        [sys.executable, "-c", script, "batch", str(source), "--out", str(out)],
+        env=env_for(served),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not Path(f"{out}.job").exists()
+    assert served.app.token_requests == 0

@@ -35,7 +35,7 @@ from ._exit import ExitCode, JobRefusedError
 from ._job import open_job
 from ._progress import progress_bar
 from ._runner import Run, describe_pace, run_job
-from ._signals import StopSignals
+from ._signals import StopSignals, TerminatedError
 from ._status import export, resolve_job_path, status_text
 from ._summary import Summary
 
@@ -43,10 +43,6 @@ __all__ = ["ExitCode", "main"]
 
 
 _EXIT_CODES = "\n".join(f"  {code.value:>3}  {code.meaning}" for code in ExitCode)
-
-
-class _TerminatedError(BaseException):
-    """SIGTERM arrived outside a batch run (which handles it itself)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -151,7 +147,7 @@ def _signals_as_exceptions() -> Iterator[None]:
     """SIGTERM ends a command like Ctrl-C; a file-size limit is an error, not a kill."""
 
     def terminate(_signum: int, _frame: FrameType | None) -> None:
-        raise _TerminatedError
+        raise TerminatedError
 
     previous_term = signal.signal(signal.SIGTERM, terminate)
     previous_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -176,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _signals_as_exceptions():
             return handlers[args.command](args)
-    except (KeyboardInterrupt, _TerminatedError, CCMessagingError, JobRefusedError) as exc:
+    except (KeyboardInterrupt, TerminatedError, CCMessagingError, JobRefusedError) as exc:
         code, message = _ending(exc)
     except sqlite3.Error as exc:
         code, message = ExitCode.STORAGE, f"error: the job file could not be written: {exc}"
@@ -203,7 +199,7 @@ _CLI_EXTRA = frozenset({"uvicorn", "rich"})
 #: What ends a command early, in the order it is checked: its exit code and message.
 _ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
     (KeyboardInterrupt, ExitCode.INTERRUPTED, "interrupted; re-run the same command to resume"),
-    (_TerminatedError, ExitCode.TERMINATED, "terminated; re-run the same command to resume"),
+    (TerminatedError, ExitCode.TERMINATED, "terminated; re-run the same command to resume"),
     (UsageError, ExitCode.USAGE, "error: {exc}"),
     (JobRefusedError, ExitCode.USAGE, "error: {exc}"),
     (OutcomeUnknownError, ExitCode.UNKNOWN, "error: {name}: {exc}"),
@@ -270,7 +266,13 @@ def _batch(args: argparse.Namespace) -> int:
 def _run_batch(
     args: argparse.Namespace, make_session: Callable[[], AsyncSession], signals: StopSignals
 ) -> int:
-    job = open_job(args.input, args.out, args.job, resend_unknown=args.resend_unknown)
+    job = open_job(
+        args.input,
+        args.out,
+        args.job,
+        resend_unknown=args.resend_unknown,
+        check_stop=signals.raise_if_received,
+    )
     how = "failed"
     outcome: Run | None = None
     try:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
 
 from .._pacing import Pacing
 from ._exit import JobRefusedError
-from ._input import identify, is_jsonl, read_rows
+from ._input import InputRow, identify, is_jsonl, read_rows
 from ._report import Report
 from ._store import JobInfo, JobStore
 
@@ -101,7 +102,13 @@ def _first_difference(store: JobStore, input_path: Path) -> str:
     return "no row differs, but other bytes do (the header, blank lines, a BOM, line endings)"
 
 
-def _import(store: JobStore, input_path: Path | None, job_path: Path, report: Path) -> int:
+def _import(
+    store: JobStore,
+    input_path: Path | None,
+    job_path: Path,
+    report: Path,
+    check_stop: Callable[[], None],
+) -> int:
     if input_path is None:
         raise JobRefusedError(f"the job file {job_path} holds no rows; give the input file")
     if report.exists() and report.stat().st_size > 0:
@@ -112,7 +119,13 @@ def _import(store: JobStore, input_path: Path | None, job_path: Path, report: Pa
         )
     identity = identify(input_path)
     kind = "jsonl" if is_jsonl(input_path) else "csv"
-    return store.import_rows(read_rows(input_path), input_path.resolve(), kind, identity)
+
+    def rows() -> Iterator[InputRow]:
+        for row in read_rows(input_path):
+            check_stop()  # a stop while a big input is taken in ends the import
+            yield row
+
+    return store.import_rows(rows(), input_path.resolve(), kind, identity)
 
 
 def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
@@ -127,9 +140,18 @@ def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
 
 
 def open_job(
-    input_path: Path | None, report: Path, job_path: Path | None, *, resend_unknown: bool
+    input_path: Path | None,
+    report: Path,
+    job_path: Path | None,
+    *,
+    resend_unknown: bool,
+    check_stop: Callable[[], None] = lambda: None,
 ) -> Job:
-    """Open (or start) the job that writes ``report``; raise :class:`JobRefusedError` if unsafe."""
+    """Open (or start) the job that writes ``report``; raise :class:`JobRefusedError` if unsafe.
+
+    ``check_stop`` is called for each row taken in, and may raise to stop the import
+    (nothing of it is kept).
+    """
     job_path = job_path or default_job_path(report)
     _check_paths(input_path, report, job_path)
     if input_path is not None and not input_path.is_file():
@@ -142,7 +164,7 @@ def open_job(
     try:
         info = store.info()
         if info is None:
-            imported = _import(store, input_path, job_path, report)
+            imported = _import(store, input_path, job_path, report, check_stop)
         elif input_path is not None:
             _verify(store, info, input_path)
         interrupted = store.settle_interrupted(resend_unknown=resend_unknown)

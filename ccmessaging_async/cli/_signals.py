@@ -24,13 +24,17 @@ from typing import Self
 
 import attrs
 
-__all__ = ["SAME_STOP", "Received", "StopSignals"]
+__all__ = ["SAME_STOP", "Received", "StopSignals", "TerminatedError"]
 
 #: Seconds after the first signal within which another one is the same stop.
 SAME_STOP = 1.0
 
 _CAUGHT = frozenset({signal.SIGINT, signal.SIGTERM})
 _BLOCKS = hasattr(signal, "pthread_sigmask") and hasattr(signal, "sigwait")
+
+
+class TerminatedError(BaseException):
+    """SIGTERM ended a command where no run was going to stop by itself."""
 
 
 @attrs.frozen
@@ -74,6 +78,18 @@ class StopSignals:
             if self._closing:
                 return
             self._record(number)
+
+    def raise_if_received(self) -> None:
+        """Raise ``KeyboardInterrupt`` or :class:`TerminatedError` once a signal came.
+
+        For work before a run (taking in a big input), which nothing is dialled during.
+        """
+        first = self._first
+        if first is None:
+            return
+        if first.signal == signal.SIGTERM:
+            raise TerminatedError
+        raise KeyboardInterrupt
 
     def next(self) -> Received | None:
         """Block until the next signal (``None`` once closed); run it in a worker thread."""
