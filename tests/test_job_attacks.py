@@ -104,15 +104,10 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize(
-    ("name", "code"), [("SIGTERM", ExitCode.TERMINATED), ("SIGINT", ExitCode.INTERRUPTED)]
-)
-def test_a_signal_after_the_last_outcome_ends_the_documented_way(
-    served: EmulatorServer, tmp_path: Path, name: str, code: ExitCode
+def _batch_with_a_signal(
+    served: EmulatorServer, script: str, source: Path, out: Path, code: ExitCode
 ) -> None:
-    """A signal while the job closes is not the default action: 143 or 130, run recorded."""
-    source, out = write_csv(tmp_path / "in.csv", numbers(5)), tmp_path / "out.jsonl"
-    script = _LATE_SIGNAL.format(name=name)
+    """Run `batch` through ``script`` (which sends the signal); it ends with ``code``."""
     done = subprocess.run(
         [sys.executable, "-c", script, "batch", str(source), "--out", str(out)],
         env=env_for(served),
@@ -122,6 +117,18 @@ def test_a_signal_after_the_last_outcome_ends_the_documented_way(
     )
     assert done.returncode == code, done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "code"), [("SIGTERM", ExitCode.TERMINATED), ("SIGINT", ExitCode.INTERRUPTED)]
+)
+def test_a_signal_after_the_last_outcome_ends_the_documented_way(
+    served: EmulatorServer, tmp_path: Path, name: str, code: ExitCode
+) -> None:
+    """A signal while the job closes is not the default action: 143 or 130, run recorded."""
+    source, out = write_csv(tmp_path / "in.csv", numbers(5)), tmp_path / "out.jsonl"
+    script = _LATE_SIGNAL.format(name=name)
+    _batch_with_a_signal(served, script, source, out, code)
     db = sqlite3.connect(f"{out}.job")
     try:
         assert db.execute("SELECT count(*) FROM runs WHERE ended_at IS NULL").fetchone() == (0,)
@@ -317,14 +324,6 @@ def test_a_signal_while_the_input_is_taken_in_ends_the_import(
     """Ctrl-C during a long import ends it at once: no job file kept, nobody dialled."""
     source, out = write_csv(tmp_path / "in.csv", numbers(2000)), tmp_path / "out.jsonl"
     script = _SIGNAL_DURING_IMPORT.format(name=name)
-    done = subprocess.run(
-        [sys.executable, "-c", script, "batch", str(source), "--out", str(out)],
-        env=env_for(served),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == code, done.stderr
-    assert "Traceback" not in done.stderr
+    _batch_with_a_signal(served, script, source, out, code)
     assert not Path(f"{out}.job").exists()
     assert served.app.token_requests == 0
