@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ccmessaging_async.cli._exit import JobRefusedError
-from ccmessaging_async.cli._input import identify, read_rows
+from ccmessaging_async.jobs._errors import JobRefusedError
+from ccmessaging_async.jobs._input import identify, read_rows
 
 HEADER = "called,caller_present,call_data\n"
 

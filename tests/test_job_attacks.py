@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from ccmessaging_async.cli import ExitCode, main
-from ccmessaging_async.cli._schema import SCHEMA
-from ccmessaging_async.cli._status import status_text
+from ccmessaging_async.jobs._sqlite_schema import SCHEMA
+from ccmessaging_async.jobs._status import status_text
 from ccmessaging_async.testing import EmulatorServer
 from tests.test_batch_job import (
     COMMAND,
@@ -94,7 +94,8 @@ def test_signals_in_one_burst_are_one_stop(served: EmulatorServer, tmp_path: Pat
 
 _LATE_SIGNAL = """
 import os, signal, sys
-from ccmessaging_async.cli import main, _job
+from ccmessaging_async.cli import main
+from ccmessaging_async.jobs import _job
 close = _job.Job.close
 def close_after_a_signal(self, *args):
     os.kill(os.getpid(), signal.{name})  # the last outcome is in: the run is ending
@@ -303,7 +304,8 @@ def _read_only(folder: Path) -> Iterator[None]:
 
 _SIGNAL_DURING_IMPORT = """
 import os, signal, sys
-from ccmessaging_async.cli import main, _job
+from ccmessaging_async.cli import main
+from ccmessaging_async.jobs import _job
 read_rows = _job.read_rows
 def read_and_signal(path):
     for number, row in enumerate(read_rows(path)):

@@ -24,7 +24,7 @@ from ccmessaging_async import (
 )
 from ccmessaging_async._pacing import MIN_RATE, Pace
 from ccmessaging_async.cli import ExitCode, main
-from ccmessaging_async.cli._status import status_text
+from ccmessaging_async.jobs._status import status_text
 from ccmessaging_async.testing import Emulator, EmulatorServer
 from tests._helpers import (
     APP_KEY,

@@ -1,4 +1,7 @@
-"""The ``ccmessaging-async`` console script: call, batch, status, export, emulator, demo."""
+"""The ``ccmessaging-async`` console script: call, batch, work, status, export, emulator, demo.
+
+The job commands are a thin layer over :mod:`ccmessaging_async.jobs`.
+"""
 
 from __future__ import annotations
 
@@ -30,13 +33,15 @@ from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
 from .._pacing import Pacing
 from .._session import AsyncSession
+from ..jobs._errors import JobRefusedError, JobStoppedError
+from ..jobs._job import DEFAULT_LEASE, Job, is_database_url, open_job
+from ..jobs._records import Recorded
+from ..jobs._runner import Run, describe_pace, run_job
+from ..jobs._status import export, status_text
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
-from ._exit import ExitCode, JobRefusedError
-from ._job import open_job
+from ._exit import ExitCode
 from ._progress import progress_bar
-from ._runner import Run, describe_pace, run_job
-from ._signals import StopSignals, TerminatedError
-from ._status import export, resolve_job_path, status_text
+from ._signals import StopSignals, TerminatedError, watch_for_stop
 from ._summary import Summary
 
 __all__ = ["ExitCode", "main"]
@@ -81,37 +86,32 @@ def _parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--out", type=Path, required=True, help="the report: JSONL, or CSV if it ends in .csv"
     )
-    batch.add_argument("--job", type=Path, help="the job file (default: OUT.job)")
-    batch.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
-    batch.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
     batch.add_argument(
-        "--max-throttle-wait",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="stop dialling (exit 5) when the platform throttles every call this long (600)",
+        "--job",
+        help="the job file (default: OUT.job), or a postgresql:// URL with --name: a job that "
+        "workers on other machines can join (`work`)",
     )
-    batch.add_argument(
-        "--resend-unknown",
-        action="store_true",
-        help="dial again the rows whose outcome is unknown (may ring someone twice)",
+    _add_run_options(batch)
+
+    work = commands.add_parser(
+        "work",
+        help="join a job in PostgreSQL as one more worker, until no row is left",
+        description="Dial the rows of a job that `batch --job postgresql://... --name NAME`\n"
+        "started, beside its other workers, on this machine or another one.",
+        epilog=f"exit codes:\n{_EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    batch.add_argument(
-        "--transport",
-        choices=("auto", "httpx", "aiohttp"),
-        default="auto",
-        help="aiohttp: about half the CPU per call (the aiohttp extra, which the cli extra "
-        "installs); auto (the default): aiohttp when installed, else httpx",
-    )
-    add_insecure_option(batch)
-    add_loop_option(batch)
+    work.add_argument("--job", required=True, help="the job's database: a postgresql:// URL")
+    _add_run_options(work)
 
     status = commands.add_parser("status", help="show a job's counts, also while it runs")
-    status.add_argument("job", type=Path, help="the job file (or its report)")
+    status.add_argument("job", help="the job file (or its report), or a postgresql:// URL")
+    _add_name_option(status)
 
     export_ = commands.add_parser("export", help="write a job's report again")
-    export_.add_argument("job", type=Path, help="the job file (or its report)")
+    export_.add_argument("job", help="the job file (or its report), or a postgresql:// URL")
     export_.add_argument("--out", type=Path, required=True, help="JSONL, or CSV if .csv")
+    _add_name_option(export_)
 
     emulator = commands.add_parser("emulator", help="serve the platform emulator on loopback")
     emulator.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
@@ -142,6 +142,48 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_name_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--name", help="the job's name, when the job is in a database (which holds many)"
+    )
+
+
+def _add_run_options(command: argparse.ArgumentParser) -> None:
+    """Add the options of a run of a job: pace, resending, lease, transport, loop."""
+    _add_name_option(command)
+    command.add_argument("--concurrency", type=int, default=50, help="calls in flight (50)")
+    command.add_argument("--rate", type=float, default=None, help="at most this many calls/s")
+    command.add_argument(
+        "--max-throttle-wait",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="stop dialling (exit 5) when the platform throttles every call this long (600)",
+    )
+    command.add_argument(
+        "--resend-unknown",
+        action="store_true",
+        help="dial again the rows whose outcome is unknown (may ring someone twice)",
+    )
+    command.add_argument(
+        "--lease",
+        type=float,
+        default=DEFAULT_LEASE,
+        metavar="SECONDS",
+        help="a job in PostgreSQL: how long a worker's rows outlive its last heartbeat "
+        f"before other workers settle them ({DEFAULT_LEASE:g})",
+    )
+    command.add_argument(
+        "--transport",
+        choices=("auto", "httpx", "aiohttp"),
+        default="auto",
+        help="aiohttp: about half the CPU per call (the aiohttp extra, which the cli extra "
+        "installs); auto (the default): aiohttp when installed, else httpx",
+    )
+    add_insecure_option(command)
+    add_loop_option(command)
+
+
 @contextmanager
 def _signals_as_exceptions() -> Iterator[None]:
     """SIGTERM ends a command like Ctrl-C; a file-size limit is an error, not a kill."""
@@ -164,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[argparse.Namespace], int]] = {
         "call": _call,
         "batch": _batch,
+        "work": _batch,
         "status": _status,
         "export": _export,
         "emulator": _emulator,
@@ -174,8 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handlers[args.command](args)
     except (KeyboardInterrupt, TerminatedError, CCMessagingError, JobRefusedError) as exc:
         code, message = _ending(exc)
-    except sqlite3.Error as exc:
-        code, message = ExitCode.STORAGE, f"error: the job file could not be written: {exc}"
+    except (sqlite3.Error, JobStoppedError) as exc:
+        code, message = ExitCode.STORAGE, f"error: the job could not be written: {exc}"
     except OSError as exc:
         # A disk that is full, over quota, read-only or past a size limit is storage
         # trouble (exit 4), even when it surfaces outside the run, such as at close.
@@ -232,8 +275,8 @@ def _call(args: argparse.Namespace) -> int:
 def _job_exit_code(counts: dict[str, int], run: Run) -> ExitCode:
     if run.failure is not None:
         return ExitCode.STORAGE
-    if run.signal is not None:
-        return _signal_exit_code(run.signal)
+    if run.stopped:
+        return _signal_exit_code(run.signal or signal.SIGINT)
     if run.throttled is not None:
         return ExitCode.THROTTLED
     if counts["unknown"]:
@@ -248,10 +291,16 @@ def _signal_exit_code(received: signal.Signals) -> ExitCode:
 
 
 def _batch(args: argparse.Namespace) -> int:
+    """``batch`` and ``work``: run a job (``work`` joins one in a database, with no input)."""
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
     if not 0 < args.max_throttle_wait < float("inf"):
         raise ValueError("--max-throttle-wait must be a number of seconds above 0")
+    if args.command == "work" and not is_database_url(args.job):
+        raise JobRefusedError(
+            "work joins a job in PostgreSQL (--job postgresql://... --name NAME); a job file "
+            "is worked by one run at a time: resume it with batch"
+        )
     make_session = session_factory(args.transport, insecure=args.allow_insecure_http)
     # From here to the end, a signal at any moment is a stop, never the default action.
     with StopSignals() as signals:
@@ -263,39 +312,56 @@ def _batch(args: argparse.Namespace) -> int:
     return code
 
 
+def _storage_errors() -> tuple[type[Exception], ...]:
+    """Return the errors of a job's store that stop a run (exit 4)."""
+    errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, JobStoppedError)
+    try:
+        import psycopg  # noqa: PLC0415 - the postgres extra
+    except ImportError:
+        return errors
+    return (*errors, psycopg.Error)
+
+
+def _open(args: argparse.Namespace, signals: StopSignals) -> Job:
+    working = args.command == "work"
+    job = open_job(
+        None if working else args.input,
+        None if working else args.out,
+        args.job,
+        name=args.name,
+        resend_unknown=args.resend_unknown,
+        check_stop=signals.raise_if_received,
+        lease=args.lease,
+    )
+    if job.imported:
+        print(f"job {job.store.label}: {job.imported} rows taken in", file=sys.stderr)
+    if job.interrupted:
+        print(
+            f"{job.interrupted} rows were being sent when an earlier run stopped: "
+            "recorded as unknown, "
+            + (
+                "and dialled again (--resend-unknown): each may ring twice"
+                if args.resend_unknown
+                else "not dialled again (--resend-unknown dials them)"
+            ),
+            file=sys.stderr,
+        )
+    if job.invalid:
+        print(f"{job.invalid} rows cannot be sent (their report lines say why)", file=sys.stderr)
+    if job.report is not None and job.report.rebuilt:
+        print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
+    return job
+
+
 def _run_batch(
     args: argparse.Namespace, make_session: Callable[[], AsyncSession], signals: StopSignals
 ) -> int:
-    job = open_job(
-        args.input,
-        args.out,
-        args.job,
-        resend_unknown=args.resend_unknown,
-        check_stop=signals.raise_if_received,
-    )
+    job = _open(args, signals)
     how = "failed"
     outcome: Run | None = None
+    summary = Summary()
+    summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
     try:
-        if job.imported:
-            print(f"job {job.store.path}: {job.imported} rows taken in", file=sys.stderr)
-        if job.interrupted:
-            print(
-                f"{job.interrupted} rows were being sent when an earlier run stopped: "
-                "recorded as unknown, "
-                + (
-                    "and dialled again (--resend-unknown): each may ring twice"
-                    if args.resend_unknown
-                    else "not dialled again (--resend-unknown dials them)"
-                ),
-                file=sys.stderr,
-            )
-        if job.invalid:
-            print(
-                f"{job.invalid} rows cannot be sent (their report lines say why)",
-                file=sys.stderr,
-            )
-        if job.report.rebuilt:
-            print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
 
         async def run() -> Run:
             async with make_session() as session:
@@ -311,30 +377,41 @@ def _run_batch(
                 pacing = Pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
                 pending = job.store.counts()["pending"]
                 with progress_bar(pending, "calls", lambda: describe_pace(pacing)) as advance:
+
+                    def recorded(records: list[Recorded]) -> None:
+                        for record in records:
+                            final = record.final
+                            status = OutcomeStatus(final.status)
+                            summary.add(status, final.latency_ms / 1000 if final.attempts else None)
+                            advance(status)
+
                     return await run_job(
                         session,
                         job,
-                        signals,
                         concurrency=concurrency,
                         pacing=pacing,
-                        advance=advance,
+                        on_recorded=recorded,
+                        watch_stop=watch_for_stop(signals),
+                        storage_errors=_storage_errors(),
                     )
 
         outcome = run_on_loop(run, args)
-        if outcome.signal is None and outcome.failure is None and signals.first is not None:
-            outcome.signal = signals.first.signal  # it came after the last call ended
+        summary.stop()
+        if not outcome.stopped and outcome.failure is None and signals.first is not None:
+            # It came after the last call ended.
+            outcome.stopped, outcome.signal = True, signals.first.signal
         how = outcome.how
-        print(outcome.summary.line() + describe_pace(outcome.pacing))
+        print(summary.line() + describe_pace(outcome.pacing))
         counts = job.store.counts()
         print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
         if outcome.failure is not None:
             print(
-                f"error: stopped: could not record to the job file or the report "
+                f"error: stopped: could not record to the job {job.store.label} or the report "
                 f"({outcome.failure}); nothing more was dialled. Fix the cause and re-run "
                 "the same command to resume.",
                 file=sys.stderr,
             )
-        elif outcome.signal is not None:
+        elif outcome.stopped:
             print("stopped; re-run the same command to resume", file=sys.stderr)
         elif outcome.throttled is not None:
             print(
@@ -348,12 +425,12 @@ def _run_batch(
 
 
 def _status(args: argparse.Namespace) -> int:
-    print(status_text(resolve_job_path(args.job)))
+    print(status_text(args.job, args.name))
     return ExitCode.OK
 
 
 def _export(args: argparse.Namespace) -> int:
-    lines = export(resolve_job_path(args.job), args.out)
+    lines = export(args.job, args.out, args.name)
     print(f"{lines} outcomes written to {args.out}")
     return ExitCode.OK
 

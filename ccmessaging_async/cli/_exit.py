@@ -1,11 +1,11 @@
-"""How a command ends: its exit codes, and the errors that end a batch job early."""
+"""How a command ends: its exit codes, each with what a wrapper script may do about it."""
 
 from __future__ import annotations
 
 import enum
 import signal
 
-__all__ = ["ExitCode", "JobRefusedError", "JobStoppedError"]
+__all__ = ["ExitCode"]
 
 
 class ExitCode(enum.IntEnum):
@@ -36,14 +36,3 @@ _MEANINGS = {
     ExitCode.INTERRUPTED: "interrupted by Ctrl-C: re-run the same command to resume",
     ExitCode.TERMINATED: "stopped by SIGTERM: re-run the same command to resume",
 }
-
-
-class JobRefusedError(Exception):
-    """The job refuses to start: its input, files or lock say it would be unsafe.
-
-    Raised before anything is dialled; the message says what to do.
-    """
-
-
-class JobStoppedError(Exception):
-    """The job could not write its job file or report, and stopped dialling."""

@@ -17,14 +17,19 @@ from __future__ import annotations
 import contextlib
 import queue
 import signal
+import sys
 import threading
 import time
+from collections.abc import Callable, Coroutine
 from types import FrameType, TracebackType
-from typing import Self
+from typing import Any, Self
 
+import anyio
 import attrs
 
-__all__ = ["SAME_STOP", "Received", "StopSignals", "TerminatedError"]
+from ..jobs._runner import StopControl
+
+__all__ = ["SAME_STOP", "Received", "StopSignals", "TerminatedError", "watch_for_stop"]
 
 #: Seconds after the first signal within which another one is the same stop.
 SAME_STOP = 1.0
@@ -122,3 +127,27 @@ class StopSignals:
         for number, handler in self._previous_handlers.items():
             signal.signal(number, handler)  # type: ignore[arg-type]
         self._queue.put(None)  # a reader still waiting is let go
+
+
+def watch_for_stop(signals: StopSignals) -> Callable[[StopControl], Coroutine[Any, Any, None]]:
+    """Return a job's stop watcher: the first signal stops new calls, a later one abandons the rest.
+
+    A signal at least :data:`SAME_STOP` seconds after the first abandons the calls in
+    flight (their rows stay ``sending``, and become ``unknown`` on the next run).
+    """
+
+    async def watch(control: StopControl) -> None:
+        while received := await anyio.to_thread.run_sync(signals.next, abandon_on_cancel=True):
+            first = signals.first
+            if control.stop(received.signal):
+                print(
+                    f"\n{received.signal.name}: no new calls; waiting for the calls in flight "
+                    f"to end (send it again after {SAME_STOP:g}s to abandon them: they will "
+                    "count as unknown)",
+                    file=sys.stderr,
+                )
+            elif first is not None and received.at - first.at >= SAME_STOP:
+                print(f"\n{received.signal.name}: abandoning the calls in flight", file=sys.stderr)
+                control.abandon()
+
+    return watch

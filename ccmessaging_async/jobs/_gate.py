@@ -32,3 +32,7 @@ class DialGate:
     def admit(self) -> bool:
         """Return whether the row whose turn it is may be dialled now."""
         return not self.stopped
+
+    async def idle(self, seconds: float) -> None:
+        """Wait ``seconds``, or less if the gate stops meanwhile."""
+        await self._pacing.hold(seconds)

@@ -20,9 +20,10 @@ import attrs
 
 from .._errors import InvalidRequestError
 from .._models import CreateCallRequest
-from ._exit import JobRefusedError
+from ._errors import JobRefusedError
+from ._records import InputIdentity
 
-__all__ = ["InputIdentity", "InputRow", "identify", "is_jsonl", "read_rows"]
+__all__ = ["InputRow", "identify", "is_jsonl", "read_rows"]
 
 FIELDS = ("called", "caller_present", "call_data")
 _ALIASES = {"callerPresent": "caller_present", "callData": "call_data"}
@@ -46,14 +47,6 @@ class InputRow:
     call_data: str | None = None
     #: Why the row cannot be sent (then it fails without being dialled).
     error: str | None = None
-
-
-@attrs.frozen(slots=True)
-class InputIdentity:
-    """What identifies an input file's content."""
-
-    size: int
-    sha256: str
 
 
 def identify(path: Path) -> InputIdentity:

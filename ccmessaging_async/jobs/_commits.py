@@ -13,10 +13,15 @@ from collections.abc import Callable
 
 import anyio
 
-from ._exit import JobStoppedError
-from ._store import Final, JobStore, Recorded
+from ._errors import JobStoppedError
+from ._records import Final, Recorded
+from ._store import JobStore
 
-__all__ = ["GroupCommitter"]
+__all__ = ["ClaimRefusedError", "GroupCommitter"]
+
+
+class ClaimRefusedError(Exception):
+    """The store refused a claim: this run no longer holds the row's lease. Not dialled."""
 
 
 class GroupCommitter:
@@ -28,8 +33,15 @@ class GroupCommitter:
     :class:`JobStoppedError`, and nothing more is committed.
     """
 
-    def __init__(self, store: JobStore, on_commit: Callable[[list[Recorded]], None]) -> None:
+    def __init__(
+        self,
+        store: JobStore,
+        on_commit: Callable[[list[Recorded]], None],
+        storage_errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError),
+    ) -> None:
         self._store = store
+        self._storage_errors = storage_errors
+        self._refused: frozenset[int] = frozenset()
         self._on_commit = on_commit
         self._claims: list[int] = []
         self._releases: list[int] = []
@@ -48,13 +60,18 @@ class GroupCommitter:
             raise JobStoppedError(self.failure)
 
     async def claim(self, row: int) -> None:
-        """Mark ``row`` as being sent; return once that is durable."""
+        """Mark ``row`` as being sent; return once that is durable.
+
+        Raises :class:`ClaimRefusedError` if the store refused it (a lost lease).
+        """
         self._check()
         self._claims.append(row)
         committed = self._committed
         self._wake.set()
         await committed.wait()
         self._check()
+        if row in self._refused:
+            raise ClaimRefusedError(row)
 
     def release(self, row: int) -> None:
         """Queue ``row`` to go back to ``pending``: its call was provably never created."""
@@ -89,13 +106,14 @@ class GroupCommitter:
         committed, self._committed = self._committed, anyio.Event()
         try:
             # Not cancellable: a commit that started is finished and its claims released.
-            recorded = await anyio.to_thread.run_sync(self._store.commit, claims, finals, releases)
-        except (sqlite3.Error, OSError) as exc:
+            done = await anyio.to_thread.run_sync(self._store.commit, claims, finals, releases)
+        except self._storage_errors as exc:
             return self._fail(exc, committed)
+        self._refused |= done.refused  # kept: a claim may read it after later commits
         committed.set()
         self.commits += 1
         try:
-            self._on_commit(recorded)
+            self._on_commit(done.recorded)
         except OSError as exc:
             return self._fail(exc, committed)
         return True

@@ -24,13 +24,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ._exit import JobRefusedError
+from ._errors import JobRefusedError
 
-__all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "STATES", "check_schema"]
+__all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "check_schema"]
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = int.from_bytes(b"ccma", "big")
-STATES = ("pending", "sending", "succeeded", "failed", "unknown")
 
 SCHEMA = f"""
 PRAGMA application_id = {APPLICATION_ID};
@@ -52,7 +51,7 @@ CREATE TABLE rows (
     caller_present TEXT,
     call_data TEXT,
     input_error TEXT,
-    state TEXT NOT NULL DEFAULT 'pending',  -- one of STATES
+    state TEXT NOT NULL DEFAULT 'pending',  -- one of _records.STATES
     result_code TEXT
 );
 CREATE INDEX rows_state ON rows (state, result_code);

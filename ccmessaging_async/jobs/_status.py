@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._exit import JobRefusedError
-from ._job import default_job_path
+from ._errors import JobRefusedError
+from ._job import default_job_path, is_database_url
 from ._report import write_report
-from ._store import open_read_only, read_info, read_outcomes, running_pid, state_counts
+from ._sqlite import open_read_only, read_info, read_outcomes, running_pid, state_counts
 
 __all__ = ["export", "resolve_job_path", "status_text"]
 
@@ -18,7 +18,28 @@ def resolve_job_path(path: Path) -> Path:
     return beside if not path.name.endswith(".job") and beside.is_file() else path
 
 
-def status_text(path: Path) -> str:
+def status_text(location: Path | str, name: str | None = None) -> str:
+    """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
+    if is_database_url(location):
+        from ._postgres import postgres_status_text  # noqa: PLC0415 - the postgres extra
+
+        return postgres_status_text(str(location), _named(name))
+    _no_name(name)
+    return _sqlite_status_text(resolve_job_path(Path(location)))
+
+
+def _named(name: str | None) -> str:
+    if not name:
+        raise JobRefusedError("a job in a database needs a name (--name): it holds many")
+    return name
+
+
+def _no_name(name: str | None) -> None:
+    if name is not None:
+        raise JobRefusedError("--name is for a job in a database; a job file is one job")
+
+
+def _sqlite_status_text(path: Path) -> str:
     """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
     db = open_read_only(path)
     try:
@@ -66,11 +87,12 @@ def status_text(path: Path) -> str:
     return "\n".join(lines)
 
 
-def _refuse_overwriting_a_job(path: Path, out: Path) -> None:
+def _refuse_overwriting_a_job(path: Path | None, out: Path) -> None:
     """Refuse an ``out`` that is the job file, one of its companions, or any job file."""
-    job = path.resolve()
-    companions = {job, *(job.with_name(job.name + suffix) for suffix in _COMPANIONS)}
-    if out.resolve() in companions:
+    if path is not None:
+        job = path.resolve()
+        companions = {job, *(job.with_name(job.name + suffix) for suffix in _COMPANIONS)}
+    if path is not None and out.resolve() in companions:
         raise JobRefusedError(
             f"{out} is the job file {path} or belongs to it: choose another --out"
         )
@@ -86,11 +108,18 @@ _COMPANIONS = ("-wal", "-shm", "-journal")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def export(path: Path, out: Path) -> int:
+def export(location: Path | str, out: Path, name: str | None = None) -> int:
     """Write the job's report to ``out`` (JSONL, or CSV if it ends in ``.csv``); return lines.
 
     ``out`` may not be the job file, its companions, or another database.
     """
+    if is_database_url(location):
+        from ._postgres import postgres_export  # noqa: PLC0415 - the postgres extra
+
+        _refuse_overwriting_a_job(None, out)
+        return postgres_export(str(location), _named(name), out)
+    _no_name(name)
+    path = resolve_job_path(Path(location))
     _refuse_overwriting_a_job(path, out)
     db = open_read_only(path)
     try:

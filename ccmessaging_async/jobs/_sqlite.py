@@ -14,8 +14,8 @@ it: that file belongs to the job. When a run ends, the job file is checkpointed 
 in rollback-journal mode, a single self-contained file that can be copied alone and read
 without write access.
 
-The claim/commit protocol needs only "claim these rows, record these outcomes, atomically";
-a store on PostgreSQL (``FOR UPDATE SKIP LOCKED``) could offer the same methods.
+It implements :class:`~._store.JobStore`; its claims need no fencing, since the lock
+makes this run the job's only writer.
 """
 
 from __future__ import annotations
@@ -29,13 +29,20 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import attrs
+from ._errors import JobRefusedError
+from ._input import InputRow
+from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
+from ._sqlite_schema import SCHEMA, check_schema
+from ._store import Committed
 
-from ._exit import JobRefusedError
-from ._input import InputIdentity, InputRow
-from ._schema import SCHEMA, STATES, check_schema
-
-__all__ = ["Final", "JobInfo", "JobStore", "PendingRow", "Recorded"]
+__all__ = [
+    "SQLiteStore",
+    "open_read_only",
+    "read_info",
+    "read_outcomes",
+    "running_pid",
+    "state_counts",
+]
 
 _INTERRUPTED = (
     "OutcomeUnknownError: the job stopped while this row was being sent; not sent again "
@@ -47,56 +54,16 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
 
-@attrs.frozen(slots=True)
-class JobInfo:
-    """What the job file records about its input."""
-
-    input_path: str
-    input_format: str
-    identity: InputIdentity
-    rows: int
-    created_at: str
-
-
-@attrs.frozen(slots=True)
-class PendingRow:
-    """A row still to be dialled."""
-
-    row: int
-    line: int
-    called: str
-    caller_present: str | None
-    call_data: str | None
-
-
-@attrs.frozen(slots=True)
-class Final:
-    """The one outcome of a row, to be committed."""
-
-    row: int
-    line: int
-    called: str | None
-    status: str
-    result: str | None  # JSON text
-    result_code: str | None
-    error: str | None
-    attempts: int
-    latency_ms: float
-
-
-@attrs.frozen(slots=True)
-class Recorded:
-    """A committed outcome, numbered in the order rows ended."""
-
-    seq: int
-    final: Final
-
-
-class JobStore:
+class SQLiteStore:
     """One job file, locked for this process until :meth:`close`."""
+
+    single_writer = True
+    lease = None
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
+        self.label = str(path)
+        self._after = -1  # the last row taken
         self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             self._lock()
@@ -167,7 +134,7 @@ class JobStore:
         return read_info(self._db)
 
     def import_rows(
-        self, rows: Iterable[InputRow], input_path: Path, input_format: str, identity: InputIdentity
+        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
     ) -> int:
         """Take the rows of the input into the job, in one transaction; return their count.
 
@@ -185,7 +152,7 @@ class JobStore:
             count = int(db.execute("SELECT count(*) FROM rows").fetchone()[0])
             db.execute(
                 "INSERT INTO job VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (str(input_path), input_format, identity.size, identity.sha256, count, _now()),
+                (input_path, input_format, identity.size, identity.sha256, count, _now()),
             )
         return count
 
@@ -228,24 +195,28 @@ class JobStore:
         self._next_seq += count
         return count
 
-    def pending(self, chunk: int = 1000) -> Iterator[PendingRow]:
-        """Yield the rows still ``pending`` in order, ``chunk`` at a time (flat memory)."""
-        after = -1
-        while True:
-            found = self._reader.execute(
-                "SELECT row, line, called, caller_present, call_data FROM rows "
-                "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
-                (after, chunk),
-            ).fetchall()
-            if not found:
-                return
-            for values in found:
-                yield PendingRow(*values)
-            after = found[-1][0]
+    def take(self, limit: int) -> list[PendingRow]:
+        """Return the next ``limit`` rows still ``pending``, in order (this run holds the job)."""
+        found = self._reader.execute(
+            "SELECT row, line, called, caller_present, call_data FROM rows "
+            "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
+            (self._after, limit),
+        ).fetchall()
+        if found:
+            self._after = found[-1][0]
+        return [PendingRow(*values) for values in found]
+
+    def others_working(self) -> bool:
+        """Return ``False``: one run holds a job file."""
+        return False
+
+    def keep_alive(self) -> bool:
+        """Return ``True``: the lock on the job file is this run's until it ends."""
+        return True
 
     def commit(
         self, claims: list[int], finals: list[Final], releases: Iterable[int] = ()
-    ) -> list[Recorded]:
+    ) -> Committed:
         """Mark ``claims`` ``sending``, ``releases`` ``pending`` again and record ``finals``.
 
         In one durable transaction. A row is released only when its call was provably
@@ -285,7 +256,7 @@ class JobStore:
                     ((f.status, f.result_code, f.row) for f in finals),
                 )
         self._next_seq = first + len(finals)
-        return [Recorded(first + i, final) for i, final in enumerate(finals)]
+        return Committed([Recorded(first + i, final) for i, final in enumerate(finals)])
 
     def end_run(self, how: str, *, throttles: int = 0, pace: float | None = None) -> None:
         """Record how this run ended, how often it was throttled and its pace at the end."""

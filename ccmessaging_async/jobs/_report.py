@@ -20,12 +20,14 @@ import os
 from collections.abc import Iterable, Iterator
 from json.encoder import encode_basestring
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-from ._exit import JobRefusedError
-from ._store import JobStore, Recorded
+from ._errors import JobRefusedError
+from ._records import Recorded
+from ._sqlite import SQLiteStore
+from ._store import JobStore
 
-__all__ = ["CSV_COLUMNS", "Report", "render", "write_report"]
+__all__ = ["CSV_COLUMNS", "JobReport", "Report", "WholeReport", "render", "write_report"]
 
 CSV_COLUMNS = (
     "row",
@@ -115,7 +117,7 @@ def _ended_rows(path: Path, as_csv: bool) -> Iterator[tuple[int, int]]:
                     yield int(line["row"]), int(line["line"])
 
 
-def _refuse_lost_writes(path: Path, store: JobStore, as_csv: bool) -> None:
+def _refuse_lost_writes(path: Path, store: SQLiteStore, as_csv: bool) -> None:
     """Refuse the job if the report ended rows that the job file has not."""
     ended = dict(_ended_rows(path, as_csv))
     lost = sorted(line for row, line in ended.items() if not store.has_ended(row))
@@ -144,17 +146,31 @@ def _complete_lines(path: Path) -> tuple[int, int, bytes]:
     return count, offset, last
 
 
-class Report:
-    """The report of one run, appended as outcomes are committed."""
+class JobReport(Protocol):
+    """A job's report as a run writes it."""
 
-    def __init__(self, path: Path, store: JobStore) -> None:
+    path: Path
+    #: Whether opening it found it out of step with the store and wrote it again.
+    rebuilt: bool
+
+    def append(self, records: Iterable[Recorded]) -> None:
+        """Take the lines of newly committed outcomes."""
+
+    def close(self) -> None:
+        """Finish the report."""
+
+
+class Report:
+    """The report of the one run of a job file, appended as outcomes are committed."""
+
+    def __init__(self, path: Path, store: SQLiteStore) -> None:
         self.path = path
         self._as_csv = _is_csv(path)
         self.rebuilt = False
         self._level(store)
         self._handle: IO[str] = path.open("a", encoding="utf-8", newline="")
 
-    def _level(self, store: JobStore) -> None:
+    def _level(self, store: SQLiteStore) -> None:
         recorded = store.outcome_count()
         if not self.path.exists():
             write_report(store.outcomes(), self.path)
@@ -185,3 +201,24 @@ class Report:
     def close(self) -> None:
         """Close the report file."""
         self._handle.close()
+
+
+class WholeReport:
+    """The report of a job that many workers share: the whole job, written when the run ends.
+
+    Other workers' outcomes reach the store without passing through this run, so the
+    report is written from the store, atomically, once this run has ended.
+    """
+
+    rebuilt = False
+
+    def __init__(self, path: Path, store: JobStore) -> None:
+        self.path = path
+        self._store = store
+
+    def append(self, records: Iterable[Recorded]) -> None:
+        """Nothing to do until the run ends."""
+
+    def close(self) -> None:
+        """Write the whole job's report."""
+        write_report(self._store.outcomes(), self.path)

@@ -1,0 +1,237 @@
+"""Opening a batch job: its store, its input taken in or checked, its report.
+
+The store is a job file (SQLite, locked for one run) or a job in a PostgreSQL database
+(a URL and a job name, shared by many workers). Every refusal here happens before a
+session is opened, so before anything is dialled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import attrs
+
+from .._pacing import Pacing
+from ._errors import JobRefusedError
+from ._input import InputRow, identify, is_jsonl, read_rows
+from ._records import JobInfo
+from ._report import JobReport, Report, WholeReport
+from ._sqlite import SQLiteStore
+from ._store import JobStore
+
+__all__ = ["DEFAULT_LEASE", "Job", "default_job_path", "is_database_url", "open_job", "open_store"]
+
+#: Seconds a PostgreSQL worker's claims outlive its last heartbeat.
+DEFAULT_LEASE = 30.0
+
+
+def is_database_url(location: object) -> bool:
+    """Whether ``location`` names a PostgreSQL database rather than a job file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
+def default_job_path(report: Path) -> Path:
+    """Where the job file of ``report`` lives unless ``--job`` says otherwise."""
+    return report.with_name(report.name + ".job")
+
+
+@attrs.define
+class Job:
+    """An open job: its store, its report (if this run writes one), what opening it did."""
+
+    store: JobStore
+    report: JobReport | None
+    #: Rows taken in from the input by this run (0 on a resume).
+    imported: int
+    #: Rows an earlier run left being sent, now ``unknown``.
+    interrupted: int
+    #: Rows that cannot be sent (an input error), failed by this run without dialling.
+    invalid: int
+
+    def close(self, how: str, pacing: Pacing | None = None) -> None:
+        """Record how the run ended (and its pace), close the report, release the job file."""
+        try:
+            self.store.end_run(
+                how,
+                throttles=0 if pacing is None else pacing.throttles,
+                pace=None if pacing is None else pacing.rate,
+            )
+        except (sqlite3.Error, OSError, _database_error()):
+            pass  # what stopped the job may refuse this too; the run row stays open
+        finally:
+            try:
+                if self.report is None:
+                    pass
+                elif how == "stopped":
+                    # What stopped the run may refuse the report's last write too; the
+                    # report is a view, written again from the store at the next start.
+                    with contextlib.suppress(OSError, sqlite3.Error, _database_error()):
+                        self.report.close()
+                else:
+                    self.report.close()
+            finally:
+                self.store.close()
+
+
+def _database_error() -> type[Exception]:
+    """Return psycopg's root error if the postgres extra is installed (else one never raised)."""
+    try:
+        import psycopg  # noqa: PLC0415 - the postgres extra
+    except ImportError:
+        return _NeverRaisedError
+    return psycopg.Error
+
+
+class _NeverRaisedError(Exception):
+    pass
+
+
+def _same(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    with contextlib.suppress(OSError):
+        return a.samefile(b)
+    return False
+
+
+def _check_paths(input_path: Path | None, report: Path, job: Path) -> None:
+    if _same(report, job):
+        raise JobRefusedError(f"the report and the job file are both {report}")
+    if input_path is None:
+        return
+    for name, path in (("report (--out)", report), ("job file (--job)", job)):
+        if _same(input_path, path):
+            raise JobRefusedError(
+                f"the {name} {path} is the input file: writing into it would make the job "
+                "read its own outcomes as new calls"
+            )
+
+
+def _first_difference(store: JobStore, input_path: Path) -> str:
+    """Name the first row of ``input_path`` that differs from the job's rows."""
+    stored = store.digests()
+    try:
+        for now in read_rows(input_path):
+            then = next(stored, None)
+            if then is None:
+                return f"row {now.row + 1} (line {now.line}) is new"
+            row, line, digest = then
+            if now.digest != digest:
+                return f"row {row + 1} differs (line {line} then, line {now.line} now)"
+    except JobRefusedError as exc:
+        return f"it no longer reads as before ({exc})"
+    gone = next(stored, None)
+    if gone is not None:
+        return f"row {gone[0] + 1} (line {gone[1]}) is no longer there"
+    return "no row differs, but other bytes do (the header, blank lines, a BOM, line endings)"
+
+
+def _import(
+    store: JobStore,
+    input_path: Path | None,
+    report: Path | None,
+    check_stop: Callable[[], None],
+) -> int:
+    if input_path is None:
+        raise JobRefusedError(f"the job {store.label} holds no rows; give the input file")
+    if report is not None and report.exists() and report.stat().st_size > 0:
+        raise JobRefusedError(
+            f"the report {report} already exists and belongs to no job here (its job "
+            f"{store.label} is new): it may hold another job's outcomes; move it away or "
+            "choose another --out"
+        )
+    identity = identify(input_path)
+    kind = "jsonl" if is_jsonl(input_path) else "csv"
+
+    def rows() -> Iterator[InputRow]:
+        for row in read_rows(input_path):
+            check_stop()  # a stop while a big input is taken in ends the import
+            yield row
+
+    return store.import_rows(rows(), str(input_path.resolve()), kind, identity)
+
+
+def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
+    if identify(input_path) == info.identity:
+        return
+    raise JobRefusedError(
+        f"{input_path} is not the input this job was started with ({info.input_path}, "
+        f"{info.identity.size} bytes, SHA-256 {info.identity.sha256[:12]}...): "
+        f"{_first_difference(store, input_path)}. Nothing was dialled. Restore the original "
+        "input, or start a new job with another --out"
+    )
+
+
+def open_store(
+    location: Path | str, *, name: str | None = None, lease: float = DEFAULT_LEASE
+) -> JobStore:
+    """Open the job at ``location``: a job file, or a ``postgresql://`` URL and ``name``."""
+    if is_database_url(location):
+        if not name:
+            raise JobRefusedError("a job in a database needs a name (--name): it holds many")
+        from ._postgres import PostgresStore  # noqa: PLC0415 - the postgres extra
+
+        return PostgresStore(str(location), name, lease=lease)
+    if name is not None:
+        raise JobRefusedError("--name is for a job in a database; a job file is one job")
+    return SQLiteStore(Path(location))
+
+
+def open_job(
+    input_path: Path | None,
+    report: Path | None,
+    location: Path | str | None,
+    *,
+    name: str | None = None,
+    resend_unknown: bool,
+    check_stop: Callable[[], None] = lambda: None,
+    lease: float = DEFAULT_LEASE,
+) -> Job:
+    """Open (or start) a job; raise :class:`JobRefusedError` if that is unsafe.
+
+    ``location`` is a job file (by default the report's, ``REPORT.job``) or a database URL
+    with ``name``. ``report`` may be left out where a job's report is not written by this
+    run (a worker joining a shared job). ``check_stop`` is called for each row taken in,
+    and may raise to stop the import (nothing of it is kept).
+    """
+    if location is None:
+        if report is None:
+            raise JobRefusedError("give the job (--job) or the report (--out)")
+        location = default_job_path(report)
+    shared = is_database_url(location)
+    job_path = None if shared else Path(location)
+    if job_path is not None:
+        if report is not None:
+            _check_paths(input_path, report, job_path)
+        if input_path is None and not job_path.is_file():
+            raise JobRefusedError(f"there is no job file {job_path}; give the input file to start")
+    if input_path is not None and not input_path.is_file():
+        raise JobRefusedError(f"the input file {input_path} does not exist")
+    new_file = job_path is not None and not job_path.exists()
+    store = open_store(location, name=name, lease=lease)
+    imported = 0
+    try:
+        info = store.info()
+        if info is None:
+            imported = _import(store, input_path, report, check_stop)
+        elif input_path is not None:
+            _verify(store, info, input_path)
+        interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
+        invalid = store.fail_invalid()
+        job_report: JobReport | None = None
+        if report is not None:
+            job_report = (
+                Report(report, store)
+                if isinstance(store, SQLiteStore)
+                else WholeReport(report, store)
+            )
+        return Job(store, job_report, imported, interrupted, invalid)
+    except BaseException:
+        store.close()
+        if job_path is not None and new_file and imported == 0:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{job_path}{suffix}").unlink(missing_ok=True)
+        raise

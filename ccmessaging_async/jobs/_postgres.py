@@ -1,0 +1,573 @@
+"""A job in PostgreSQL, shared by many workers on many machines.
+
+The driver is psycopg 3's synchronous API, called from worker threads
+(``anyio.to_thread``), as the SQLite store is: it runs on asyncio and trio alike, where
+psycopg's async API and asyncpg are asyncio-only, and a job's database work is a few
+group commits per second, which threads carry easily. Each worker holds three
+connections: one for commits, one for taking rows and reading, one for its heartbeat (so
+that a long commit never delays a renewal).
+
+The protocol, the same states as a job file:
+
+- **Taking.** A worker takes free rows in groups (``FOR UPDATE SKIP LOCKED``, so workers
+  never wait for each other), marking them with its id and a fresh lease token. Its lease
+  is its ``workers`` row: ``expires_at``, renewed by its heartbeat from the database's
+  ``now()``, never a worker's clock; one renewal covers every row it holds.
+- **Fence before dialling.** A row goes ``sending`` only by a conditional update (this
+  worker, this token, still ``pending``, the worker's lease not expired or ended),
+  committed in the same group commits as the job file's claims, before the request can
+  leave. A claim that matches nothing is not dialled.
+- **Losing a worker.** A worker whose lease expired (it died, or was cut off) or that
+  ended is reaped by whichever worker looks next: the rows it had taken but not sent are
+  free again; the rows it had ``sending`` become ``unknown``, recorded, and are never
+  dialled again unless ``resend_unknown``. A worker that could not renew for half its
+  lease stops dialling by itself (:mod:`._runner`), and one whose lease was taken back
+  finds every further claim refused.
+- **Outcomes** are recorded only for a row this worker still has ``sending``: an outcome
+  that arrives after the row was reaped leaves it ``unknown`` (logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from ._errors import JobRefusedError, JobStoppedError
+from ._input import InputRow
+from ._postgres_schema import ensure_schema
+from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
+from ._report import write_report
+from ._store import Committed
+
+__all__ = ["PostgresStore", "describe_database", "postgres_export", "postgres_status_text"]
+
+logger = logging.getLogger("ccmessaging_async.jobs")
+
+_REAPED = (
+    "OutcomeUnknownError: the worker sending this row stopped or lost its lease before its "
+    "outcome was recorded; not sent again (--resend-unknown sends it again)"
+)
+_CHUNK = 10_000
+
+
+def describe_database(url: str) -> str:
+    """``postgresql://user@host:port/dbname``: the URL without its password or options."""
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(an unreadable URL)"
+    user = f"{parts['user']}@" if parts.get("user") else ""
+    host = parts.get("host") or "localhost"
+    port = f":{parts['port']}" if parts.get("port") else ""
+    return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
+
+
+def _connect(url: str, *, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
+    """Connect so as to notice a dead peer within about ``timeout`` seconds."""
+    where = describe_database(url)
+    try:
+        password = str(conninfo_to_dict(url).get("password") or "")
+    except psycopg.ProgrammingError as exc:
+        raise JobRefusedError(f"the job database URL cannot be read: {exc}") from None
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=max(2, round(timeout)),
+            application_name="ccmessaging-async",
+            keepalives=1,
+            keepalives_idle=max(1, round(timeout / 3)),
+            keepalives_interval=1,
+            keepalives_count=3,
+            tcp_user_timeout=max(1000, round(timeout * 1000)),
+        )
+    except psycopg.Error as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if password:
+            reason = reason.replace(password, "***")
+        raise JobRefusedError(
+            f"cannot reach the job database {where}: {reason}. Nothing was dialled"
+        ) from None
+
+
+class PostgresStore:
+    """The job ``name`` in the PostgreSQL database at ``url``, opened by one worker."""
+
+    single_writer = False
+
+    def __init__(self, url: str, name: str, *, lease: float) -> None:
+        if not 1 <= lease <= 3600:
+            raise JobRefusedError(f"the lease must be 1 to 3600 seconds, got {lease:g}")
+        self.lease: float | None = lease
+        self.name = name
+        self.where = describe_database(url)
+        self.label = f"{name!r} in {self.where}"
+        self._connections: list[psycopg.Connection[tuple[Any, ...]]] = []
+        try:
+            self._db = self._open(url)
+            ensure_schema(self._db, self.where)
+            self._reader = self._open(url)
+            self._beat = self._open(url)
+        except BaseException:
+            self.close()
+            raise
+        self._job: int | None = self._find_job()
+        self._worker: int | None = None
+        self._tokens: dict[int, int] = {}  # row -> the lease token it was taken with
+
+    def _open(self, url: str) -> psycopg.Connection[tuple[Any, ...]]:
+        db = _connect(url, timeout=self._lease_seconds / 2)
+        self._connections.append(db)
+        return db
+
+    @property
+    def _lease_seconds(self) -> float:
+        return self.lease or 30.0
+
+    def _find_job(self) -> int | None:
+        found = self._db.execute(
+            "SELECT id FROM ccmessaging.jobs WHERE name = %s", (self.name,)
+        ).fetchone()
+        return None if found is None else int(found[0])
+
+    @property
+    def job(self) -> int:
+        """The job's id (it must have been taken in)."""
+        if self._job is None:
+            raise JobRefusedError(f"there is no job {self.label}; give the input file to start")
+        return self._job
+
+    @property
+    def worker(self) -> int:
+        """Return this worker's id, registered with its lease on first use."""
+        if self._worker is None:
+            found = self._db.execute(
+                "INSERT INTO ccmessaging.workers (job, host, pid, lease, expires_at) "
+                "VALUES (%s, %s, %s, make_interval(secs => %s), now() + make_interval(secs => %s)) "
+                "RETURNING id",
+                (self.job, socket.gethostname(), os.getpid(), self.lease, self.lease),
+            ).fetchone()
+            assert found is not None  # noqa: S101 - INSERT ... RETURNING returns its row
+            self._worker = int(found[0])
+        return self._worker
+
+    # ---- the input ---------------------------------------------------------------------
+
+    def info(self) -> JobInfo | None:
+        """Return what the job knows of its input (``None``: no such job yet)."""
+        if self._job is None:
+            return None
+        return _read_info(self._reader, self._job)
+
+    def import_rows(
+        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
+    ) -> int:
+        """Create the job and take in its rows, in one transaction (COPY)."""
+        with self._db.transaction():
+            found = self._db.execute(
+                "INSERT INTO ccmessaging.jobs (name, input_path, input_format, input_size, "
+                "input_sha256) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING "
+                "RETURNING id",
+                (self.name, input_path, input_format, identity.size, identity.sha256),
+            ).fetchone()
+            if found is None:
+                raise JobRefusedError(
+                    f"the job {self.label} was started by another process meanwhile; run the "
+                    "command again to join it"
+                )
+            job = int(found[0])
+            count = 0
+            with self._db.cursor().copy(
+                "COPY ccmessaging.rows (job, row, line, digest, called, caller_present, "
+                "call_data, input_error) FROM STDIN"
+            ) as copy:
+                for r in rows:
+                    copy.write_row(
+                        (
+                            job,
+                            r.row,
+                            r.line,
+                            r.digest,
+                            r.called,
+                            r.caller_present,
+                            r.call_data,
+                            r.error,
+                        )
+                    )
+                    count += 1
+            self._db.execute("UPDATE ccmessaging.jobs SET rows = %s WHERE id = %s", (count, job))
+        self._job = job
+        return count
+
+    def digests(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(row, line, digest)`` of every row, in order."""
+        after = -1
+        while True:
+            found = self._reader.execute(
+                "SELECT row, line, digest FROM ccmessaging.rows WHERE job = %s AND row > %s "
+                "ORDER BY row LIMIT %s",
+                (self.job, after, _CHUNK),
+            ).fetchall()
+            for row, line, digest in found:
+                yield row, line, bytes(digest)
+            if len(found) < _CHUNK:
+                return
+            after = found[-1][0]
+
+    # ---- a run -------------------------------------------------------------------------
+
+    def _reap(self, db: psycopg.Connection[tuple[Any, ...]]) -> int:
+        """Settle what workers that ended or lapsed left behind; return rows made unknown."""
+        job = self.job
+        lost = db.execute(
+            "WITH lost AS (UPDATE ccmessaging.rows r SET state = 'unknown', result_code = NULL "
+            "FROM ccmessaging.workers w WHERE r.job = %(job)s AND r.state = 'sending' "
+            "AND w.id = r.worker AND (w.ended_at IS NOT NULL OR w.expires_at < now()) "
+            "RETURNING r.row) "
+            "INSERT INTO ccmessaging.outcomes (job, row, status, error, attempts, latency_ms) "
+            "SELECT %(job)s, row, 'unknown', %(why)s, 0, 0 FROM lost ORDER BY row",
+            {"job": job, "why": _REAPED},
+        ).rowcount
+        db.execute(
+            "UPDATE ccmessaging.rows r SET worker = NULL, lease = NULL "
+            "FROM ccmessaging.workers w WHERE r.job = %s AND r.state = 'pending' "
+            "AND w.id = r.worker AND (w.ended_at IS NOT NULL OR w.expires_at < now())",
+            (job,),
+        )
+        db.execute(
+            "UPDATE ccmessaging.workers SET ended_at = now(), how = 'lost' "
+            "WHERE job = %s AND ended_at IS NULL AND expires_at < now()",
+            (job,),
+        )
+        return max(lost, 0)
+
+    def settle_interrupted(self, *, resend_unknown: bool) -> int:
+        """Settle what stopped workers left; with ``resend_unknown``, unknown rows go again."""
+        worker = self.worker
+        with self._db.transaction():
+            interrupted = self._reap(self._db)
+        if resend_unknown:
+            with self._db.transaction():
+                resent = self._db.execute(
+                    "UPDATE ccmessaging.rows SET state = 'pending', result_code = NULL, "
+                    "worker = NULL, lease = NULL WHERE job = %s AND state = 'unknown'",
+                    (self.job,),
+                ).rowcount
+                self._db.execute(
+                    "UPDATE ccmessaging.workers SET resent = %s WHERE id = %s", (resent, worker)
+                )
+        return interrupted
+
+    def fail_invalid(self) -> int:
+        """Give each free pending row that cannot be sent (its input error) its outcome."""
+        return max(
+            0,
+            self._db.execute(
+                "WITH bad AS (UPDATE ccmessaging.rows SET state = 'failed' WHERE job = %(job)s "
+                "AND state = 'pending' AND worker IS NULL AND input_error IS NOT NULL "
+                "RETURNING row, input_error) "
+                "INSERT INTO ccmessaging.outcomes (job, row, status, error, attempts, latency_ms) "
+                "SELECT %(job)s, row, 'failed', input_error, 0, 0 FROM bad ORDER BY row",
+                {"job": self.job},
+            ).rowcount,
+        )
+
+    def take(self, limit: int) -> list[PendingRow]:
+        """Take up to ``limit`` free rows for this worker (after reaping lapsed workers).
+
+        Raises :class:`JobStoppedError` if this worker's lease was taken back.
+        """
+        worker, token = self.worker, secrets.randbits(63)
+        with self._reader.transaction():
+            self._reap(self._reader)
+            alive = self._reader.execute(
+                "SELECT 1 FROM ccmessaging.workers WHERE id = %s AND ended_at IS NULL "
+                "AND expires_at > now()",
+                (worker,),
+            ).fetchone()
+            if alive is None:
+                raise JobStoppedError(
+                    "this worker's lease was taken back (it was not renewed in time)"
+                )
+            found = self._reader.execute(
+                # Materialised: a subquery the planner rescans would take more than limit.
+                "WITH free AS MATERIALIZED (SELECT row FROM ccmessaging.rows "
+                "WHERE job = %(job)s AND state = 'pending' AND worker IS NULL ORDER BY row "
+                "LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+                "UPDATE ccmessaging.rows r SET worker = %(worker)s, lease = %(token)s "
+                "FROM free WHERE r.job = %(job)s AND r.row = free.row "
+                "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data",
+                {"worker": worker, "token": token, "job": self.job, "limit": limit},
+            ).fetchall()
+        found.sort()
+        for values in found:
+            self._tokens[values[0]] = token
+        return [PendingRow(*values) for values in found]
+
+    def others_working(self) -> bool:
+        """Whether rows are pending or being sent anywhere but in this worker."""
+        found = self._reader.execute(
+            "SELECT EXISTS (SELECT 1 FROM ccmessaging.rows WHERE job = %s "
+            "AND state IN ('pending', 'sending') AND worker IS DISTINCT FROM %s)",
+            (self.job, self.worker),
+        ).fetchone()
+        return bool(found and found[0])
+
+    def keep_alive(self) -> bool:
+        """Renew this worker's lease from the database's clock; ``False`` once it lapsed."""
+        found = self._beat.execute(
+            "UPDATE ccmessaging.workers SET expires_at = now() + lease "
+            "WHERE id = %s AND ended_at IS NULL AND expires_at > now() RETURNING 1",
+            (self.worker,),
+        ).fetchone()
+        return found is not None
+
+    def commit(
+        self, claims: list[int], finals: list[Final], releases: Iterable[int] = ()
+    ) -> Committed:
+        """Fence ``claims`` to ``sending``, free ``releases``, record ``finals``: one commit."""
+        worker, job = self.worker, self.job
+        released = list(releases)
+        recorded: list[Recorded] = []
+        refused: set[int] = set()
+        with self._db.transaction():
+            if claims:
+                fenced = self._db.execute(
+                    "UPDATE ccmessaging.rows r SET state = 'sending' "
+                    "FROM ccmessaging.workers w, unnest(%(rows)s::integer[], %(tokens)s::bigint[]) "
+                    "AS c(row, lease) WHERE r.job = %(job)s AND r.row = c.row "
+                    "AND r.lease = c.lease AND r.worker = %(worker)s AND r.state = 'pending' "
+                    "AND w.id = %(worker)s AND w.ended_at IS NULL AND w.expires_at > now() "
+                    "RETURNING r.row",
+                    {
+                        "rows": claims,
+                        "tokens": [self._tokens.get(row, -1) for row in claims],
+                        "job": job,
+                        "worker": worker,
+                    },
+                ).fetchall()
+                refused = set(claims) - {row for (row,) in fenced}
+            if released:
+                self._db.execute(
+                    "UPDATE ccmessaging.rows SET state = 'pending', worker = NULL, lease = NULL "
+                    "WHERE job = %s AND row = ANY(%s) AND state = 'sending' AND worker = %s",
+                    (job, released, worker),
+                )
+            if finals:
+                recorded = self._record(finals)
+        for row in (*released, *(f.row for f in finals)):
+            self._tokens.pop(row, None)
+        return Committed(recorded, frozenset(refused))
+
+    def _record(self, finals: list[Final]) -> list[Recorded]:
+        ended = self._db.execute(
+            "UPDATE ccmessaging.rows r SET state = f.status, result_code = f.code "
+            "FROM unnest(%(rows)s::integer[], %(statuses)s::text[], %(codes)s::text[]) "
+            "AS f(row, status, code) WHERE r.job = %(job)s AND r.row = f.row "
+            "AND r.worker = %(worker)s AND r.state = 'sending' RETURNING r.row",
+            {
+                "rows": [f.row for f in finals],
+                "statuses": [f.status for f in finals],
+                "codes": [f.result_code for f in finals],
+                "job": self.job,
+                "worker": self.worker,
+            },
+        ).fetchall()
+        mine = {row for (row,) in ended}
+        kept = [f for f in finals if f.row in mine]
+        for final in finals:
+            if final.row not in mine:
+                logger.warning(
+                    "row %d: its outcome (%s) came after this worker's lease was taken back; "
+                    "the job recorded it as unknown",
+                    final.row,
+                    final.status,
+                )
+        if not kept:
+            return []
+        seqs = self._db.execute(
+            "INSERT INTO ccmessaging.outcomes (job, row, status, result, result_code, error, "
+            "attempts, latency_ms) SELECT %(job)s, row, status, result, code, error, attempts, "
+            "latency FROM unnest(%(rows)s::integer[], "
+            "%(statuses)s::text[], %(results)s::text[], %(codes)s::text[], %(errors)s::text[], "
+            "%(attempts)s::integer[], %(latencies)s::double precision[]) WITH ORDINALITY AS "
+            "f(row, status, result, code, error, attempts, latency, n) ORDER BY n RETURNING seq",
+            {
+                "job": self.job,
+                "rows": [f.row for f in kept],
+                "statuses": [f.status for f in kept],
+                "results": [f.result for f in kept],
+                "codes": [f.result_code for f in kept],
+                "errors": [f.error for f in kept],
+                "attempts": [f.attempts for f in kept],
+                "latencies": [f.latency_ms for f in kept],
+            },
+        ).fetchall()
+        return [Recorded(int(seq), final) for (seq,), final in zip(seqs, kept, strict=True)]
+
+    def end_run(self, how: str, *, throttles: int = 0, pace: float | None = None) -> None:
+        """Give back the rows this worker took and did not dial; record how it ended."""
+        if self._worker is None:
+            return
+        with self._db.transaction():
+            self._db.execute(
+                "UPDATE ccmessaging.rows SET worker = NULL, lease = NULL "
+                "WHERE job = %s AND worker = %s AND state = 'pending'",
+                (self.job, self._worker),
+            )
+            self._db.execute(
+                "UPDATE ccmessaging.workers SET ended_at = now(), how = %s, throttles = %s, "
+                "pace = %s WHERE id = %s AND ended_at IS NULL",
+                (how, throttles, pace, self._worker),
+            )
+
+    def close(self) -> None:
+        """Close the worker's connections."""
+        for db in self._connections:
+            db.close()
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """Rows by state, every state named."""
+        return _state_counts(self._reader, self.job)
+
+    def outcome_count(self) -> int:
+        """How many outcomes the job has recorded."""
+        found = self._reader.execute(
+            "SELECT count(*) FROM ccmessaging.outcomes WHERE job = %s", (self.job,)
+        ).fetchone()
+        return int(found[0]) if found else 0
+
+    def outcomes(self, after: int = 0) -> Iterator[Recorded]:
+        """Yield the job's outcomes in the order they were recorded, numbered from 1."""
+        return _read_outcomes(self._reader, self.job, after)
+
+
+def _read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | None:
+    found = db.execute(
+        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at "
+        "FROM ccmessaging.jobs WHERE id = %s",
+        (job,),
+    ).fetchone()
+    if found is None:
+        return None
+    path, kind, size, sha256, rows, created = found
+    return JobInfo(
+        path, kind, InputIdentity(size, sha256), rows, created.isoformat(timespec="milliseconds")
+    )
+
+
+def _state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:
+    counts = dict.fromkeys(STATES, 0)
+    counts.update(
+        db.execute(
+            "SELECT state, count(*) FROM ccmessaging.rows WHERE job = %s GROUP BY state", (job,)
+        ).fetchall()
+    )
+    return counts
+
+
+def _read_outcomes(
+    db: psycopg.Connection[tuple[Any, ...]], job: int, after: int = 0
+) -> Iterator[Recorded]:
+    number, last = after, -1
+    offset = after
+    while True:
+        found = db.execute(
+            "SELECT o.seq, o.row, r.line, r.called, o.status, o.result, o.result_code, "
+            "o.error, o.attempts, o.latency_ms FROM ccmessaging.outcomes o "
+            "JOIN ccmessaging.rows r ON r.job = o.job AND r.row = o.row "
+            "WHERE o.job = %s AND o.seq > %s ORDER BY o.seq OFFSET %s LIMIT %s",
+            (job, last, offset, _CHUNK),
+        ).fetchall()
+        offset = 0
+        for seq, *values in found:
+            number += 1
+            last = seq
+            yield Recorded(number, Final(*values))
+        if len(found) < _CHUNK:
+            return
+
+
+def _open_existing(url: str, name: str) -> tuple[psycopg.Connection[tuple[Any, ...]], int]:
+    where = describe_database(url)
+    db = _connect(url, timeout=15)
+    try:
+        ensure_schema(db, where)
+        found = db.execute("SELECT id FROM ccmessaging.jobs WHERE name = %s", (name,)).fetchone()
+    except BaseException:
+        db.close()
+        raise
+    if found is None:
+        db.close()
+        raise JobRefusedError(f"there is no job {name!r} in {where}")
+    return db, int(found[0])
+
+
+def postgres_status_text(url: str, name: str) -> str:
+    """Describe the job ``name`` as ``status`` prints it, also while workers run."""
+    db, job = _open_existing(url, name)
+    with db:
+        info = _read_info(db, job)
+        counts = _state_counts(db, job)
+        codes = db.execute(
+            "SELECT result_code, count(*) FROM ccmessaging.rows WHERE job = %s "
+            "AND result_code IS NOT NULL GROUP BY result_code ORDER BY count(*) DESC, result_code",
+            (job,),
+        ).fetchall()
+        resent, alive, lost = db.execute(
+            "SELECT coalesce(sum(resent), 0), "
+            "count(*) FILTER (WHERE ended_at IS NULL AND expires_at > now()), "
+            "count(*) FILTER (WHERE how = 'lost') FROM ccmessaging.workers WHERE job = %s",
+            (job,),
+        ).fetchone() or (0, 0, 0)
+        workers = db.execute(
+            "SELECT host, pid, throttles, pace FROM ccmessaging.workers WHERE job = %s "
+            "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
+            (job,),
+        ).fetchall()
+    lines = [f"job {name!r} in {describe_database(url)}"]
+    if info is not None:
+        lines.append(
+            f"  input {info.input_path} ({info.input_format}, {info.identity.size} bytes, "
+            f"SHA-256 {info.identity.sha256[:12]}...), {info.rows} rows, "
+            f"started {info.created_at}"
+        )
+    lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+    if codes:
+        lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
+    if resent:
+        lines.append(
+            f"  {resent} rows with an unknown outcome were put back to be dialled again "
+            "(--resend-unknown): each may have rung twice; the report has both lines"
+        )
+    if alive:
+        lines.append(
+            f"  {alive} workers running: "
+            + ", ".join(f"{host} pid {pid}" for host, pid, _throttles, _pace in workers)
+        )
+    else:
+        lines.append("  no worker running")
+    if lost:
+        lines.append(f"  {lost} workers lost (died or cut off); their rows were settled")
+    return "\n".join(lines)
+
+
+def postgres_export(url: str, name: str, out: Path) -> int:
+    """Write the whole report of the job ``name`` to ``out``; return its line count."""
+    db, job = _open_existing(url, name)
+    with db:
+        write_report(_read_outcomes(db, job), out)
+        found = db.execute(
+            "SELECT count(*) FROM ccmessaging.outcomes WHERE job = %s", (job,)
+        ).fetchone()
+    return int(found[0]) if found else 0

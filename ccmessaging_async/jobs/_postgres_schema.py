@@ -1,0 +1,119 @@
+"""The PostgreSQL job schema, version 1: created on first use, checked on every open.
+
+Everything lives in the schema ``ccmessaging`` of the database the URL names, so it
+cannot collide with the user's own tables; one database holds many jobs, by name::
+
+    schema_version  one row: the version of what follows
+    jobs            id, name (unique), the input's path, format, size and SHA-256, its
+                    row count, when it was made
+    workers         id, job, host, pid, started_at, lease (an interval), expires_at
+                    (renewed by the worker's heartbeat, always from the database's
+                    clock), ended_at, how, resent, throttles, pace
+    rows            (job, row), line, digest, called, caller_present, call_data,
+                    input_error, state, result_code, worker and lease (the claim: which
+                    worker took the row, and the token of that taking)
+    outcomes        seq (the order rows ended), job, row, status, result, result_code,
+                    error, attempts, latency_ms, finished_at
+
+A database written by a newer release (a higher version) is refused, never changed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._errors import JobRefusedError
+
+if TYPE_CHECKING:
+    import psycopg
+
+__all__ = ["SCHEMA_VERSION", "ensure_schema"]
+
+SCHEMA_VERSION = 1
+
+#: Serialises creating the schema among workers starting together ("ccma" as a number).
+_CREATING = int.from_bytes(b"ccma", "big")
+
+_SCHEMA = """
+CREATE SCHEMA IF NOT EXISTS ccmessaging;
+CREATE TABLE ccmessaging.schema_version (version integer NOT NULL);
+CREATE TABLE ccmessaging.jobs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name text NOT NULL UNIQUE,
+    input_path text NOT NULL,
+    input_format text NOT NULL,
+    input_size bigint NOT NULL,
+    input_sha256 text NOT NULL,
+    rows bigint NOT NULL DEFAULT 0,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE ccmessaging.workers (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job bigint NOT NULL REFERENCES ccmessaging.jobs ON DELETE CASCADE,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    lease interval NOT NULL,
+    expires_at timestamptz NOT NULL,
+    ended_at timestamptz,
+    how text,
+    resent integer NOT NULL DEFAULT 0,
+    throttles integer NOT NULL DEFAULT 0,
+    pace real
+);
+CREATE INDEX workers_job ON ccmessaging.workers (job);
+CREATE TABLE ccmessaging.rows (
+    job bigint NOT NULL REFERENCES ccmessaging.jobs ON DELETE CASCADE,
+    row integer NOT NULL,
+    line integer NOT NULL,
+    digest bytea NOT NULL,
+    called text,
+    caller_present text,
+    call_data text,
+    input_error text,
+    state text NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown')),
+    result_code text,
+    worker bigint,
+    lease bigint,
+    PRIMARY KEY (job, row)
+);
+-- Rows free to take, in order; rows a worker holds; counts by state and result code.
+CREATE INDEX rows_free ON ccmessaging.rows (job, row) WHERE state = 'pending' AND worker IS NULL;
+CREATE INDEX rows_held ON ccmessaging.rows (worker)
+    WHERE state IN ('pending', 'sending') AND worker IS NOT NULL;
+CREATE INDEX rows_state ON ccmessaging.rows (job, state, result_code);
+CREATE TABLE ccmessaging.outcomes (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job bigint NOT NULL REFERENCES ccmessaging.jobs ON DELETE CASCADE,
+    row integer NOT NULL,
+    status text NOT NULL,
+    result text,
+    result_code text,
+    error text,
+    attempts integer NOT NULL,
+    latency_ms double precision NOT NULL,
+    finished_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX outcomes_job ON ccmessaging.outcomes (job, seq);
+"""
+
+
+def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> None:
+    """Create the schema if the database has none; refuse one this release cannot use."""
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (_CREATING,))
+        found = db.execute("SELECT to_regclass('ccmessaging.schema_version')").fetchone()
+        if found is None or found[0] is None:
+            db.execute(_SCHEMA.encode())
+            db.execute("INSERT INTO ccmessaging.schema_version VALUES (%s)", (SCHEMA_VERSION,))
+            return
+        row = db.execute("SELECT max(version) FROM ccmessaging.schema_version").fetchone()
+    version = row[0] if row else None
+    if version != SCHEMA_VERSION:
+        newer = isinstance(version, int) and version > SCHEMA_VERSION
+        raise JobRefusedError(
+            f"the job database {where} has job schema version {version}; this release uses "
+            f"version {SCHEMA_VERSION}"
+            + (": it was written by a newer release; upgrade ccmessaging-async" if newer else "")
+        )

@@ -1,0 +1,322 @@
+"""Running a batch job: its pending rows through the batch engine, each outcome committed.
+
+A row is claimed (committed as ``sending``) from the engine's ``on_send`` hook, when its
+call holds a token and an in-flight slot, once :class:`DialGate` has said at that moment
+that it may be dialled; its request leaves only once that claim is durable. Outcomes are
+committed in groups with the claims, then written to the report. The first SIGINT or
+SIGTERM stops new calls (rows waiting for their turn stay ``pending``) and lets those in
+flight end; another one at least :data:`SAME_STOP` seconds later abandons them (they stay
+``sending``, and become ``unknown`` on the next run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Coroutine
+from typing import Any
+
+import anyio
+import attrs
+
+from .._errors import (
+    NotSentError,
+    ResultCodeError,
+    ThrottledError,
+    ThrottlingTimeoutError,
+)
+from .._models import CreateCallRequest
+from .._outcomes import CallOutcome
+from .._pacing import Pacing
+from .._session import AsyncSession
+from ._commits import ClaimRefusedError, GroupCommitter
+from ._gate import DialGate
+from ._job import Job
+from ._records import Final, PendingRow, Recorded
+from ._store import JobStore
+
+__all__ = ["Run", "StopControl", "describe_pace", "run_job"]
+
+
+@attrs.define
+class Run:
+    """How one run of a job went."""
+
+    #: The run's pace (its rate now, the throttles it met).
+    pacing: Pacing
+    #: The signal that stopped the run, if one did.
+    signal: signal.Signals | None = None
+    #: Whether :meth:`StopControl.stop` stopped the run (a signal, or the caller's stop).
+    stopped: bool = False
+    #: Why the store or the report could not be written (or the lease was lost), if that
+    #: stopped the run.
+    failure: str | None = None
+    #: Why the run stopped dialling because the platform throttled every call too long.
+    throttled: str | None = None
+
+    @property
+    def how(self) -> str:
+        """How it ended: finished, stopped, throttled, interrupted or terminated."""
+        if self.failure is not None:
+            return "stopped"
+        if self.throttled is not None and not self.stopped:
+            return "throttled"
+        if not self.stopped:
+            return "finished"
+        return "terminated" if self.signal == signal.SIGTERM else "interrupted"
+
+
+def _final(row: PendingRow, outcome: CallOutcome) -> Final:
+    result = outcome.result
+    error = outcome.error
+    if result is not None:
+        code: str | None = result.result_code
+    else:
+        code = error.code if isinstance(error, ResultCodeError) else None
+    return Final(
+        row=row.row,
+        line=row.line,
+        called=row.called,
+        status=outcome.status.value,
+        result=None if result is None else json.dumps(attrs.asdict(result, recurse=False)),
+        result_code=code,
+        error=None if error is None else f"{type(error).__name__}: {error}",
+        attempts=outcome.attempts,
+        latency_ms=round(outcome.latency * 1000, 3),
+    )
+
+
+class _Withheld(Exception):  # noqa: N818 - not an error: a decision
+    """The gate said no at the last moment: the row is not dialled and stays pending."""
+
+
+def describe_pace(pacing: Pacing) -> str:
+    """`` | throttled N, pace R/s`` once the platform has throttled the run, else nothing."""
+    if not pacing.throttles:
+        return ""
+    pace = "unlimited" if pacing.rate is None else f"{pacing.rate:.1f} calls/s"
+    return f" | throttled {pacing.throttles} ({pacing.pauses} pauses), pace {pace}"
+
+
+def _not_dialled(outcome: CallOutcome, *, claimed: bool) -> bool:
+    """Whether ``outcome`` proves its row's call was never created, so it stays pending.
+
+    A row whose claim was never committed was not sent. A claimed row that ended
+    throttled, or unsent at a send that never began (each send before it was throttled),
+    was stopped while it waited for its turn.
+    """
+    if not claimed:
+        return True
+    error = outcome.error
+    return isinstance(error, ThrottledError) or (
+        isinstance(error, NotSentError) and error.attempts == 0
+    )
+
+
+@attrs.define
+class StopControl:
+    """What a stop watcher may do to a running job."""
+
+    _run: Run
+    _gate: DialGate
+    _calls: anyio.CancelScope
+
+    def stop(self, received: signal.Signals | None = None) -> bool:
+        """Dial nothing more (calls in flight end); return whether this was the first stop."""
+        if self._run.stopped:
+            return False
+        self._run.stopped, self._run.signal = True, received
+        self._gate.stop()
+        return True
+
+    def abandon(self) -> None:
+        """Give up the calls in flight too: their rows stay ``sending`` (later ``unknown``)."""
+        self._calls.cancel()
+
+
+class _LeaseKeeper:
+    """Renews a shared store's lease; stops the run's dialling once it may have lapsed.
+
+    A worker that could not renew for half its lease stops dialling by itself, well before
+    the store gives its rows to others (the store's clock decides that, not this one).
+    """
+
+    def __init__(self, store: JobStore, lease: float, gate: DialGate, run: Run) -> None:
+        self._store, self._lease, self._gate, self._run = store, lease, gate, run
+
+    def _lose(self, why: str) -> None:
+        if self._run.failure is None:
+            self._run.failure = why
+        self._gate.stop()
+
+    async def run(self) -> None:
+        interval = self._lease / 6
+        renewed = anyio.current_time()
+        while not self._gate.stopped:
+            deadline = renewed + self._lease / 2
+            held: bool | None = None
+            error = "no answer"
+            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
+                try:
+                    held = await anyio.to_thread.run_sync(
+                        self._store.keep_alive, abandon_on_cancel=True
+                    )
+                except Exception as exc:  # noqa: BLE001 - any failure to renew is a missed renewal
+                    error = f"{type(exc).__name__}: {exc}"
+            if held is False:
+                self._lose(_LEASE_TAKEN)
+                return
+            if held:
+                renewed = anyio.current_time()
+                await self._gate.idle(interval)
+            elif anyio.current_time() >= deadline:
+                self._lose(
+                    f"could not renew this worker's lease for {self._lease / 2:g}s ({error}); "
+                    "stopped dialling"
+                )
+                return
+            else:
+                await self._gate.idle(min(interval, 1.0))
+
+
+class _RowsInFlight:
+    """The rows one run has taken up, by the engine's index, and which of them are claimed."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        gate: DialGate,
+        committer: GroupCommitter,
+        *,
+        group: int,
+        on_refused: Callable[[], None],
+    ) -> None:
+        self._on_refused = on_refused
+        self._store = store
+        self._gate = gate
+        self._committer = committer
+        self._group = group
+        self._taken: dict[int, PendingRow] = {}
+        self._claimed: set[int] = set()  # their claim is committed: they are `sending`
+
+    def _going(self) -> bool:
+        return not self._gate.stopped and self._committer.failure is None
+
+    async def requests(self) -> AsyncIterator[CreateCallRequest]:
+        """Yield the job's pending rows as requests, until a stop or a failure to record.
+
+        Rows are taken up a group at a time. When none is left to take but other workers
+        still hold some (they may give them back, or die), this one waits and looks again.
+        """
+        index = 0
+        while self._going():
+            rows = await anyio.to_thread.run_sync(self._store.take, self._group)
+            if not rows:
+                if not await anyio.to_thread.run_sync(self._store.others_working):
+                    return
+                await self._gate.idle(
+                    _LOOK_AGAIN
+                    if self._store.lease is None
+                    else min(_LOOK_AGAIN, self._store.lease / 4)
+                )
+                continue
+            for row in rows:
+                if not self._going():
+                    return
+                self._taken[index] = row
+                yield CreateCallRequest(
+                    called=row.called, caller_present=row.caller_present, call_data=row.call_data
+                )
+                index += 1
+
+    async def claim(self, index: int, _request: CreateCallRequest) -> None:
+        """Claim the row (the ``on_send`` hook), once the gate has said yes at this moment."""
+        if not self._gate.admit():
+            raise _Withheld
+        if index not in self._claimed:  # a throttled call's re-send keeps its claim
+            try:
+                await self._committer.claim(self._taken[index].row)
+            except ClaimRefusedError:
+                self._on_refused()
+                raise _Withheld from None
+            self._claimed.add(index)
+
+    def settle(self, outcome: CallOutcome) -> None:
+        """Queue the outcome of a row, or put the row back if it was never dialled."""
+        row = self._taken.pop(outcome.index)
+        claimed = outcome.index in self._claimed
+        self._claimed.discard(outcome.index)
+        if not _not_dialled(outcome, claimed=claimed):
+            self._committer.finish(_final(row, outcome))
+        elif claimed:
+            self._committer.release(row.row)
+
+
+_LEASE_TAKEN = (
+    "this worker's lease was taken back (it was not renewed in time): its rows went to "
+    "other workers; stopped dialling"
+)
+
+#: Seconds between looks for rows that other workers may give back.
+_LOOK_AGAIN = 2.0
+
+
+async def run_job(
+    session: AsyncSession,
+    job: Job,
+    *,
+    concurrency: int,
+    pacing: Pacing,
+    on_recorded: Callable[[list[Recorded]], None] = lambda _records: None,
+    watch_stop: Callable[[StopControl], Coroutine[Any, Any, None]] | None = None,
+    storage_errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError),
+) -> Run:
+    """Dial the job's pending rows through ``session`` at ``pacing``; say how it went.
+
+    ``on_recorded`` runs after each commit with the outcomes it recorded. ``watch_stop``,
+    if given, runs beside the job and may stop it through its :class:`StopControl`.
+    ``storage_errors`` are the errors of the store that stop the run (exit 4).
+    """
+    run = Run(pacing=pacing)
+    gate = DialGate(pacing)
+    store = job.store
+
+    def committed(records: list[Recorded]) -> None:
+        if job.report is not None:
+            job.report.append(records)
+        on_recorded(records)
+
+    committer = GroupCommitter(store, committed, storage_errors)
+
+    def refused() -> None:
+        run.failure = run.failure or _LEASE_TAKEN
+        gate.stop()
+
+    rows = _RowsInFlight(store, gate, committer, group=max(2 * concurrency, 16), on_refused=refused)
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(committer.run)
+        if store.lease is not None:
+            tasks.start_soon(_LeaseKeeper(store, store.lease, gate, run).run)
+        with anyio.CancelScope() as calls:
+            if watch_stop is not None:
+                tasks.start_soon(watch_stop, StopControl(run, gate, calls))
+            try:
+                async with contextlib.aclosing(
+                    session.create_calls(
+                        rows.requests(), concurrency=concurrency, on_send=rows.claim, pacing=pacing
+                    )
+                ) as outcomes:
+                    async for outcome in outcomes:
+                        if committer.failure is not None:
+                            break
+                        rows.settle(outcome)
+            except storage_errors as exc:  # reading or taking the pending rows failed
+                run.failure = run.failure or f"{type(exc).__name__}: {exc}"
+            except ThrottlingTimeoutError as exc:
+                run.throttled = str(exc)
+        await committer.close()
+        tasks.cancel_scope.cancel()
+    run.failure = run.failure or committer.failure
+    return run

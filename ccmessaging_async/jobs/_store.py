@@ -1,0 +1,105 @@
+"""What the runner needs of a job store, whichever database holds the job.
+
+Two stores implement it: :class:`~._sqlite.SQLiteStore` (a job file, one run at a time)
+and :class:`~._postgres.PostgresStore` (a job in a PostgreSQL database, many workers).
+Every method blocks; the runner calls them from worker threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Protocol
+
+import attrs
+
+from ._input import InputRow
+from ._records import Final, InputIdentity, JobInfo, PendingRow, Recorded
+
+__all__ = ["Committed", "JobStore"]
+
+
+@attrs.frozen(slots=True)
+class Committed:
+    """What one commit did: the outcomes it recorded, and the claims it refused."""
+
+    recorded: list[Recorded]
+    #: Rows whose claim did not match this worker's lease: they must not be dialled.
+    refused: frozenset[int] = frozenset()
+
+
+class JobStore(Protocol):
+    """One job, opened by one run (a worker)."""
+
+    #: How messages name the job (a path, or a database and a job name; never a password).
+    label: str
+    #: Whether this run is the job's only writer, so its report can follow each commit.
+    single_writer: bool
+
+    @property
+    def lease(self) -> float | None:
+        """Seconds a worker may go without renewing its lease (``None``: it holds a lock)."""
+        ...
+
+    def info(self) -> JobInfo | None:
+        """Return what the job knows of its input (``None``: not taken in yet)."""
+        ...
+
+    def import_rows(
+        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
+    ) -> int:
+        """Take in the input's rows atomically (all or none); return their count."""
+        ...
+
+    def digests(self) -> Iterator[tuple[int, int, bytes]]:
+        """``(row, line, digest)`` of every row, in order."""
+        ...
+
+    def settle_interrupted(self, *, resend_unknown: bool) -> int:
+        """Make rows left ``sending`` by a run that ended or died ``unknown``; return how many.
+
+        With ``resend_unknown`` the job's ``unknown`` rows then become ``pending`` again.
+        """
+        ...
+
+    def fail_invalid(self) -> int:
+        """Give each pending row that cannot be sent (its input error) its failed outcome."""
+        ...
+
+    def take(self, limit: int) -> list[PendingRow]:
+        """Take up to ``limit`` pending rows for this run to dial (claimed, not yet sending)."""
+        ...
+
+    def others_working(self) -> bool:
+        """Whether rows are still held by other live runs (they may come back to pending)."""
+        ...
+
+    def keep_alive(self) -> bool:
+        """Renew this run's lease; return whether it still holds it."""
+        ...
+
+    def commit(self, claims: list[int], finals: list[Final], releases: Iterable[int]) -> Committed:
+        """Move ``claims`` to ``sending`` (fenced), ``releases`` back, record ``finals``.
+
+        In one durable transaction.
+        """
+        ...
+
+    def end_run(self, how: str, *, throttles: int = 0, pace: float | None = None) -> None:
+        """Record how this run ended; give back the rows it took and did not dial."""
+        ...
+
+    def close(self) -> None:
+        """Close the store."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Rows by state, every state named."""
+        ...
+
+    def outcome_count(self) -> int:
+        """How many outcomes are recorded (the report's line count)."""
+        ...
+
+    def outcomes(self, after: int = 0) -> Iterator[Recorded]:
+        """Yield the recorded outcomes in order, from the ``after + 1``-th on."""
+        ...
