@@ -34,3 +34,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if ROWS:
         terminalreporter.section("fault-injection scenarios")
         terminalreporter.write_line(table())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of this test run's own (skipped without a server, but in CI)."""
+    from tests._postgres import own_database  # noqa: PLC0415 - only the tests that need it
+
+    with own_database() as url:
+        yield url

@@ -96,11 +96,11 @@ _LATE_SIGNAL = """
 import os, signal, sys
 from ccmessaging_async.cli import main
 from ccmessaging_async.jobs import _job
-close = _job.Job.close
+close = _job.OpenedJob.close
 def close_after_a_signal(self, *args):
     os.kill(os.getpid(), signal.{name})  # the last outcome is in: the run is ending
     close(self, *args)
-_job.Job.close = close_after_a_signal
+_job.OpenedJob.close = close_after_a_signal
 sys.exit(main(sys.argv[1:]))
 """
 

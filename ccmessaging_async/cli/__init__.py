@@ -33,8 +33,8 @@ from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
 from .._pacing import Pacing
 from .._session import AsyncSession
-from ..jobs._errors import JobRefusedError, JobStoppedError
-from ..jobs._job import DEFAULT_LEASE, Job, is_database_url, open_job
+from ..jobs._errors import JobRefusedError, JobStoppedError, storage_errors
+from ..jobs._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
 from ..jobs._records import Recorded
 from ..jobs._runner import Run, describe_pace, run_job
 from ..jobs._status import export, status_text
@@ -227,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = f"error: {exc}"
     except ValueError as exc:
         code, message = ExitCode.USAGE, f"error: {exc}"
+    except storage_errors() as exc:  # the job's database (the postgres extra)
+        code, message = ExitCode.STORAGE, f"error: the job could not be written: {exc}"
     except ModuleNotFoundError as exc:
         if (exc.name or "").partition(".")[0] not in _CLI_EXTRA:
             raise
@@ -312,19 +314,9 @@ def _batch(args: argparse.Namespace) -> int:
     return code
 
 
-def _storage_errors() -> tuple[type[Exception], ...]:
-    """Return the errors of a job's store that stop a run (exit 4)."""
-    errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, JobStoppedError)
-    try:
-        import psycopg  # noqa: PLC0415 - the postgres extra
-    except ImportError:
-        return errors
-    return (*errors, psycopg.Error)
-
-
-def _open(args: argparse.Namespace, signals: StopSignals) -> Job:
+def _open(args: argparse.Namespace, signals: StopSignals) -> OpenedJob:
     working = args.command == "work"
-    job = open_job(
+    job = open_stored_job(
         None if working else args.input,
         None if working else args.out,
         args.job,
@@ -392,7 +384,7 @@ def _run_batch(
                         pacing=pacing,
                         on_recorded=recorded,
                         watch_stop=watch_for_stop(signals),
-                        storage_errors=_storage_errors(),
+                        storage_errors=storage_errors(),
                     )
 
         outcome = run_on_loop(run, args)
@@ -402,8 +394,14 @@ def _run_batch(
             outcome.stopped, outcome.signal = True, signals.first.signal
         how = outcome.how
         print(summary.line() + describe_pace(outcome.pacing))
-        counts = job.store.counts()
-        print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+        try:
+            counts = job.store.counts()
+        except storage_errors():
+            if outcome.failure is None:
+                raise
+            counts = {}  # the store that stopped the run cannot be read either
+        else:
+            print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
         if outcome.failure is not None:
             print(
                 f"error: stopped: could not record to the job {job.store.label} or the report "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-__all__ = ["JobRefusedError", "JobStoppedError"]
+import sqlite3
+
+__all__ = ["JobRefusedError", "JobStoppedError", "storage_errors"]
 
 
 class JobRefusedError(Exception):
@@ -14,3 +16,13 @@ class JobRefusedError(Exception):
 
 class JobStoppedError(Exception):
     """The job could not write its store or report (or lost its lease), and stopped dialling."""
+
+
+def storage_errors() -> tuple[type[Exception], ...]:
+    """Return the errors of a job's store that stop a run (psycopg's, when installed)."""
+    errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, JobStoppedError)
+    try:
+        import psycopg  # noqa: PLC0415 - the postgres extra
+    except ImportError:
+        return errors
+    return (*errors, psycopg.Error)

@@ -12,7 +12,7 @@ import codecs
 import csv
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -23,7 +23,7 @@ from .._models import CreateCallRequest
 from ._errors import JobRefusedError
 from ._records import InputIdentity
 
-__all__ = ["InputRow", "identify", "is_jsonl", "read_rows"]
+__all__ = ["InputRow", "RequestRows", "identify", "is_jsonl", "read_rows"]
 
 FIELDS = ("called", "caller_present", "call_data")
 _ALIASES = {"callerPresent": "caller_present", "callData": "call_data"}
@@ -75,6 +75,35 @@ def read_rows(path: Path) -> Iterator[InputRow]:
             yield from _jsonl_rows(path.name, handle)
         else:
             yield from _csv_rows(path.name, handle)
+
+
+class RequestRows:
+    """The rows of an iterable of requests (a job made by a program, not from a file).
+
+    Each request is one row, identified by its canonical JSON; the input's identity (size
+    and SHA-256 of those lines) is known once the rows have been read.
+    """
+
+    def __init__(self, requests: Iterable[CreateCallRequest]) -> None:
+        self._requests = requests
+        self._size = 0
+        self._sha256 = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[InputRow]:
+        for row, request in enumerate(self._requests):
+            fields = {
+                "called": request.called,
+                "caller_present": request.caller_present,
+                "call_data": request.call_data,
+            }
+            raw = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode() + b"\n"
+            self._size += len(raw)
+            self._sha256.update(raw)
+            yield InputRow(row, row + 1, _row_digest(raw), **fields)
+
+    def identity(self) -> InputIdentity:
+        """Size and SHA-256 of the rows read so far (all of them, once iterated)."""
+        return InputIdentity(self._size, self._sha256.hexdigest())
 
 
 def _row_digest(raw: bytes) -> bytes:

@@ -8,21 +8,28 @@ session is opened, so before anything is dialled.
 from __future__ import annotations
 
 import contextlib
-import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import attrs
 
+from .._models import CreateCallRequest
 from .._pacing import Pacing
-from ._errors import JobRefusedError
-from ._input import InputRow, identify, is_jsonl, read_rows
+from ._errors import JobRefusedError, storage_errors
+from ._input import InputRow, RequestRows, identify, is_jsonl, read_rows
 from ._records import JobInfo
 from ._report import JobReport, Report, WholeReport
 from ._sqlite import SQLiteStore
 from ._store import JobStore
 
-__all__ = ["DEFAULT_LEASE", "Job", "default_job_path", "is_database_url", "open_job", "open_store"]
+__all__ = [
+    "DEFAULT_LEASE",
+    "OpenedJob",
+    "default_job_path",
+    "is_database_url",
+    "open_store",
+    "open_stored_job",
+]
 
 #: Seconds a PostgreSQL worker's claims outlive its last heartbeat.
 DEFAULT_LEASE = 30.0
@@ -39,7 +46,7 @@ def default_job_path(report: Path) -> Path:
 
 
 @attrs.define
-class Job:
+class OpenedJob:
     """An open job: its store, its report (if this run writes one), what opening it did."""
 
     store: JobStore
@@ -59,7 +66,7 @@ class Job:
                 throttles=0 if pacing is None else pacing.throttles,
                 pace=None if pacing is None else pacing.rate,
             )
-        except (sqlite3.Error, OSError, _database_error()):
+        except storage_errors():
             pass  # what stopped the job may refuse this too; the run row stays open
         finally:
             try:
@@ -68,25 +75,12 @@ class Job:
                 elif how == "stopped":
                     # What stopped the run may refuse the report's last write too; the
                     # report is a view, written again from the store at the next start.
-                    with contextlib.suppress(OSError, sqlite3.Error, _database_error()):
+                    with contextlib.suppress(*storage_errors()):
                         self.report.close()
                 else:
                     self.report.close()
             finally:
                 self.store.close()
-
-
-def _database_error() -> type[Exception]:
-    """Return psycopg's root error if the postgres extra is installed (else one never raised)."""
-    try:
-        import psycopg  # noqa: PLC0415 - the postgres extra
-    except ImportError:
-        return _NeverRaisedError
-    return psycopg.Error
-
-
-class _NeverRaisedError(Exception):
-    pass
 
 
 def _same(a: Path, b: Path) -> bool:
@@ -129,12 +123,27 @@ def _first_difference(store: JobStore, input_path: Path) -> str:
     return "no row differs, but other bytes do (the header, blank lines, a BOM, line endings)"
 
 
+#: How a job made from an iterable of requests names its input.
+_REQUESTS = "(requests)"
+
+
 def _import(
     store: JobStore,
     input_path: Path | None,
+    requests: Iterable[CreateCallRequest] | None,
     report: Path | None,
     check_stop: Callable[[], None],
 ) -> int:
+    if requests is not None:
+        given = RequestRows(requests)
+        return store.import_rows(
+            _stoppable(given, check_stop), _REQUESTS, "requests", given.identity
+        )
+    if input_path is None and not store.single_writer:
+        raise JobRefusedError(
+            f"there is no job {store.label}: start it with its input "
+            "(batch INPUT --out REPORT --job URL --name NAME), then add workers"
+        )
     if input_path is None:
         raise JobRefusedError(f"the job {store.label} holds no rows; give the input file")
     if report is not None and report.exists() and report.stat().st_size > 0:
@@ -145,13 +154,27 @@ def _import(
         )
     identity = identify(input_path)
     kind = "jsonl" if is_jsonl(input_path) else "csv"
+    rows = _stoppable(read_rows(input_path), check_stop)
+    return store.import_rows(rows, str(input_path.resolve()), kind, lambda: identity)
 
-    def rows() -> Iterator[InputRow]:
-        for row in read_rows(input_path):
-            check_stop()  # a stop while a big input is taken in ends the import
-            yield row
 
-    return store.import_rows(rows(), str(input_path.resolve()), kind, identity)
+def _stoppable(rows: Iterable[InputRow], check_stop: Callable[[], None]) -> Iterator[InputRow]:
+    for row in rows:
+        check_stop()  # a stop while a big input is taken in ends the import
+        yield row
+
+
+def _verify_requests(info: JobInfo, requests: Iterable[CreateCallRequest]) -> None:
+    given = RequestRows(requests)
+    for _row in given:
+        pass
+    if info.input_path == _REQUESTS and given.identity() == info.identity:
+        return
+    raise JobRefusedError(
+        f"these requests are not the ones this job was started with ({info.input_path}, "
+        f"{info.rows} rows): nothing was dialled. Open the job without requests to resume "
+        "it, or start a new job"
+    )
 
 
 def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
@@ -163,6 +186,15 @@ def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
         f"{_first_difference(store, input_path)}. Nothing was dialled. Restore the original "
         "input, or start a new job with another --out"
     )
+
+
+def _check_job_file(
+    job: Path, input_path: Path | None, report: Path | None, *, given: bool
+) -> None:
+    if report is not None:
+        _check_paths(input_path, report, job)
+    if input_path is None and not given and not job.is_file():
+        raise JobRefusedError(f"there is no job file {job}; give the input file to start")
 
 
 def open_store(
@@ -180,7 +212,7 @@ def open_store(
     return SQLiteStore(Path(location))
 
 
-def open_job(
+def open_stored_job(
     input_path: Path | None,
     report: Path | None,
     location: Path | str | None,
@@ -189,25 +221,25 @@ def open_job(
     resend_unknown: bool,
     check_stop: Callable[[], None] = lambda: None,
     lease: float = DEFAULT_LEASE,
-) -> Job:
+    requests: Iterable[CreateCallRequest] | None = None,
+) -> OpenedJob:
     """Open (or start) a job; raise :class:`JobRefusedError` if that is unsafe.
 
     ``location`` is a job file (by default the report's, ``REPORT.job``) or a database URL
     with ``name``. ``report`` may be left out where a job's report is not written by this
-    run (a worker joining a shared job). ``check_stop`` is called for each row taken in,
-    and may raise to stop the import (nothing of it is kept).
+    run (a worker joining a shared job). ``requests`` may stand for the input file.
+    ``check_stop`` is called for each row taken in, and may raise to stop the import
+    (nothing of it is kept).
     """
+    if requests is not None and input_path is not None:
+        raise JobRefusedError("give the input file or the requests, not both")
     if location is None:
         if report is None:
             raise JobRefusedError("give the job (--job) or the report (--out)")
         location = default_job_path(report)
-    shared = is_database_url(location)
-    job_path = None if shared else Path(location)
+    job_path = None if is_database_url(location) else Path(location)
     if job_path is not None:
-        if report is not None:
-            _check_paths(input_path, report, job_path)
-        if input_path is None and not job_path.is_file():
-            raise JobRefusedError(f"there is no job file {job_path}; give the input file to start")
+        _check_job_file(job_path, input_path, report, given=requests is not None)
     if input_path is not None and not input_path.is_file():
         raise JobRefusedError(f"the input file {input_path} does not exist")
     new_file = job_path is not None and not job_path.exists()
@@ -216,7 +248,9 @@ def open_job(
     try:
         info = store.info()
         if info is None:
-            imported = _import(store, input_path, report, check_stop)
+            imported = _import(store, input_path, requests, report, check_stop)
+        elif requests is not None:
+            _verify_requests(info, requests)
         elif input_path is not None:
             _verify(store, info, input_path)
         interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
@@ -228,7 +262,7 @@ def open_job(
                 if isinstance(store, SQLiteStore)
                 else WholeReport(report, store)
             )
-        return Job(store, job_report, imported, interrupted, invalid)
+        return OpenedJob(store, job_report, imported, interrupted, invalid)
     except BaseException:
         store.close()
         if job_path is not None and new_file and imported == 0:

@@ -33,7 +33,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,15 +168,19 @@ class PostgresStore:
         return _read_info(self._reader, self._job)
 
     def import_rows(
-        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
+        self,
+        rows: Iterable[InputRow],
+        input_path: str,
+        input_format: str,
+        identity: Callable[[], InputIdentity],
     ) -> int:
         """Create the job and take in its rows, in one transaction (COPY)."""
         with self._db.transaction():
             found = self._db.execute(
                 "INSERT INTO ccmessaging.jobs (name, input_path, input_format, input_size, "
-                "input_sha256) VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING "
+                "input_sha256) VALUES (%s, %s, %s, 0, '') ON CONFLICT (name) DO NOTHING "
                 "RETURNING id",
-                (self.name, input_path, input_format, identity.size, identity.sha256),
+                (self.name, input_path, input_format),
             ).fetchone()
             if found is None:
                 raise JobRefusedError(
@@ -203,7 +207,12 @@ class PostgresStore:
                         )
                     )
                     count += 1
-            self._db.execute("UPDATE ccmessaging.jobs SET rows = %s WHERE id = %s", (count, job))
+            known = identity()  # once every row was read
+            self._db.execute(
+                "UPDATE ccmessaging.jobs SET rows = %s, input_size = %s, input_sha256 = %s "
+                "WHERE id = %s",
+                (count, known.size, known.sha256, job),
+            )
         self._job = job
         return count
 

@@ -15,7 +15,7 @@ import contextlib
 import json
 import signal
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -33,7 +33,7 @@ from .._pacing import Pacing
 from .._session import AsyncSession
 from ._commits import ClaimRefusedError, GroupCommitter
 from ._gate import DialGate
-from ._job import Job
+from ._job import OpenedJob
 from ._records import Final, PendingRow, Recorded
 from ._store import JobStore
 
@@ -204,7 +204,7 @@ class _RowsInFlight:
     def _going(self) -> bool:
         return not self._gate.stopped and self._committer.failure is None
 
-    async def requests(self) -> AsyncIterator[CreateCallRequest]:
+    async def requests(self) -> AsyncGenerator[CreateCallRequest, None]:
         """Yield the job's pending rows as requests, until a stop or a failure to record.
 
         Rows are taken up a group at a time. When none is left to take but other workers
@@ -265,7 +265,7 @@ _LOOK_AGAIN = 2.0
 
 async def run_job(
     session: AsyncSession,
-    job: Job,
+    job: OpenedJob,
     *,
     concurrency: int,
     pacing: Pacing,
@@ -303,11 +303,14 @@ async def run_job(
             if watch_stop is not None:
                 tasks.start_soon(watch_stop, StopControl(run, gate, calls))
             try:
-                async with contextlib.aclosing(
-                    session.create_calls(
-                        rows.requests(), concurrency=concurrency, on_send=rows.claim, pacing=pacing
-                    )
-                ) as outcomes:
+                async with (
+                    contextlib.aclosing(rows.requests()) as requests,
+                    contextlib.aclosing(
+                        session.create_calls(
+                            requests, concurrency=concurrency, on_send=rows.claim, pacing=pacing
+                        )
+                    ) as outcomes,
+                ):
                     async for outcome in outcomes:
                         if committer.failure is not None:
                             break

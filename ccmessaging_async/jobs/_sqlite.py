@@ -25,7 +25,7 @@ import datetime
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +134,11 @@ class SQLiteStore:
         return read_info(self._db)
 
     def import_rows(
-        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
+        self,
+        rows: Iterable[InputRow],
+        input_path: str,
+        input_format: str,
+        identity: Callable[[], InputIdentity],
     ) -> int:
         """Take the rows of the input into the job, in one transaction; return their count.
 
@@ -150,9 +154,10 @@ class SQLiteStore:
                 ),
             )
             count = int(db.execute("SELECT count(*) FROM rows").fetchone()[0])
+            known = identity()  # once every row was read
             db.execute(
                 "INSERT INTO job VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (input_path, input_format, identity.size, identity.sha256, count, _now()),
+                (input_path, input_format, known.size, known.sha256, count, _now()),
             )
         return count
 

@@ -7,7 +7,7 @@ Every method blocks; the runner calls them from worker threads.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 import attrs
@@ -45,9 +45,16 @@ class JobStore(Protocol):
         ...
 
     def import_rows(
-        self, rows: Iterable[InputRow], input_path: str, input_format: str, identity: InputIdentity
+        self,
+        rows: Iterable[InputRow],
+        input_path: str,
+        input_format: str,
+        identity: Callable[[], InputIdentity],
     ) -> int:
-        """Take in the input's rows atomically (all or none); return their count."""
+        """Take in the input's rows atomically (all or none); return their count.
+
+        ``identity`` is asked once every row was read.
+        """
         ...
 
     def digests(self) -> Iterator[tuple[int, int, bytes]]:

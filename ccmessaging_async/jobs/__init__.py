@@ -1,0 +1,45 @@
+"""Batch jobs: many calls, each dialled at most once, whatever crashes, in a job store.
+
+A job owns its rows (taken in once from a CSV/JSONL file or from requests) and gives each
+exactly one recorded outcome: ``succeeded``, ``failed`` or ``unknown``. A row is
+committed as ``sending`` before its request can leave, so a crash leaves it ``unknown``,
+never dialled again unless asked (``resend_unknown=True``). The store is chosen by where
+it is:
+
+- a path: a SQLite job file, one run at a time (an exclusive lock), the default;
+- a ``postgresql://`` URL and a job name: a job in PostgreSQL that any number of workers,
+  on any machines, run together (the ``postgres`` extra: ``pip install
+  'ccmessaging-async[postgres]'``). Rows are taken in groups with ``SKIP LOCKED`` under a
+  lease kept by each worker's heartbeat from the database's clock; a claim is fenced (it
+  must still be this worker's, under an unexpired lease) and committed before the call is
+  made; a dead worker's rows go back to the others, or become ``unknown`` if it was
+  sending them.
+
+Both run on asyncio and trio: the stores' blocking work runs in worker threads
+(psycopg 3's synchronous driver, as :mod:`sqlite3`; psycopg's async API and asyncpg are
+asyncio-only). The console script's ``batch``, ``work``, ``status`` and ``export`` are a
+thin layer over this module::
+
+    async with AsyncSession.from_env() as session:
+        async with jobs.open_job("calls.job", input="calls.csv", report="calls.jsonl") as job:
+            run = await job.run(session, concurrency=50)
+"""
+
+from __future__ import annotations
+
+from ._api import Job, describe_job, export_job, open_job
+from ._errors import JobRefusedError, JobStoppedError
+from ._records import Final, Recorded
+from ._runner import Run
+
+__all__ = [
+    "Final",
+    "Job",
+    "JobRefusedError",
+    "JobStoppedError",
+    "Recorded",
+    "Run",
+    "describe_job",
+    "export_job",
+    "open_job",
+]

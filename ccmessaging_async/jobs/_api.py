@@ -1,0 +1,160 @@
+"""The library's way into a batch job: open it, run it with a session, read it, export it.
+
+Every blocking step (the store's database work, reading the input) runs in a worker
+thread, so these functions may be awaited from any asyncio or trio program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
+
+import anyio
+import attrs
+
+from .._models import CreateCallRequest
+from .._pacing import Pacing
+from .._session import AsyncSession
+from ._errors import storage_errors
+from ._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
+from ._records import Recorded
+from ._runner import Run, StopControl, run_job
+from ._status import export as export_report
+from ._status import status_text
+
+__all__ = ["Job", "describe_job", "export_job", "open_job"]
+
+
+def _location(store: str | os.PathLike[str]) -> Path | str:
+    return str(store) if is_database_url(str(store)) else Path(store)
+
+
+@attrs.define(eq=False)
+class Job:
+    """An open job, ready for one run by this process (see :func:`open_job`)."""
+
+    _job: OpenedJob
+    _ran: Run | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name the job (a path, or a name and a database without password)."""
+        return self._job.store.label
+
+    @property
+    def imported(self) -> int:
+        """Rows taken in from the input when the job was opened (0 on a resume)."""
+        return self._job.imported
+
+    @property
+    def interrupted(self) -> int:
+        """Rows an earlier run or a lost worker left being sent, now ``unknown``."""
+        return self._job.interrupted
+
+    @property
+    def invalid(self) -> int:
+        """Rows that cannot be sent (an input error), failed without dialling."""
+        return self._job.invalid
+
+    async def counts(self) -> dict[str, int]:
+        """Return the job's rows by state (every worker's): pending, sending, ... unknown."""
+        return await anyio.to_thread.run_sync(self._job.store.counts)
+
+    async def run(
+        self,
+        session: AsyncSession,
+        *,
+        concurrency: int = 50,
+        pacing: Pacing | None = None,
+        stop: anyio.Event | None = None,
+        on_recorded: Callable[[list[Recorded]], None] | None = None,
+    ) -> Run:
+        """Dial the job's pending rows through ``session``; return how the run went.
+
+        Every row this run dials is committed as ``sending`` before its request can leave
+        and gets exactly one recorded outcome. ``pacing`` sets the rate (default: no limit
+        but ``concurrency``, slowed by throttling); setting ``stop`` ends the run: no new
+        calls, the calls in flight end. ``on_recorded`` runs after each commit with the
+        outcomes it recorded. On a job in PostgreSQL the run ends when no row is left to
+        take, also by other workers. Once per :func:`open_job`.
+        """
+        if self._ran is not None:
+            raise RuntimeError("this job was already run once; open it again to resume")
+
+        async def watch(control: StopControl) -> None:
+            if stop is not None:
+                await stop.wait()
+                control.stop()
+
+        self._ran = await run_job(
+            session,
+            self._job,
+            concurrency=concurrency,
+            pacing=pacing or Pacing(),
+            on_recorded=on_recorded or (lambda _records: None),
+            watch_stop=watch,
+            storage_errors=storage_errors(),
+        )
+        return self._ran
+
+    async def aclose(self) -> None:
+        """Record how the run ended, write the report (if one was asked for), close the store."""
+        ran = self._ran
+        how = "finished" if ran is None else ran.how
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(
+                lambda: self._job.close(how, None if ran is None else ran.pacing)
+            )
+
+
+@contextlib.asynccontextmanager
+async def open_job(
+    store: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    input: str | os.PathLike[str] | None = None,  # noqa: A002 - the CLI's word for it
+    requests: Iterable[CreateCallRequest] | None = None,
+    report: str | os.PathLike[str] | None = None,
+    resend_unknown: bool = False,
+    lease: float = DEFAULT_LEASE,
+) -> AsyncIterator[Job]:
+    """Open (or start) the job in ``store`` for one run by this process.
+
+    ``store`` is a job file's path (SQLite: one run at a time) or a ``postgresql://`` URL
+    with ``name`` (a database holds many jobs; many workers may run one). A new job takes
+    its rows from ``input`` (a CSV or JSONL file) or ``requests``; given again on a
+    resume, they must be the same, or the job is refused. ``report`` (JSONL, or CSV if it
+    ends in ``.csv``) is written as the job's outcomes are recorded (a job file) or when
+    the run ends (the whole job, every worker's rows). Raises :class:`JobRefusedError`
+    before anything is dialled when that would be unsafe.
+    """
+    job = await anyio.to_thread.run_sync(
+        lambda: open_stored_job(
+            None if input is None else Path(input),
+            None if report is None else Path(report),
+            _location(store),
+            name=name,
+            resend_unknown=resend_unknown,
+            lease=lease,
+            requests=requests,
+        )
+    )
+    opened = Job(job)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+async def describe_job(store: str | os.PathLike[str], *, name: str | None = None) -> str:
+    """Return the job's status as ``ccmessaging-async status`` prints it (also while it runs)."""
+    return await anyio.to_thread.run_sync(lambda: status_text(_location(store), name))
+
+
+async def export_job(
+    store: str | os.PathLike[str], out: str | os.PathLike[str], *, name: str | None = None
+) -> int:
+    """Write the job's whole report to ``out`` (JSONL, or CSV if ``.csv``); return its lines."""
+    return await anyio.to_thread.run_sync(lambda: export_report(_location(store), Path(out), name))

@@ -1,0 +1,214 @@
+"""Jobs in PostgreSQL: the store's protocol, then workers as operators run them.
+
+Everything runs against a real PostgreSQL (a database of the test run's own, see
+``tests/_postgres.py``), never a mock: the protocol's guarantees are the database's.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from ccmessaging_async import CreateCallRequest
+from ccmessaging_async.jobs import JobRefusedError
+from ccmessaging_async.jobs._input import RequestRows
+from ccmessaging_async.jobs._postgres import PostgresStore
+from ccmessaging_async.jobs._postgres_schema import SCHEMA_VERSION
+from ccmessaging_async.jobs._records import Final
+from tests._postgres import own_database
+
+
+def job_name() -> str:
+    return f"job-{secrets.token_hex(4)}"
+
+
+def requests(n: int, prefix: str = "1391") -> list[CreateCallRequest]:
+    return [CreateCallRequest(called=f"{prefix}{i:07d}", caller_present="95599") for i in range(n)]
+
+
+@pytest.fixture
+def name() -> str:
+    return job_name()
+
+
+def new_job(url: str, name: str, n: int, *, lease: float = 30.0) -> PostgresStore:
+    store = PostgresStore(url, name, lease=lease)
+    rows = RequestRows(requests(n))
+    store.import_rows(rows, "(requests)", "requests", rows.identity)
+    return store
+
+
+@pytest.fixture
+def workers(postgres_url: str, name: str) -> Iterator[tuple[PostgresStore, PostgresStore]]:
+    """Two workers on one new job of 20 rows."""
+    first = new_job(postgres_url, name, 20)
+    second = PostgresStore(postgres_url, name, lease=30.0)
+    try:
+        yield first, second
+    finally:
+        first.close()
+        second.close()
+
+
+def final(row: int, status: str = "succeeded") -> Final:
+    return Final(row, row + 1, None, status, None, "0", None, 1, 1.0)
+
+
+def lapse(url: str, store: PostgresStore) -> None:
+    """Make ``store``'s lease expire, as the database's clock would after a silence."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "UPDATE ccmessaging.workers SET expires_at = now() - interval '1 second' WHERE id = %s",
+            (store.worker,),
+        )
+
+
+def outcomes_per_row(url: str, store: PostgresStore) -> dict[int, int]:
+    with psycopg.connect(url) as db:
+        return dict(
+            db.execute(
+                "SELECT row, count(*) FROM ccmessaging.outcomes WHERE job = %s GROUP BY row",
+                (store.job,),
+            ).fetchall()
+        )
+
+
+def test_workers_take_disjoint_groups(workers: tuple[PostgresStore, PostgresStore]) -> None:
+    """Two workers taking at once never get the same row (SKIP LOCKED), in row order."""
+    first, second = workers
+    a, b = first.take(8), second.take(8)
+    assert [r.row for r in a] == list(range(8))
+    assert [r.row for r in b] == list(range(8, 16))
+    assert [r.row for r in first.take(8)] == [16, 17, 18, 19]
+    assert second.take(8) == []
+    assert second.others_working()  # first holds rows it has not dialled
+
+
+def test_a_claim_is_fenced_by_the_lease(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """A claim under a lease that lapsed matches nothing: the row is not dialled."""
+    first, _second = workers
+    taken = [r.row for r in first.take(4)]
+    assert first.commit(taken[:2], []).refused == frozenset()
+    lapse(postgres_url, first)
+    refused = first.commit(taken[2:], []).refused
+    assert refused == frozenset(taken[2:])
+    assert first.counts()["sending"] == 2
+
+
+def test_a_claim_for_a_row_taken_by_another_is_refused(
+    workers: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A worker cannot move a row it did not take (or took under an old token)."""
+    first, second = workers
+    row = first.take(1)[0].row
+    assert second.commit([row], []).refused == frozenset({row})
+    assert first.commit([row], []).refused == frozenset()
+
+
+def test_a_lapsed_worker_is_reaped_and_its_late_outcomes_change_nothing(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """Rows it was sending become unknown (once); rows it only held go to the others."""
+    first, second = workers
+    taken = [r.row for r in first.take(4)]
+    first.commit(taken[:2], [])  # two are sending, two only held
+    lapse(postgres_url, first)
+    given = [r.row for r in second.take(20)]
+    assert taken[2:] == given[:2]  # the held rows came back first, in order
+    assert second.counts()["unknown"] == 2
+    assert not first.keep_alive()  # the lapsed worker cannot come back to life
+    late = first.commit([], [final(taken[0]), final(taken[1], "failed")])
+    assert late.recorded == []
+    assert second.counts()["unknown"] == 2
+    assert outcomes_per_row(postgres_url, first) == {taken[0]: 1, taken[1]: 1}
+
+
+def test_the_heartbeat_keeps_the_lease(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """A renewed lease keeps a worker's rows from the others."""
+    first, second = workers
+    first.take(20)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "UPDATE ccmessaging.workers SET expires_at = now() + interval '1 second' WHERE id = %s",
+            (first.worker,),
+        )
+    assert first.keep_alive()
+    assert second.take(20) == []  # nothing lapsed: nothing to reap or take
+
+
+def test_outcomes_are_recorded_once_and_counted(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """Every dialled row ends with exactly one outcome, in the report's order."""
+    first, second = workers
+    for store in (first, second):
+        rows = [r.row for r in store.take(10)]
+        store.commit(rows, [])
+        recorded = store.commit([], [final(row) for row in rows]).recorded
+        assert [r.final.row for r in recorded] == rows
+    assert first.counts() == {
+        "pending": 0,
+        "sending": 0,
+        "succeeded": 20,
+        "failed": 0,
+        "unknown": 0,
+    }
+    assert outcomes_per_row(postgres_url, first) == dict.fromkeys(range(20), 1)
+    assert [r.seq for r in first.outcomes()] == list(range(1, 21))
+    assert [r.seq for r in first.outcomes(15)] == list(range(16, 21))
+    assert not first.others_working()
+
+
+def test_a_job_that_ended_gives_back_what_it_did_not_dial(
+    workers: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A worker that ends (a stop) frees the rows it held; those it sent become unknown."""
+    first, second = workers
+    rows = [r.row for r in first.take(6)]
+    first.commit(rows[:1], [])
+    first.end_run("interrupted")
+    assert [r.row for r in second.take(5)] == rows[1:]
+    assert second.counts()["unknown"] == 1
+
+
+def test_the_same_name_is_one_job(postgres_url: str, name: str) -> None:
+    """A job is created once; a second creation under the same name is refused."""
+    first = new_job(postgres_url, name, 3)
+    late = PostgresStore(postgres_url, name, lease=30.0)
+    try:
+        late._job = None  # noqa: SLF001 - as if it had looked before the first created it
+        rows = RequestRows(requests(3))
+        with pytest.raises(JobRefusedError, match="started by another process meanwhile"):
+            late.import_rows(rows, "(requests)", "requests", rows.identity)
+    finally:
+        first.close()
+        late.close()
+
+
+def test_a_schema_of_a_newer_release_is_refused() -> None:
+    """The schema is versioned: a database written by a newer release is never changed."""
+    with own_database() as url:
+        PostgresStore(url, "first", lease=30.0).close()  # creates the schema
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute("UPDATE ccmessaging.schema_version SET version = %s", (SCHEMA_VERSION + 1,))
+        with pytest.raises(JobRefusedError, match="newer release"):
+            PostgresStore(url, "first", lease=30.0)
+
+
+def test_an_unreachable_database_names_host_and_database_not_the_password() -> None:
+    """Nothing is dialled, and the password never appears in the message."""
+    with pytest.raises(JobRefusedError) as caught:
+        PostgresStore("postgresql://ops:sekret-pw@127.0.0.1:1/campaigns", "x", lease=30.0)
+    message = str(caught.value)
+    assert "127.0.0.1" in message
+    assert "campaigns" in message
+    assert "sekret-pw" not in message
+    assert caught.value.__cause__ is None
+    assert caught.value.__context__ is None or "sekret-pw" not in repr(caught.value.__context__)

@@ -1,0 +1,273 @@
+"""Many workers on one job in PostgreSQL, as operators run them, and as they fail.
+
+Worker processes run the console script against the emulator over loopback; the job
+lives in a real PostgreSQL. After every scenario the same invariants hold: no number is
+dialled twice, every row has exactly one recorded outcome, and ``unknown`` is at most
+what killed or cut-off workers had in flight.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+from ccmessaging_async.cli import ExitCode
+from ccmessaging_async.testing import Emulator, EmulatorServer
+from tests._tcprelay import TcpRelay
+from tests.test_batch_job import env_for, numbers, report, write_csv
+
+pytestmark = [pytest.mark.e2e]
+
+CLI = [sys.executable, "-m", "ccmessaging_async.cli"]
+CONCURRENCY = 5
+
+#: The console script, in a process whose clock (time and datetime) is an hour ahead.
+CLOCK_AHEAD = """
+import datetime, sys, time
+ahead = 3600.0
+real_time, real_time_ns = time.time, time.time_ns
+time.time = lambda: real_time() + ahead
+time.time_ns = lambda: real_time_ns() + int(ahead * 1e9)
+class AheadDateTime(datetime.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        return super().now(tz) + datetime.timedelta(seconds=ahead)
+datetime.datetime = AheadDateTime
+from ccmessaging_async.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def served() -> Iterator[EmulatorServer]:
+    emulator = Emulator()
+    emulator.latency = 0.02
+    with EmulatorServer(emulator) as server:
+        yield server
+
+
+@pytest.fixture
+def name() -> str:
+    return f"campaign-{secrets.token_hex(4)}"
+
+
+def worker(
+    served: EmulatorServer, url: str, name: str, *more: str, script: str | None = None
+) -> subprocess.Popen[str]:
+    """A ``work`` process (or ``batch`` when ``more`` starts with it) on the job."""
+    command = more[0] if more and more[0] == "batch" else "work"
+    rest = more[1:] if command == "batch" else more
+    start = [sys.executable, "-c", script] if script else CLI
+    return subprocess.Popen(
+        [
+            *start,
+            command,
+            *rest,
+            "--job",
+            url,
+            "--name",
+            name,
+            "--lease",
+            "2",
+            "--concurrency",
+            str(CONCURRENCY),
+            "--transport",
+            "httpx",
+        ],
+        env=env_for(served),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
+    _stdout, stderr = process.communicate(timeout=timeout)
+    return process.returncode, stderr
+
+
+def job_rows(url: str, name: str) -> tuple[dict[str, int], dict[int, int]]:
+    """States of the job's rows, and how many outcomes each row has."""
+    with psycopg.connect(url) as db:
+        states: dict[str, int] = dict(
+            db.execute(
+                "SELECT r.state, count(*) FROM ccmessaging.rows r JOIN ccmessaging.jobs j "
+                "ON j.id = r.job WHERE j.name = %s GROUP BY r.state",
+                (name,),
+            ).fetchall()
+        )
+        outcomes: dict[int, int] = dict(
+            db.execute(
+                "SELECT o.row, count(*) FROM ccmessaging.outcomes o JOIN ccmessaging.jobs j "
+                "ON j.id = o.job WHERE j.name = %s GROUP BY o.row",
+                (name,),
+            ).fetchall()
+        )
+    return states, outcomes
+
+
+def assert_invariants(
+    emulator: Emulator, url: str, name: str, rows: int, *, unknown_at_most: int
+) -> dict[str, int]:
+    """Nobody dialled twice, every row one outcome, unknown bounded; return the states."""
+    states, outcomes = job_rows(url, name)
+    assert emulator.duplicates() == {}
+    assert outcomes == dict.fromkeys(range(rows), 1)
+    assert states.get("pending", 0) == states.get("sending", 0) == 0
+    assert states.get("unknown", 0) <= unknown_at_most
+    ended = states.get("succeeded", 0), states.get("failed", 0), states.get("unknown", 0)
+    assert ended[0] <= len(emulator.calls) <= sum(ended)  # an unknown row: dialled or not
+    return states
+
+
+def test_workers_on_two_machines_share_one_job(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """`batch` starts the job, two `work` join it; each row dialled once; one report."""
+    called = numbers(300, "1392")
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    first = worker(served, postgres_url, name, "batch", str(source), "--out", str(out))
+    assert served.app.wait_for_calls(10, timeout=60)
+    others = [worker(served, postgres_url, name) for _ in range(2)]
+    status = subprocess.run(
+        [*CLI, "status", postgres_url, "--name", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "300 rows" in status
+    assert "workers running" in status
+    for process in (first, *others):
+        code, stderr = finish(process)
+        assert code == ExitCode.OK, stderr
+    assert_invariants(served.app, postgres_url, name, 300, unknown_at_most=0)
+    lines = report(out)
+    assert sorted(str(line["called"]) for line in lines) == sorted(called)
+    assert {line["status"] for line in lines} == {"succeeded"}
+    with psycopg.connect(postgres_url) as db:
+        dialled_by = db.execute(
+            "SELECT count(DISTINCT worker) FROM ccmessaging.rows r JOIN ccmessaging.jobs j "
+            "ON j.id = r.job WHERE j.name = %s",
+            (name,),
+        ).fetchone()
+    assert dialled_by is not None
+    assert dialled_by[0] >= 2  # the work was shared
+
+
+def test_killing_workers_at_random_moments_rings_nobody_twice(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """Six SIGKILLs of random workers at random moments, each replaced by a new one."""
+    called = numbers(500, "1393")
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    emulator = served.app
+    running = [worker(served, postgres_url, name, "batch", str(source), "--out", str(out))]
+    assert emulator.wait_for_calls(5, timeout=60)
+    running += [worker(served, postgres_url, name) for _ in range(2)]
+    chance = random.Random(21)
+    kills = 0
+    for _ in range(6):
+        target = min(len(emulator.calls) + chance.randint(5, 50), 480)
+        emulator.wait_for_calls(target, timeout=60)
+        victim = running.pop(chance.randrange(len(running)))
+        victim.send_signal(signal.SIGKILL)
+        victim.communicate(timeout=30)
+        kills += 1
+        running.append(worker(served, postgres_url, name))
+    codes = [finish(process) for process in running]
+    for code, stderr in codes:
+        assert code in (ExitCode.OK, ExitCode.UNKNOWN), stderr
+        assert "Traceback" not in stderr
+    states = assert_invariants(
+        emulator, postgres_url, name, 500, unknown_at_most=kills * CONCURRENCY
+    )
+    assert states.get("succeeded", 0) + states.get("unknown", 0) == 500
+
+
+def test_a_worker_cut_off_from_the_database_stops_and_the_others_finish(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """Its connections reset mid-run: it stops dialling and exits 4; the job completes."""
+    called = numbers(400, "1394")
+    source = write_csv(tmp_path / "in.csv", called)
+    emulator = served.app
+    parts = conninfo_to_dict(postgres_url)
+    with TcpRelay(str(parts.get("host") or "127.0.0.1"), int(parts.get("port") or 5432)) as relay:
+        relayed = postgres_url.replace(f":{parts.get('port') or 5432}/", f":{relay.port}/")
+        assert relayed != postgres_url
+        cut_off = worker(served, relayed, name, "batch", str(source), "--out", str(tmp_path / "r"))
+        assert emulator.wait_for_calls(40, timeout=60)
+        survivor = worker(served, postgres_url, name)
+        emulator.wait_for_calls(80, timeout=60)
+        relay.cut()
+        dialled_before = len(emulator.calls)
+        code, stderr = finish(cut_off, timeout=60)
+    assert code == ExitCode.STORAGE, stderr
+    assert "could not record" in stderr or "could not be written" in stderr
+    assert "Traceback" not in stderr
+    code, stderr = finish(survivor)
+    assert code in (ExitCode.OK, ExitCode.UNKNOWN), stderr
+    states = assert_invariants(emulator, postgres_url, name, 400, unknown_at_most=CONCURRENCY)
+    assert states.get("succeeded", 0) + states.get("unknown", 0) == 400
+    assert len(emulator.calls) >= dialled_before
+
+
+def test_a_worker_whose_clock_is_an_hour_ahead_takes_nothing_early(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """Leases are the database's clock: a worker an hour ahead reaps no live worker's rows."""
+    called = numbers(300, "1395")
+    source = write_csv(tmp_path / "in.csv", called)
+    emulator = served.app
+    honest = worker(served, postgres_url, name, "batch", str(source), "--out", str(tmp_path / "r"))
+    assert emulator.wait_for_calls(10, timeout=60)
+    ahead = worker(served, postgres_url, name, script=CLOCK_AHEAD)
+    for process in (honest, ahead):
+        code, stderr = finish(process)
+        assert code == ExitCode.OK, stderr
+    assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
+
+
+def test_refusals_before_anything_is_dialled(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """Another input under a job's name, `work` on a job file or on no job, a dead server."""
+    first = write_csv(tmp_path / "a.csv", numbers(5, "1396"))
+    other = write_csv(tmp_path / "b.csv", numbers(6, "1396"))
+    code, stderr = finish(
+        worker(served, postgres_url, name, "batch", str(first), "--out", str(tmp_path / "a"))
+    )
+    assert code == ExitCode.OK, stderr
+    calls = len(served.app.calls)
+    code, stderr = finish(
+        worker(served, postgres_url, name, "batch", str(other), "--out", str(tmp_path / "b"))
+    )
+    assert code == ExitCode.USAGE
+    assert "not the input this job was started with" in stderr
+    code, stderr = finish(worker(served, postgres_url, "no-such-job"))
+    assert code == ExitCode.USAGE
+    assert "no job" in stderr
+    code, stderr = finish(worker(served, "postgresql://ops:sekret-pw@127.0.0.1:1/campaigns", name))
+    assert code == ExitCode.USAGE
+    assert "127.0.0.1" in stderr
+    assert "campaigns" in stderr
+    assert "sekret-pw" not in stderr
+    done = subprocess.run(
+        [*CLI, "work", "--job", str(tmp_path / "x.job")],
+        env=env_for(served),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == ExitCode.USAGE
+    assert "resume it with batch" in done.stderr
+    assert len(served.app.calls) == calls
