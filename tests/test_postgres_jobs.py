@@ -9,15 +9,21 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 
+import anyio
+import httpx
 import psycopg
 import pytest
 
-from ccmessaging_async import CreateCallRequest
+from ccmessaging_async import AsyncSession, CreateCallRequest, Pacing
 from ccmessaging_async.jobs import JobRefusedError
+from ccmessaging_async.jobs._errors import storage_errors
 from ccmessaging_async.jobs._input import RequestRows
+from ccmessaging_async.jobs._job import open_stored_job
 from ccmessaging_async.jobs._postgres import PostgresStore
 from ccmessaging_async.jobs._postgres_schema import SCHEMA_VERSION
 from ccmessaging_async.jobs._records import Final
+from ccmessaging_async.jobs._runner import run_job
+from ccmessaging_async.testing import Emulator
 from tests._postgres import own_database
 
 
@@ -212,3 +218,51 @@ def test_an_unreachable_database_names_host_and_database_not_the_password() -> N
     assert "sekret-pw" not in message
     assert caught.value.__cause__ is None
     assert caught.value.__context__ is None or "sekret-pw" not in repr(caught.value.__context__)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("renewal", ["fails", "refused"])
+async def test_a_worker_that_cannot_renew_its_lease_stops_dialling(
+    postgres_url: str, name: str, renewal: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Renewals failing for half the lease, or refused, stop the worker's dialling."""
+    emulator = Emulator()
+    job = open_stored_job(
+        None,
+        None,
+        postgres_url,
+        name=name,
+        resend_unknown=False,
+        lease=1.0,
+        requests=requests(400, "1399"),
+    )
+
+    def keep_alive() -> bool:
+        if renewal == "refused":
+            return False
+        raise psycopg.OperationalError("the network is down")
+
+    monkeypatch.setattr(job.store, "keep_alive", keep_alive)
+    try:
+        async with AsyncSession(
+            "http://127.0.0.1",
+            emulator.app_key,
+            emulator.app_secret,
+            transport=httpx.ASGITransport(app=emulator),
+        ) as session:
+            with anyio.fail_after(30):
+                run = await run_job(
+                    session,
+                    job,
+                    concurrency=4,
+                    pacing=Pacing(rate=40),
+                    storage_errors=storage_errors(),
+                )
+        counts = job.store.counts()
+    finally:
+        job.close("stopped")
+    assert run.failure is not None
+    assert ("could not renew" if renewal == "fails" else "taken back") in run.failure
+    assert counts["sending"] == 0
+    assert counts["succeeded"] == len(emulator.calls) < 400
+    assert counts["pending"] == 400 - len(emulator.calls)

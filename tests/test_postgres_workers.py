@@ -115,6 +115,17 @@ def job_rows(url: str, name: str) -> tuple[dict[str, int], dict[int, int]]:
     return states, outcomes
 
 
+def dialled_by(url: str, pid: int) -> int:
+    """Rows that the worker process ``pid`` has dialled so far (recorded outcomes)."""
+    with psycopg.connect(url) as db:
+        found = db.execute(
+            "SELECT count(*) FROM ccmessaging.rows r JOIN ccmessaging.workers w "
+            "ON w.id = r.worker WHERE w.pid = %s AND r.state = 'succeeded'",
+            (pid,),
+        ).fetchone()
+    return int(found[0]) if found else 0
+
+
 def assert_invariants(
     emulator: Emulator, url: str, name: str, rows: int, *, unknown_at_most: int
 ) -> dict[str, int]:
@@ -271,3 +282,27 @@ def test_refusals_before_anything_is_dialled(
     assert done.returncode == ExitCode.USAGE
     assert "resume it with batch" in done.stderr
     assert len(served.app.calls) == calls
+
+
+def test_sigterm_ends_a_worker_and_the_rest_goes_to_the_others(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """The stopped worker's calls in flight end and are recorded; its held rows go back."""
+    called = numbers(300, "1400")
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    emulator = served.app
+    first = worker(
+        served, postgres_url, name, "batch", str(source), "--out", str(out), "--rate", "50"
+    )
+    assert emulator.wait_for_calls(10, timeout=60)
+    second = worker(served, postgres_url, name, "--rate", "50")
+    while dialled_by(postgres_url, second.pid) < 10:  # it is working: stop it mid-run
+        assert emulator.wait_for_calls(len(emulator.calls) + 1, timeout=60)
+    second.send_signal(signal.SIGTERM)
+    code, stderr = finish(second)
+    assert code == ExitCode.TERMINATED, stderr
+    assert "SIGTERM: no new calls" in stderr
+    code, stderr = finish(first)
+    assert code == ExitCode.OK, stderr
+    assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
+    assert len(report(out)) == 300
