@@ -12,7 +12,7 @@ import anyio
 import httpx
 import pytest
 
-from ccmessaging_async import AsyncSession, CreateCallRequest, Pacing
+from ccmessaging_async import AsyncSession, CreateCallRequest
 from ccmessaging_async.jobs import JobRefusedError, Recorded, describe_job, export_job, open_job
 from ccmessaging_async.testing import Emulator
 
@@ -96,9 +96,7 @@ async def test_a_stop_leaves_the_rest_pending(store: tuple[str, str | None]) -> 
         session_for(emulator) as session,
         open_job(location, name=name, requests=calls(200)) as job,
     ):
-        run = await job.run(
-            session, concurrency=2, pacing=Pacing(rate=200), stop=stop, on_recorded=recorded
-        )
+        run = await job.run(session, concurrency=2, rate=200, stop=stop, on_recorded=recorded)
         counts = await job.counts()
     assert run.how == "interrupted"
     assert counts["pending"] == 200 - len(emulator.calls) > 0
@@ -115,7 +113,7 @@ async def test_two_runs_in_one_program_share_a_job_in_postgresql(postgres_url: s
 
     async def work() -> None:
         async with session_for(emulator) as session, open_job(postgres_url, name=name) as job:
-            runs.append(await job.run(session, concurrency=4, pacing=Pacing(rate=300)))
+            runs.append(await job.run(session, concurrency=4, rate=300))
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(work)

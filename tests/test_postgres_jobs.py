@@ -23,6 +23,7 @@ from ccmessaging_async.jobs._postgres import PostgresStore
 from ccmessaging_async.jobs._postgres_schema import SCHEMA_VERSION
 from ccmessaging_async.jobs._records import Final
 from ccmessaging_async.jobs._runner import run_job
+from ccmessaging_async.jobs._shared_pace import SharedPacing
 from ccmessaging_async.testing import Emulator
 from tests._postgres import own_database
 
@@ -266,3 +267,79 @@ async def test_a_worker_that_cannot_renew_its_lease_stops_dialling(
     assert counts["sending"] == 0
     assert counts["succeeded"] == len(emulator.calls) < 400
     assert counts["pending"] == 400 - len(emulator.calls)
+
+
+def age_pace_changes(url: str, store: PostgresStore, seconds: float) -> None:
+    """Make the job's last pace changes ``seconds`` older, as the database's clock would."""
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute(
+            "UPDATE ccmessaging.jobs SET lowered_at = lowered_at - make_interval(secs => %s), "
+            "raised_at = raised_at - make_interval(secs => %s) WHERE id = %s",
+            (seconds, seconds, store.job),
+        )
+
+
+def test_workers_draw_turns_from_one_rate(
+    workers: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """The job's rate is every worker's together: turns follow one another across workers."""
+    first, second = workers
+    assert first.reserve_turns(5, 1.0) is None  # no rate: each worker keeps its own pace
+    first.set_rate(10.0)
+    mine = first.reserve_turns(5, 1.0)
+    theirs = second.reserve_turns(5, 1.0)
+    assert mine is not None
+    assert theirs is not None
+    assert mine.interval == theirs.interval == pytest.approx(0.1)
+    assert mine.start_in == pytest.approx(0.0, abs=0.05)
+    assert theirs.start_in == pytest.approx(0.5, abs=0.05)  # after the first's five
+
+
+def test_a_cut_or_a_pause_by_one_worker_holds_them_all(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """One worker's throttling lowers the job's pace once a window, and pauses everyone."""
+    first, second = workers
+    first.set_rate(10.0)
+    first.slow_down(0.8, 1.0)
+    first.slow_down(0.8, 1.0)  # the same window: once
+    assert second.pace() == pytest.approx(8.0)
+    turns = second.reserve_turns(2, 1.0)
+    assert turns is not None
+    assert turns.interval == pytest.approx(1 / 8.0)
+    first.pause(3.0)
+    paused = second.reserve_turns(1, 1.0)
+    assert paused is not None
+    assert 2.5 < paused.start_in <= 3.0
+    age_pace_changes(postgres_url, first, 2.0)
+    second.reserve_turns(1, 1.0)  # a window without a cut: it climbs by a twentieth
+    assert first.pace() == pytest.approx(8.5)
+    for _ in range(10):
+        age_pace_changes(postgres_url, first, 2.0)
+        second.reserve_turns(1, 1.0)
+    assert first.pace() == pytest.approx(10.0)  # never above the job's rate
+    first.set_rate(10.0)  # a worker joining with the same rate keeps the pace
+    first.slow_down(0.5, 0.0)
+    first.set_rate(10.0)
+    assert first.pace() == pytest.approx(5.0)
+    first.set_rate(20.0)  # another rate is the job's new one
+    assert first.pace() == pytest.approx(20.0)
+
+
+@pytest.mark.anyio
+async def test_a_worker_throttled_reports_its_cut_and_pause_to_the_job(
+    workers: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """Its own pace's cut lowers the job's by the same factor; Retry-After pauses all."""
+    first, second = workers
+    first.set_rate(10.0)
+    pacing = SharedPacing(10.0, max_throttle_wait=600, store=first)
+    assert await pacing.shared.turn(lambda: False, anyio.sleep)  # turns reserved
+    assert not pacing.throttled()
+    assert pacing.throttled(retry_after=2.0)  # two signals in a window: cut, and paused
+    assert pacing.rate == pytest.approx(8.0)
+    await pacing.shared.flush()
+    assert second.pace() == pytest.approx(8.0)
+    turns = second.reserve_turns(1, 1.0)
+    assert turns is not None
+    assert turns.start_in > 1.5  # the pause holds the other worker too

@@ -306,3 +306,65 @@ def test_sigterm_ends_a_worker_and_the_rest_goes_to_the_others(
     assert code == ExitCode.OK, stderr
     assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
     assert len(report(out)) == 300
+
+
+def busiest_second(moments: list[float]) -> int:
+    """The most calls that arrived within any one second."""
+    moments = sorted(moments)
+    most, first = 0, 0
+    for last, moment in enumerate(moments):
+        while moment - moments[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def test_rate_is_the_jobs_whatever_the_number_of_workers(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """Three workers with --rate 20 make 20 calls/s together, not 60."""
+    called = numbers(120, "1401")
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    emulator = served.app
+    processes = [
+        worker(served, postgres_url, name, "batch", str(source), "--out", str(out), "--rate", "20")
+    ]
+    assert emulator.wait_for_calls(1, timeout=60)
+    processes += [worker(served, postgres_url, name, "--rate", "20") for _ in range(2)]
+    for process in processes:
+        code, stderr = finish(process)
+        assert code == ExitCode.OK, stderr
+    assert_invariants(emulator, postgres_url, name, 120, unknown_at_most=0)
+    moments = [call.at for call in emulator.calls]
+    assert busiest_second(moments) <= 21  # a turn at each end of the second
+    assert max(moments) - min(moments) >= 119 / 20 * 0.95
+    per_worker = {dialled_by(postgres_url, p.pid) for p in processes}
+    assert len(per_worker - {0}) >= 2  # the workers did share the job
+    status = subprocess.run(
+        [*CLI, "status", postgres_url, "--name", name], capture_output=True, text=True, check=True
+    ).stdout
+    assert "rate 20 calls/s (every worker together)" in status
+
+
+def test_a_throttle_seen_by_one_worker_slows_the_job(
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+) -> None:
+    """A tenant metered below the job's rate: the job's pace comes down, no row fails."""
+    called = numbers(300, "1402")
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    emulator = served.app
+    emulator.set_capacity(40, burst=5)
+    processes = [
+        worker(served, postgres_url, name, "batch", str(source), "--out", str(out), "--rate", "80")
+    ]
+    assert emulator.wait_for_calls(1, timeout=60)
+    processes.append(worker(served, postgres_url, name, "--rate", "80"))
+    for process in processes:
+        code, stderr = finish(process)
+        assert code == ExitCode.OK, stderr
+    assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
+    with psycopg.connect(postgres_url) as db:
+        pace = db.execute("SELECT pace FROM ccmessaging.jobs WHERE name = %s", (name,)).fetchone()
+    assert pace is not None
+    assert pace[0] < 80  # throttling brought the job's pace down
+    assert emulator.throttled_requests > 0

@@ -31,7 +31,6 @@ from .._errors import (
 )
 from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
-from .._pacing import Pacing
 from .._session import AsyncSession
 from ..jobs._errors import JobRefusedError, JobStoppedError, storage_errors
 from ..jobs._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
@@ -354,6 +353,7 @@ def _run_batch(
     summary = Summary()
     summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
     try:
+        pacing = job.pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
 
         async def run() -> Run:
             async with make_session() as session:
@@ -366,7 +366,6 @@ def _run_batch(
                         file=sys.stderr,
                     )
                     concurrency = pool
-                pacing = Pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
                 pending = job.store.counts()["pending"]
                 with progress_bar(pending, "calls", lambda: describe_pace(pacing)) as advance:
 

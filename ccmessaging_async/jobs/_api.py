@@ -15,7 +15,6 @@ import anyio
 import attrs
 
 from .._models import CreateCallRequest
-from .._pacing import Pacing
 from .._session import AsyncSession
 from ._errors import storage_errors
 from ._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
@@ -67,16 +66,20 @@ class Job:
         session: AsyncSession,
         *,
         concurrency: int = 50,
-        pacing: Pacing | None = None,
+        rate: float | None = None,
+        max_throttle_wait: float = 600.0,
         stop: anyio.Event | None = None,
         on_recorded: Callable[[list[Recorded]], None] | None = None,
     ) -> Run:
         """Dial the job's pending rows through ``session``; return how the run went.
 
         Every row this run dials is committed as ``sending`` before its request can leave
-        and gets exactly one recorded outcome. ``pacing`` sets the rate (default: no limit
-        but ``concurrency``, slowed by throttling); setting ``stop`` ends the run: no new
-        calls, the calls in flight end. ``on_recorded`` runs after each commit with the
+        and gets exactly one recorded outcome. ``rate`` is the most calls per second (on a
+        job in PostgreSQL: the job's, every worker's calls together; a worker without one
+        keeps to the job's); throttling slows the run below it, and after
+        ``max_throttle_wait`` seconds with nothing accepted the run stops (see
+        :class:`~ccmessaging_async.Pacing`). Setting ``stop`` ends the run: no new calls,
+        the calls in flight end. ``on_recorded`` runs after each commit with the
         outcomes it recorded. On a job in PostgreSQL the run ends when no row is left to
         take, also by other workers. Once per :func:`open_job`.
         """
@@ -88,11 +91,14 @@ class Job:
                 await stop.wait()
                 control.stop()
 
+        pacing = await anyio.to_thread.run_sync(
+            lambda: self._job.pacing(rate, max_throttle_wait=max_throttle_wait)
+        )
         self._ran = await run_job(
             session,
             self._job,
             concurrency=concurrency,
-            pacing=pacing or Pacing(),
+            pacing=pacing,
             on_recorded=on_recorded or (lambda _records: None),
             watch_stop=watch,
             storage_errors=storage_errors(),

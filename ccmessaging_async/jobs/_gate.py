@@ -1,24 +1,31 @@
 """The last-moment decision to dial a row: every reason not to, checked in one place.
 
 A row's call reaches :meth:`DialGate.admit` once it holds a token, an in-flight slot and
-its turn in the batch's pace (the engine waits for it just before), immediately before
-its claim is committed and its request can leave; and again before each re-send of a
-throttled call. So nothing is dialled because it was taken up before a reason appeared:
-a row waiting for its turn when a stop arrives is not dialled, and stays ``pending``.
+its turn in the batch's pace (the engine waits for it just before), and, on a job whose
+workers share a pace, its turn in the job's; immediately before its claim is committed
+and its request can leave; and again before each re-send of a throttled call. So nothing
+is dialled because it was taken up before a reason appeared: a row waiting for its turn
+when a stop arrives is not dialled, and stays ``pending``.
 """
 
 from __future__ import annotations
 
 from .._pacing import Pacing
+from ._shared_pace import SharedPace
 
 __all__ = ["DialGate"]
 
 
 class DialGate:
-    """Decides, at the last moment, whether a row may be dialled."""
+    """Decides, at the last moment, whether a row may be dialled.
 
-    def __init__(self, pacing: Pacing) -> None:
+    With a ``shared`` pace (a job whose workers share one), a row also waits for one of
+    this worker's turns at the job's pace.
+    """
+
+    def __init__(self, pacing: Pacing, shared: SharedPace | None = None) -> None:
         self._pacing = pacing
+        self._shared = shared
 
     def stop(self) -> None:
         """Dial nothing more; rows waiting for their turn give it up at once."""
@@ -29,9 +36,13 @@ class DialGate:
         """Whether nothing more may be dialled: a stop, or the platform throttled too long."""
         return self._pacing.stopped
 
-    def admit(self) -> bool:
-        """Return whether the row whose turn it is may be dialled now."""
-        return not self.stopped
+    async def admit(self) -> bool:
+        """Return whether the row whose turn it is may be dialled now (after its job turn)."""
+        if self.stopped:
+            return False
+        if self._shared is not None:
+            return await self._shared.turn(lambda: self.stopped, self.idle)
+        return True
 
     async def idle(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the gate stops meanwhile."""

@@ -19,8 +19,9 @@ from ._errors import JobRefusedError, storage_errors
 from ._input import InputRow, RequestRows, identify, is_jsonl, read_rows
 from ._records import JobInfo
 from ._report import JobReport, Report, WholeReport
+from ._shared_pace import SharedPacing
 from ._sqlite import SQLiteStore
-from ._store import JobStore
+from ._store import JobStore, SharedPaceStore
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -57,6 +58,17 @@ class OpenedJob:
     interrupted: int
     #: Rows that cannot be sent (an input error), failed by this run without dialling.
     invalid: int
+
+    def pacing(self, rate: float | None, *, max_throttle_wait: float) -> Pacing:
+        """Return the pace of this run: on a shared job, ``rate`` is the job's (all workers').
+
+        Without ``rate`` a worker on a shared job keeps to the rate the job was given.
+        """
+        if isinstance(self.store, SharedPaceStore):
+            if rate is not None:
+                self.store.set_rate(rate)
+            return SharedPacing(rate, max_throttle_wait=max_throttle_wait, store=self.store)
+        return Pacing(rate, max_throttle_wait=max_throttle_wait)
 
     def close(self, how: str, pacing: Pacing | None = None) -> None:
         """Record how the run ended (and its pace), close the report, release the job file."""

@@ -40,12 +40,13 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from .._pacing import MIN_RATE
 from ._errors import JobRefusedError, JobStoppedError
 from ._input import InputRow
 from ._postgres_schema import ensure_schema
 from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
 from ._report import write_report
-from ._store import Committed
+from ._store import Committed, Turns
 
 __all__ = ["PostgresStore", "describe_database", "postgres_export", "postgres_status_text"]
 
@@ -330,6 +331,74 @@ class PostgresStore:
         ).fetchone()
         return bool(found and found[0])
 
+    # ---- the job's pace, shared by its workers ----------------------------------------
+
+    def set_rate(self, rate: float) -> None:
+        """Make ``rate`` the job's rate: every worker's calls together, per second."""
+        self._db.execute(
+            "UPDATE ccmessaging.jobs SET pace = CASE WHEN rate IS DISTINCT FROM %(rate)s "
+            "THEN %(rate)s ELSE least(pace, %(rate)s) END, rate = %(rate)s WHERE id = %(job)s",
+            {"rate": rate, "job": self.job},
+        )
+
+    def reserve_turns(self, count: int, window: float) -> Turns | None:
+        """Reserve ``count`` turns at the job's pace (``None``: the job has no rate).
+
+        Turns are spaced by the pace from the job's next free turn (a GCRA on the
+        database's clock, so all workers together keep to it), after any pause. Once a
+        ``window`` has passed since the pace was last lowered or raised, it climbs by a
+        twentieth of the job's rate, never above it.
+        """
+        with self._reader.transaction():
+            found = self._reader.execute(
+                "SELECT pace, rate, "
+                "extract(epoch FROM greatest(tat, paused_until, now()) - now()), "
+                "lowered_at < now() - make_interval(secs => %(window)s) "
+                "AND raised_at < now() - make_interval(secs => %(window)s) "
+                "FROM ccmessaging.jobs WHERE id = %(job)s FOR UPDATE",
+                {"job": self.job, "window": window},
+            ).fetchone()
+            if found is None or found[0] is None:
+                return None
+            pace, rate, start_in, climbs = float(found[0]), found[1], float(found[2]), found[3]
+            raised = min(float(rate), pace + float(rate) / 20) if climbs and rate else pace
+            self._reader.execute(
+                "UPDATE ccmessaging.jobs SET tat = now() + make_interval(secs => %(ends)s), "
+                "pace = %(pace)s, raised_at = CASE WHEN %(raised)s THEN now() ELSE raised_at END "
+                "WHERE id = %(job)s",
+                {
+                    "ends": start_in + count / pace,
+                    "pace": raised,
+                    "raised": raised > pace,
+                    "job": self.job,
+                },
+            )
+        return Turns(start_in, 1.0 / pace, count)
+
+    def slow_down(self, factor: float, window: float) -> None:
+        """Lower the job's pace by ``factor``, unless it was lowered within ``window`` s."""
+        self._beat.execute(
+            "UPDATE ccmessaging.jobs SET pace = greatest(%(least)s, pace * %(factor)s), "
+            "lowered_at = now() WHERE id = %(job)s AND pace IS NOT NULL "
+            "AND lowered_at < now() - make_interval(secs => %(window)s)",
+            {"least": MIN_RATE, "factor": factor, "job": self.job, "window": window},
+        )
+
+    def pause(self, seconds: float) -> None:
+        """Hold every worker's turns for ``seconds`` (a ``Retry-After`` seen by one)."""
+        self._beat.execute(
+            "UPDATE ccmessaging.jobs SET paused_until = "
+            "greatest(paused_until, now() + make_interval(secs => %s)) WHERE id = %s",
+            (seconds, self.job),
+        )
+
+    def pace(self) -> float | None:
+        """Return the job's pace now, calls per second (``None``: the job has no rate)."""
+        found = self._reader.execute(
+            "SELECT pace FROM ccmessaging.jobs WHERE id = %s", (self.job,)
+        ).fetchone()
+        return None if found is None or found[0] is None else float(found[0])
+
     def keep_alive(self) -> bool:
         """Renew this worker's lease from the database's clock; ``False`` once it lapsed."""
         found = self._beat.execute(
@@ -539,6 +608,9 @@ def postgres_status_text(url: str, name: str) -> str:
             "count(*) FILTER (WHERE how = 'lost') FROM ccmessaging.workers WHERE job = %s",
             (job,),
         ).fetchone() or (0, 0, 0)
+        rate, pace = db.execute(
+            "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
+        ).fetchone() or (None, None)
         workers = db.execute(
             "SELECT host, pid, throttles, pace FROM ccmessaging.workers WHERE job = %s "
             "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
@@ -559,6 +631,8 @@ def postgres_status_text(url: str, name: str) -> str:
             f"  {resent} rows with an unknown outcome were put back to be dialled again "
             "(--resend-unknown): each may have rung twice; the report has both lines"
         )
+    if rate is not None:
+        lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
     if alive:
         lines.append(
             f"  {alive} workers running: "

@@ -5,7 +5,10 @@ cannot collide with the user's own tables; one database holds many jobs, by name
 
     schema_version  one row: the version of what follows
     jobs            id, name (unique), the input's path, format, size and SHA-256, its
-                    row count, when it was made
+                    row count, when it was made; the job's rate (calls/s, every worker
+                    together) and its shared pace: the current limit, the next free
+                    turn (``tat``, GCRA), a pause every worker honours, when the limit
+                    was last lowered and raised
     workers         id, job, host, pid, started_at, lease (an interval), expires_at
                     (renewed by the worker's heartbeat, always from the database's
                     clock), ended_at, how, resent, throttles, pace
@@ -45,7 +48,13 @@ CREATE TABLE ccmessaging.jobs (
     input_size bigint NOT NULL,
     input_sha256 text NOT NULL,
     rows bigint NOT NULL DEFAULT 0,
-    created_at timestamptz NOT NULL DEFAULT now()
+    created_at timestamptz NOT NULL DEFAULT now(),
+    rate real,
+    pace real,
+    tat timestamptz NOT NULL DEFAULT '-infinity',
+    paused_until timestamptz NOT NULL DEFAULT '-infinity',
+    lowered_at timestamptz NOT NULL DEFAULT '-infinity',
+    raised_at timestamptz NOT NULL DEFAULT '-infinity'
 );
 CREATE TABLE ccmessaging.workers (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

@@ -35,6 +35,7 @@ from ._commits import ClaimRefusedError, GroupCommitter
 from ._gate import DialGate
 from ._job import OpenedJob
 from ._records import Final, PendingRow, Recorded
+from ._shared_pace import SharedPacing
 from ._store import JobStore
 
 __all__ = ["Run", "StopControl", "describe_pace", "run_job"]
@@ -233,7 +234,7 @@ class _RowsInFlight:
 
     async def claim(self, index: int, _request: CreateCallRequest) -> None:
         """Claim the row (the ``on_send`` hook), once the gate has said yes at this moment."""
-        if not self._gate.admit():
+        if not await self._gate.admit():
             raise _Withheld
         if index not in self._claimed:  # a throttled call's re-send keeps its claim
             try:
@@ -280,7 +281,8 @@ async def run_job(
     ``storage_errors`` are the errors of the store that stop the run (exit 4).
     """
     run = Run(pacing=pacing)
-    gate = DialGate(pacing)
+    shared = pacing.shared if isinstance(pacing, SharedPacing) else None
+    gate = DialGate(pacing, shared)
     store = job.store
 
     def committed(records: list[Recorded]) -> None:
@@ -299,6 +301,8 @@ async def run_job(
         tasks.start_soon(committer.run)
         if store.lease is not None:
             tasks.start_soon(_LeaseKeeper(store, store.lease, gate, run).run)
+        if shared is not None:
+            tasks.start_soon(shared.report)
         with anyio.CancelScope() as calls:
             if watch_stop is not None:
                 tasks.start_soon(watch_stop, StopControl(run, gate, calls))

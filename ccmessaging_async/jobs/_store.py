@@ -8,14 +8,14 @@ Every method blocks; the runner calls them from worker threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import attrs
 
 from ._input import InputRow
 from ._records import Final, InputIdentity, JobInfo, PendingRow, Recorded
 
-__all__ = ["Committed", "JobStore"]
+__all__ = ["Committed", "JobStore", "SharedPaceStore", "Turns"]
 
 
 @attrs.frozen(slots=True)
@@ -25,6 +25,36 @@ class Committed:
     recorded: list[Recorded]
     #: Rows whose claim did not match this worker's lease: they must not be dialled.
     refused: frozenset[int] = frozenset()
+
+
+@attrs.frozen(slots=True)
+class Turns:
+    """Turns reserved at a job's pace: the first in ``start_in`` s, then every ``interval``."""
+
+    start_in: float
+    interval: float
+    count: int
+
+
+@runtime_checkable
+class SharedPaceStore(Protocol):
+    """A store whose job's pace is shared by its workers (the database keeps it)."""
+
+    def set_rate(self, rate: float) -> None:
+        """Make ``rate`` the job's rate: every worker's calls together, per second."""
+        ...
+
+    def reserve_turns(self, count: int, window: float) -> Turns | None:
+        """Reserve ``count`` turns at the job's pace (``None``: the job has no rate)."""
+        ...
+
+    def slow_down(self, factor: float, window: float) -> None:
+        """Lower the job's pace by ``factor``, unless it was lowered within ``window`` s."""
+        ...
+
+    def pause(self, seconds: float) -> None:
+        """Hold every worker's turns for ``seconds``."""
+        ...
 
 
 class JobStore(Protocol):
