@@ -34,6 +34,7 @@ from .._session import AsyncSession
 from ._commits import ClaimRefusedError, GroupCommitter
 from ._gate import DialGate
 from ._job import OpenedJob
+from ._lease import LEASE_TAKEN, LeaseKeeper
 from ._records import Final, PendingRow, Recorded
 from ._shared_pace import SharedPacing
 from ._store import JobStore
@@ -137,51 +138,6 @@ class StopControl:
         self._calls.cancel()
 
 
-class _LeaseKeeper:
-    """Renews a shared store's lease; stops the run's dialling once it may have lapsed.
-
-    A worker that could not renew for half its lease stops dialling by itself, well before
-    the store gives its rows to others (the store's clock decides that, not this one).
-    """
-
-    def __init__(self, store: JobStore, lease: float, gate: DialGate, run: Run) -> None:
-        self._store, self._lease, self._gate, self._run = store, lease, gate, run
-
-    def _lose(self, why: str) -> None:
-        if self._run.failure is None:
-            self._run.failure = why
-        self._gate.stop()
-
-    async def run(self) -> None:
-        interval = self._lease / 6
-        renewed = anyio.current_time()
-        while not self._gate.stopped:
-            deadline = renewed + self._lease / 2
-            held: bool | None = None
-            error = "no answer"
-            with anyio.move_on_after(max(0.0, deadline - anyio.current_time())):
-                try:
-                    held = await anyio.to_thread.run_sync(
-                        self._store.keep_alive, abandon_on_cancel=True
-                    )
-                except Exception as exc:  # noqa: BLE001 - any failure to renew is a missed renewal
-                    error = f"{type(exc).__name__}: {exc}"
-            if held is False:
-                self._lose(_LEASE_TAKEN)
-                return
-            if held:
-                renewed = anyio.current_time()
-                await self._gate.idle(interval)
-            elif anyio.current_time() >= deadline:
-                self._lose(
-                    f"could not renew this worker's lease for {self._lease / 2:g}s ({error}); "
-                    "stopped dialling"
-                )
-                return
-            else:
-                await self._gate.idle(min(interval, 1.0))
-
-
 class _RowsInFlight:
     """The rows one run has taken up, by the engine's index, and which of them are claimed."""
 
@@ -255,11 +211,6 @@ class _RowsInFlight:
             self._committer.release(row.row)
 
 
-_LEASE_TAKEN = (
-    "this worker's lease was taken back (it was not renewed in time): its rows went to "
-    "other workers; stopped dialling"
-)
-
 #: Seconds between looks for rows that other workers may give back.
 _LOOK_AGAIN = 2.0
 
@@ -292,15 +243,17 @@ async def run_job(
 
     committer = GroupCommitter(store, committed, storage_errors)
 
-    def refused() -> None:
-        run.failure = run.failure or _LEASE_TAKEN
+    def lost(why: str) -> None:
+        run.failure = run.failure or why
         gate.stop()
 
-    rows = _RowsInFlight(store, gate, committer, group=max(2 * concurrency, 16), on_refused=refused)
+    rows = _RowsInFlight(
+        store, gate, committer, group=max(2 * concurrency, 16), on_refused=lambda: lost(LEASE_TAKEN)
+    )
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
         if store.lease is not None:
-            tasks.start_soon(_LeaseKeeper(store, store.lease, gate, run).run)
+            tasks.start_soon(LeaseKeeper(store, store.lease, gate, lost).run)
         if shared is not None:
             tasks.start_soon(shared.report)
         with anyio.CancelScope() as calls:
