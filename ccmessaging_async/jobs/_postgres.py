@@ -123,6 +123,7 @@ class PostgresStore:
         self._job: int | None = self._find_job()
         self._worker: int | None = None
         self._tokens: dict[int, int] = {}  # row -> the lease token it was taken with
+        self._after = -1  # the last row this worker took
 
     def _open(self, url: str) -> psycopg.Connection[tuple[Any, ...]]:
         db = _connect(url, timeout=self._lease_seconds / 2)
@@ -215,6 +216,9 @@ class PostgresStore:
                 (count, known.size, known.sha256, job),
             )
         self._job = job
+        # Fresh statistics, or the planner takes a million pending rows for a handful and
+        # reads them all to fence a group of claims (measured: 82 ms a commit, not 3 ms).
+        self._db.execute("ANALYZE ccmessaging.rows")
         return count
 
     def digests(self) -> Iterator[tuple[int, int, bytes]]:
@@ -235,27 +239,36 @@ class PostgresStore:
     # ---- a run -------------------------------------------------------------------------
 
     def _reap(self, db: psycopg.Connection[tuple[Any, ...]]) -> int:
-        """Settle what workers that ended or lapsed left behind; return rows made unknown."""
+        """Settle what workers that ended or lapsed left behind; return rows made unknown.
+
+        Each such worker is settled once (by whichever worker looks first), so a look
+        finds nothing to do in one indexed query while every worker is alive.
+        """
         job = self.job
+        gone = [
+            worker
+            for (worker,) in db.execute(
+                "UPDATE ccmessaging.workers SET settled = true, "
+                "ended_at = coalesce(ended_at, now()), how = coalesce(how, 'lost') "
+                "WHERE job = %s AND NOT settled AND (ended_at IS NOT NULL OR expires_at < now()) "
+                "RETURNING id",
+                (job,),
+            ).fetchall()
+        ]
+        if not gone:
+            return 0
         lost = db.execute(
-            "WITH lost AS (UPDATE ccmessaging.rows r SET state = 'unknown', result_code = NULL "
-            "FROM ccmessaging.workers w WHERE r.job = %(job)s AND r.state = 'sending' "
-            "AND w.id = r.worker AND (w.ended_at IS NOT NULL OR w.expires_at < now()) "
-            "RETURNING r.row) "
+            "WITH lost AS (UPDATE ccmessaging.rows SET state = 'unknown', result_code = NULL "
+            "WHERE job = %(job)s AND worker = ANY(%(gone)s) AND state = 'sending' "
+            "RETURNING row) "
             "INSERT INTO ccmessaging.outcomes (job, row, status, error, attempts, latency_ms) "
             "SELECT %(job)s, row, 'unknown', %(why)s, 0, 0 FROM lost ORDER BY row",
-            {"job": job, "why": _REAPED},
+            {"job": job, "gone": gone, "why": _REAPED},
         ).rowcount
         db.execute(
-            "UPDATE ccmessaging.rows r SET worker = NULL, lease = NULL "
-            "FROM ccmessaging.workers w WHERE r.job = %s AND r.state = 'pending' "
-            "AND w.id = r.worker AND (w.ended_at IS NOT NULL OR w.expires_at < now())",
-            (job,),
-        )
-        db.execute(
-            "UPDATE ccmessaging.workers SET ended_at = now(), how = 'lost' "
-            "WHERE job = %s AND ended_at IS NULL AND expires_at < now()",
-            (job,),
+            "UPDATE ccmessaging.rows SET worker = NULL, lease = NULL "
+            "WHERE job = %s AND worker = ANY(%s) AND state = 'pending'",
+            (job, gone),
         )
         return max(lost, 0)
 
@@ -307,20 +320,29 @@ class PostgresStore:
                 raise JobStoppedError(
                     "this worker's lease was taken back (it was not renewed in time)"
                 )
-            found = self._reader.execute(
-                # Materialised: a subquery the planner rescans would take more than limit.
-                "WITH free AS MATERIALIZED (SELECT row FROM ccmessaging.rows "
-                "WHERE job = %(job)s AND state = 'pending' AND worker IS NULL ORDER BY row "
-                "LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
-                "UPDATE ccmessaging.rows r SET worker = %(worker)s, lease = %(token)s "
-                "FROM free WHERE r.job = %(job)s AND r.row = free.row "
-                "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data",
-                {"worker": worker, "token": token, "job": self.job, "limit": limit},
-            ).fetchall()
+            found = self._take_after(self._after, worker, token, limit)
+            if not found and self._after >= 0:  # rows given back behind where it looks
+                found = self._take_after(-1, worker, token, limit)
         found.sort()
+        if found:
+            self._after = max(self._after, found[-1][0])
         for values in found:
             self._tokens[values[0]] = token
         return [PendingRow(*values) for values in found]
+
+    def _take_after(self, after: int, worker: int, token: int, limit: int) -> list[Any]:
+        # Looking from the last row taken skips the index entries of rows already taken
+        # (dead until vacuumed), which a scan from the start would read at every taking.
+        # Materialised: a subquery the planner rescans would take more than ``limit``.
+        return self._reader.execute(
+            "WITH free AS MATERIALIZED (SELECT row FROM ccmessaging.rows "
+            "WHERE job = %(job)s AND state = 'pending' AND worker IS NULL AND row > %(after)s "
+            "ORDER BY row LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+            "UPDATE ccmessaging.rows r SET worker = %(worker)s, lease = %(token)s "
+            "FROM free WHERE r.job = %(job)s AND r.row = free.row "
+            "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data",
+            {"worker": worker, "token": token, "job": self.job, "limit": limit, "after": after},
+        ).fetchall()
 
     def others_working(self) -> bool:
         """Whether rows are pending or being sent anywhere but in this worker."""
@@ -461,14 +483,14 @@ class PostgresStore:
         ).fetchall()
         mine = {row for (row,) in ended}
         kept = [f for f in finals if f.row in mine]
-        for final in finals:
-            if final.row not in mine:
-                logger.warning(
-                    "row %d: its outcome (%s) came after this worker's lease was taken back; "
-                    "the job recorded it as unknown",
-                    final.row,
-                    final.status,
-                )
+        late = [f.row for f in finals if f.row not in mine]
+        if late:
+            logger.warning(
+                "%d outcomes (rows %s) came after this worker's lease was taken back; the "
+                "job recorded those rows as unknown",
+                len(late),
+                ", ".join(map(str, late[:10])) + (", ..." if len(late) > 10 else ""),
+            )
         if not kept:
             return []
         seqs = self._db.execute(

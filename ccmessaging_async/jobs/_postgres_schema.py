@@ -11,7 +11,8 @@ cannot collide with the user's own tables; one database holds many jobs, by name
                     was last lowered and raised
     workers         id, job, host, pid, started_at, lease (an interval), expires_at
                     (renewed by the worker's heartbeat, always from the database's
-                    clock), ended_at, how, resent, throttles, pace
+                    clock), ended_at, settled (what it left behind was settled), how,
+                    resent, throttles, pace
     rows            (job, row), line, digest, called, caller_present, call_data,
                     input_error, state, result_code, worker and lease (the claim: which
                     worker took the row, and the token of that taking)
@@ -65,6 +66,7 @@ CREATE TABLE ccmessaging.workers (
     lease interval NOT NULL,
     expires_at timestamptz NOT NULL,
     ended_at timestamptz,
+    settled boolean NOT NULL DEFAULT false,
     how text,
     resent integer NOT NULL DEFAULT 0,
     throttles integer NOT NULL DEFAULT 0,
