@@ -115,13 +115,14 @@ def job_rows(url: str, name: str) -> tuple[dict[str, int], dict[int, int]]:
     return states, outcomes
 
 
-def dialled_by(url: str, pid: int) -> int:
-    """Rows that the worker process ``pid`` has dialled so far (recorded outcomes)."""
+def dialled_by(url: str, name: str, pid: int) -> int:
+    """Rows of job ``name`` that the worker process ``pid`` has dialled so far."""
     with psycopg.connect(url) as db:
         found = db.execute(
             "SELECT count(*) FROM ccmessaging.rows r JOIN ccmessaging.workers w "
-            "ON w.id = r.worker WHERE w.pid = %s AND r.state = 'succeeded'",
-            (pid,),
+            "ON w.id = r.worker JOIN ccmessaging.jobs j ON j.id = r.job "
+            "WHERE j.name = %s AND w.pid = %s AND r.state = 'succeeded'",
+            (name, pid),
         ).fetchone()
     return int(found[0]) if found else 0
 
@@ -146,7 +147,9 @@ def test_workers_on_two_machines_share_one_job(
     """`batch` starts the job, two `work` join it; each row dialled once; one report."""
     called = numbers(300, "1392")
     source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
-    first = worker(served, postgres_url, name, "batch", str(source), "--out", str(out))
+    first = worker(
+        served, postgres_url, name, "batch", str(source), "--out", str(out), "--rate", "100"
+    )
     assert served.app.wait_for_calls(10, timeout=60)
     others = [worker(served, postgres_url, name) for _ in range(2)]
     status = subprocess.run(
@@ -239,13 +242,24 @@ def test_a_worker_whose_clock_is_an_hour_ahead_takes_nothing_early(
     called = numbers(300, "1395")
     source = write_csv(tmp_path / "in.csv", called)
     emulator = served.app
-    honest = worker(served, postgres_url, name, "batch", str(source), "--out", str(tmp_path / "r"))
+    honest = worker(
+        served,
+        postgres_url,
+        name,
+        "batch",
+        str(source),
+        "--out",
+        str(tmp_path / "r"),
+        "--rate",
+        "100",
+    )
     assert emulator.wait_for_calls(10, timeout=60)
     ahead = worker(served, postgres_url, name, script=CLOCK_AHEAD)
     for process in (honest, ahead):
         code, stderr = finish(process)
         assert code == ExitCode.OK, stderr
     assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
+    assert dialled_by(postgres_url, name, ahead.pid) > 0  # it did work beside the other
 
 
 def test_refusals_before_anything_is_dialled(
@@ -296,7 +310,7 @@ def test_sigterm_ends_a_worker_and_the_rest_goes_to_the_others(
     )
     assert emulator.wait_for_calls(10, timeout=60)
     second = worker(served, postgres_url, name, "--rate", "50")
-    while dialled_by(postgres_url, second.pid) < 10:  # it is working: stop it mid-run
+    while dialled_by(postgres_url, name, second.pid) < 10:  # it is working: stop it mid-run
         assert emulator.wait_for_calls(len(emulator.calls) + 1, timeout=60)
     second.send_signal(signal.SIGTERM)
     code, stderr = finish(second)
@@ -338,7 +352,7 @@ def test_rate_is_the_jobs_whatever_the_number_of_workers(
     moments = [call.at for call in emulator.calls]
     assert busiest_second(moments) <= 21  # a turn at each end of the second
     assert max(moments) - min(moments) >= 119 / 20 * 0.95
-    per_worker = {dialled_by(postgres_url, p.pid) for p in processes}
+    per_worker = {dialled_by(postgres_url, name, p.pid) for p in processes}
     assert len(per_worker - {0}) >= 2  # the workers did share the job
     status = subprocess.run(
         [*CLI, "status", postgres_url, "--name", name], capture_output=True, text=True, check=True
