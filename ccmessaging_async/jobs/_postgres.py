@@ -34,7 +34,6 @@ import os
 import secrets
 import socket
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -45,10 +44,16 @@ from ._errors import JobRefusedError, JobStoppedError
 from ._input import InputRow
 from ._postgres_schema import ensure_schema
 from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
-from ._report import write_report
 from ._store import Committed, Turns
 
-__all__ = ["PostgresStore", "describe_database", "postgres_export", "postgres_status_text"]
+__all__ = [
+    "PostgresStore",
+    "connect",
+    "describe_database",
+    "read_info",
+    "read_outcomes",
+    "state_counts",
+]
 
 logger = logging.getLogger("ccmessaging_async.jobs")
 
@@ -71,7 +76,7 @@ def describe_database(url: str) -> str:
     return f"postgresql://{user}{host}{port}/{parts.get('dbname') or ''}"
 
 
-def _connect(url: str, *, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
+def connect(url: str, *, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
     """Connect so as to notice a dead peer within about ``timeout`` seconds."""
     where = describe_database(url)
     try:
@@ -126,7 +131,7 @@ class PostgresStore:
         self._after = -1  # the last row this worker took
 
     def _open(self, url: str) -> psycopg.Connection[tuple[Any, ...]]:
-        db = _connect(url, timeout=self._lease_seconds / 2)
+        db = connect(url, timeout=self._lease_seconds / 2)
         self._connections.append(db)
         return db
 
@@ -167,7 +172,7 @@ class PostgresStore:
         """Return what the job knows of its input (``None``: no such job yet)."""
         if self._job is None:
             return None
-        return _read_info(self._reader, self._job)
+        return read_info(self._reader, self._job)
 
     def import_rows(
         self,
@@ -538,7 +543,7 @@ class PostgresStore:
 
     def counts(self) -> dict[str, int]:
         """Rows by state, every state named."""
-        return _state_counts(self._reader, self.job)
+        return state_counts(self._reader, self.job)
 
     def outcome_count(self) -> int:
         """How many outcomes the job has recorded."""
@@ -549,10 +554,10 @@ class PostgresStore:
 
     def outcomes(self, after: int = 0) -> Iterator[Recorded]:
         """Yield the job's outcomes in the order they were recorded, numbered from 1."""
-        return _read_outcomes(self._reader, self.job, after)
+        return read_outcomes(self._reader, self.job, after)
 
 
-def _read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | None:
+def read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | None:
     found = db.execute(
         "SELECT input_path, input_format, input_size, input_sha256, rows, created_at "
         "FROM ccmessaging.jobs WHERE id = %s",
@@ -566,7 +571,7 @@ def _read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | N
     )
 
 
-def _state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:
+def state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     counts.update(
         db.execute(
@@ -576,7 +581,7 @@ def _state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str
     return counts
 
 
-def _read_outcomes(
+def read_outcomes(
     db: psycopg.Connection[tuple[Any, ...]], job: int, after: int = 0
 ) -> Iterator[Recorded]:
     number, last = after, -1
@@ -596,83 +601,3 @@ def _read_outcomes(
             yield Recorded(number, Final(*values))
         if len(found) < _CHUNK:
             return
-
-
-def _open_existing(url: str, name: str) -> tuple[psycopg.Connection[tuple[Any, ...]], int]:
-    where = describe_database(url)
-    db = _connect(url, timeout=15)
-    try:
-        ensure_schema(db, where)
-        found = db.execute("SELECT id FROM ccmessaging.jobs WHERE name = %s", (name,)).fetchone()
-    except BaseException:
-        db.close()
-        raise
-    if found is None:
-        db.close()
-        raise JobRefusedError(f"there is no job {name!r} in {where}")
-    return db, int(found[0])
-
-
-def postgres_status_text(url: str, name: str) -> str:
-    """Describe the job ``name`` as ``status`` prints it, also while workers run."""
-    db, job = _open_existing(url, name)
-    with db:
-        info = _read_info(db, job)
-        counts = _state_counts(db, job)
-        codes = db.execute(
-            "SELECT result_code, count(*) FROM ccmessaging.rows WHERE job = %s "
-            "AND result_code IS NOT NULL GROUP BY result_code ORDER BY count(*) DESC, result_code",
-            (job,),
-        ).fetchall()
-        resent, alive, lost = db.execute(
-            "SELECT coalesce(sum(resent), 0), "
-            "count(*) FILTER (WHERE ended_at IS NULL AND expires_at > now()), "
-            "count(*) FILTER (WHERE how = 'lost') FROM ccmessaging.workers WHERE job = %s",
-            (job,),
-        ).fetchone() or (0, 0, 0)
-        rate, pace = db.execute(
-            "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
-        ).fetchone() or (None, None)
-        workers = db.execute(
-            "SELECT host, pid, throttles, pace FROM ccmessaging.workers WHERE job = %s "
-            "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
-            (job,),
-        ).fetchall()
-    lines = [f"job {name!r} in {describe_database(url)}"]
-    if info is not None:
-        lines.append(
-            f"  input {info.input_path} ({info.input_format}, {info.identity.size} bytes, "
-            f"SHA-256 {info.identity.sha256[:12]}...), {info.rows} rows, "
-            f"started {info.created_at}"
-        )
-    lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
-    if codes:
-        lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
-    if resent:
-        lines.append(
-            f"  {resent} rows with an unknown outcome were put back to be dialled again "
-            "(--resend-unknown): each may have rung twice; the report has both lines"
-        )
-    if rate is not None:
-        lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
-    if alive:
-        lines.append(
-            f"  {alive} workers running: "
-            + ", ".join(f"{host} pid {pid}" for host, pid, _throttles, _pace in workers)
-        )
-    else:
-        lines.append("  no worker running")
-    if lost:
-        lines.append(f"  {lost} workers lost (died or cut off); their rows were settled")
-    return "\n".join(lines)
-
-
-def postgres_export(url: str, name: str, out: Path) -> int:
-    """Write the whole report of the job ``name`` to ``out``; return its line count."""
-    db, job = _open_existing(url, name)
-    with db:
-        write_report(_read_outcomes(db, job), out)
-        found = db.execute(
-            "SELECT count(*) FROM ccmessaging.outcomes WHERE job = %s", (job,)
-        ).fetchone()
-    return int(found[0]) if found else 0

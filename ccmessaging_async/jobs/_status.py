@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import JobRefusedError
 from ._job import default_job_path, is_database_url
+from ._records import JobInfo
 from ._report import write_report
 from ._sqlite import open_read_only, read_info, read_outcomes, running_pid, state_counts
 
-__all__ = ["export", "resolve_job_path", "status_text"]
+__all__ = ["export", "job_lines", "resolve_job_path", "status_text"]
 
 
 def resolve_job_path(path: Path) -> Path:
@@ -21,7 +23,7 @@ def resolve_job_path(path: Path) -> Path:
 def status_text(location: Path | str, name: str | None = None) -> str:
     """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
     if is_database_url(location):
-        from ._postgres import postgres_status_text  # noqa: PLC0415 - the postgres extra
+        from ._postgres_status import postgres_status_text  # noqa: PLC0415 - the postgres extra
 
         return postgres_status_text(str(location), _named(name))
     _no_name(name)
@@ -37,6 +39,34 @@ def _named(name: str | None) -> str:
 def _no_name(name: str | None) -> None:
     if name is not None:
         raise JobRefusedError("--name is for a job in a database; a job file is one job")
+
+
+def job_lines(
+    title: str,
+    info: JobInfo | None,
+    counts: dict[str, int],
+    codes: Sequence[tuple[str, int]],
+    resent: int,
+) -> list[str]:
+    """Return the lines of ``status`` that every store has: input, states, codes, resends."""
+    lines = [title]
+    if info is None:
+        lines.append("  no rows yet (the input was never taken in)")
+    else:
+        lines.append(
+            f"  input {info.input_path} ({info.input_format}, {info.identity.size} bytes, "
+            f"SHA-256 {info.identity.sha256[:12]}...), {info.rows} rows, "
+            f"started {info.created_at}"
+        )
+    lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+    if codes:
+        lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
+    if resent:
+        lines.append(
+            f"  {resent} rows with an unknown outcome were put back to be dialled again "
+            "(--resend-unknown): each may have rung twice; the report has both lines"
+        )
+    return lines
 
 
 def _sqlite_status_text(path: Path) -> str:
@@ -57,23 +87,7 @@ def _sqlite_status_text(path: Path) -> str:
         ).fetchone()
     finally:
         db.close()
-    lines = [f"job {path}"]
-    if info is None:
-        lines.append("  no rows yet (the input was never taken in)")
-    else:
-        lines.append(
-            f"  input {info.input_path} ({info.input_format}, {info.identity.size} bytes, "
-            f"SHA-256 {info.identity.sha256[:12]}...), {info.rows} rows, "
-            f"started {info.created_at}"
-        )
-    lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
-    if codes:
-        lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
-    if resent:
-        lines.append(
-            f"  {resent} rows with an unknown outcome were put back to be dialled again "
-            "(--resend-unknown): each may have rung twice; the report has both lines"
-        )
+    lines = job_lines(f"job {path}", info, counts, codes, resent)
     pid = running_pid(path)
     if pid is not None:
         lines.append(f"  running now (pid {pid})")
@@ -114,7 +128,7 @@ def export(location: Path | str, out: Path, name: str | None = None) -> int:
     ``out`` may not be the job file, its companions, or another database.
     """
     if is_database_url(location):
-        from ._postgres import postgres_export  # noqa: PLC0415 - the postgres extra
+        from ._postgres_status import postgres_export  # noqa: PLC0415 - the postgres extra
 
         _refuse_overwriting_a_job(None, out)
         return postgres_export(str(location), _named(name), out)
