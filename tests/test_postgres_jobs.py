@@ -284,10 +284,12 @@ def test_workers_draw_turns_from_one_rate(
 ) -> None:
     """The job's rate is every worker's together: turns follow one another across workers."""
     first, second = workers
-    assert first.reserve_turns(5, 1.0) is None  # no rate: each worker keeps its own pace
-    first.set_rate(10.0)
-    mine = first.reserve_turns(5, 1.0)
-    theirs = second.reserve_turns(5, 1.0)
+    assert (
+        first.shared_pace.reserve_turns(5, 1.0) is None
+    )  # no rate: each worker keeps its own pace
+    first.shared_pace.set_rate(10.0)
+    mine = first.shared_pace.reserve_turns(5, 1.0)
+    theirs = second.shared_pace.reserve_turns(5, 1.0)
     assert mine is not None
     assert theirs is not None
     assert mine.interval == theirs.interval == pytest.approx(0.1)
@@ -300,30 +302,30 @@ def test_a_cut_or_a_pause_by_one_worker_holds_them_all(
 ) -> None:
     """One worker's throttling lowers the job's pace once a window, and pauses everyone."""
     first, second = workers
-    first.set_rate(10.0)
-    first.slow_down(0.8, 1.0)
-    first.slow_down(0.8, 1.0)  # the same window: once
-    assert second.pace() == pytest.approx(8.0)
-    turns = second.reserve_turns(2, 1.0)
+    first.shared_pace.set_rate(10.0)
+    first.shared_pace.slow_down(0.8, 1.0)
+    first.shared_pace.slow_down(0.8, 1.0)  # the same window: once
+    assert second.shared_pace.pace() == pytest.approx(8.0)
+    turns = second.shared_pace.reserve_turns(2, 1.0)
     assert turns is not None
     assert turns.interval == pytest.approx(1 / 8.0)
-    first.pause(3.0)
-    paused = second.reserve_turns(1, 1.0)
+    first.shared_pace.pause(3.0)
+    paused = second.shared_pace.reserve_turns(1, 1.0)
     assert paused is not None
     assert 2.5 < paused.start_in <= 3.0
     age_pace_changes(postgres_url, first, 2.0)
-    second.reserve_turns(1, 1.0)  # a window without a cut: it climbs by a twentieth
-    assert first.pace() == pytest.approx(8.5)
+    second.shared_pace.reserve_turns(1, 1.0)  # a window without a cut: it climbs by a twentieth
+    assert first.shared_pace.pace() == pytest.approx(8.5)
     for _ in range(10):
         age_pace_changes(postgres_url, first, 2.0)
-        second.reserve_turns(1, 1.0)
-    assert first.pace() == pytest.approx(10.0)  # never above the job's rate
-    first.set_rate(10.0)  # a worker joining with the same rate keeps the pace
-    first.slow_down(0.5, 0.0)
-    first.set_rate(10.0)
-    assert first.pace() == pytest.approx(5.0)
-    first.set_rate(20.0)  # another rate is the job's new one
-    assert first.pace() == pytest.approx(20.0)
+        second.shared_pace.reserve_turns(1, 1.0)
+    assert first.shared_pace.pace() == pytest.approx(10.0)  # never above the job's rate
+    first.shared_pace.set_rate(10.0)  # a worker joining with the same rate keeps the pace
+    first.shared_pace.slow_down(0.5, 0.0)
+    first.shared_pace.set_rate(10.0)
+    assert first.shared_pace.pace() == pytest.approx(5.0)
+    first.shared_pace.set_rate(20.0)  # another rate is the job's new one
+    assert first.shared_pace.pace() == pytest.approx(20.0)
 
 
 @pytest.mark.anyio
@@ -332,14 +334,14 @@ async def test_a_worker_throttled_reports_its_cut_and_pause_to_the_job(
 ) -> None:
     """Its own pace's cut lowers the job's by the same factor; Retry-After pauses all."""
     first, second = workers
-    first.set_rate(10.0)
-    pacing = SharedPacing(10.0, max_throttle_wait=600, store=first)
+    first.shared_pace.set_rate(10.0)
+    pacing = SharedPacing(10.0, max_throttle_wait=600, store=first.shared_pace)
     assert await pacing.shared.turn(lambda: False, anyio.sleep)  # turns reserved
     assert not pacing.throttled()
     assert pacing.throttled(retry_after=2.0)  # two signals in a window: cut, and paused
     assert pacing.rate == pytest.approx(8.0)
     await pacing.shared.flush()
-    assert second.pace() == pytest.approx(8.0)
-    turns = second.reserve_turns(1, 1.0)
+    assert second.shared_pace.pace() == pytest.approx(8.0)
+    turns = second.shared_pace.reserve_turns(1, 1.0)
     assert turns is not None
     assert turns.start_in > 1.5  # the pause holds the other worker too

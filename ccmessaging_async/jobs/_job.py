@@ -21,7 +21,7 @@ from ._records import JobInfo
 from ._report import JobReport, Report, WholeReport
 from ._shared_pace import SharedPacing
 from ._sqlite import SQLiteStore
-from ._store import JobStore, SharedPaceStore
+from ._store import JobStore
 
 __all__ = [
     "DEFAULT_LEASE",
@@ -64,10 +64,11 @@ class OpenedJob:
 
         Without ``rate`` a worker on a shared job keeps to the rate the job was given.
         """
-        if isinstance(self.store, SharedPaceStore):
+        shared = self.store.shared_pace
+        if shared is not None:
             if rate is not None:
-                self.store.set_rate(rate)
-            return SharedPacing(rate, max_throttle_wait=max_throttle_wait, store=self.store)
+                shared.set_rate(rate)
+            return SharedPacing(rate, max_throttle_wait=max_throttle_wait, store=shared)
         return Pacing(rate, max_throttle_wait=max_throttle_wait)
 
     def close(self, how: str, pacing: Pacing | None = None) -> None:

@@ -25,6 +25,8 @@ The protocol, the same states as a job file:
   finds every further claim refused.
 - **Outcomes** are recorded only for a row this worker still has ``sending``: an outcome
   that arrives after the row was reaped leaves it ``unknown`` (logged).
+
+The job's pace, shared by its workers, is :mod:`._postgres_pace`.
 """
 
 from __future__ import annotations
@@ -39,12 +41,12 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from .._pacing import MIN_RATE
 from ._errors import JobRefusedError, JobStoppedError
 from ._input import InputRow
+from ._postgres_pace import PostgresPace
 from ._postgres_schema import ensure_schema
 from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
-from ._store import Committed, Turns
+from ._store import Committed
 
 __all__ = [
     "PostgresStore",
@@ -127,6 +129,7 @@ class PostgresStore:
             raise
         self._job: int | None = self._find_job()
         self._worker: int | None = None
+        self._pace: PostgresPace | None = None
         self._tokens: dict[int, int] = {}  # row -> the lease token it was taken with
         self._after = -1  # the last row this worker took
 
@@ -165,6 +168,13 @@ class PostgresStore:
             assert found is not None  # noqa: S101 - INSERT ... RETURNING returns its row
             self._worker = int(found[0])
         return self._worker
+
+    @property
+    def shared_pace(self) -> PostgresPace:
+        """The job's pace, which its workers share (the job must have been taken in)."""
+        if self._pace is None:
+            self._pace = PostgresPace(self._reader, self._beat, self.job)
+        return self._pace
 
     # ---- the input ---------------------------------------------------------------------
 
@@ -357,74 +367,6 @@ class PostgresStore:
             (self.job, self.worker),
         ).fetchone()
         return bool(found and found[0])
-
-    # ---- the job's pace, shared by its workers ----------------------------------------
-
-    def set_rate(self, rate: float) -> None:
-        """Make ``rate`` the job's rate: every worker's calls together, per second."""
-        self._db.execute(
-            "UPDATE ccmessaging.jobs SET pace = CASE WHEN rate IS DISTINCT FROM %(rate)s "
-            "THEN %(rate)s ELSE least(pace, %(rate)s) END, rate = %(rate)s WHERE id = %(job)s",
-            {"rate": rate, "job": self.job},
-        )
-
-    def reserve_turns(self, count: int, window: float) -> Turns | None:
-        """Reserve ``count`` turns at the job's pace (``None``: the job has no rate).
-
-        Turns are spaced by the pace from the job's next free turn (a GCRA on the
-        database's clock, so all workers together keep to it), after any pause. Once a
-        ``window`` has passed since the pace was last lowered or raised, it climbs by a
-        twentieth of the job's rate, never above it.
-        """
-        with self._reader.transaction():
-            found = self._reader.execute(
-                "SELECT pace, rate, "
-                "extract(epoch FROM greatest(tat, paused_until, now()) - now()), "
-                "lowered_at < now() - make_interval(secs => %(window)s) "
-                "AND raised_at < now() - make_interval(secs => %(window)s) "
-                "FROM ccmessaging.jobs WHERE id = %(job)s FOR UPDATE",
-                {"job": self.job, "window": window},
-            ).fetchone()
-            if found is None or found[0] is None:
-                return None
-            pace, rate, start_in, climbs = float(found[0]), found[1], float(found[2]), found[3]
-            raised = min(float(rate), pace + float(rate) / 20) if climbs and rate else pace
-            self._reader.execute(
-                "UPDATE ccmessaging.jobs SET tat = now() + make_interval(secs => %(ends)s), "
-                "pace = %(pace)s, raised_at = CASE WHEN %(raised)s THEN now() ELSE raised_at END "
-                "WHERE id = %(job)s",
-                {
-                    "ends": start_in + count / pace,
-                    "pace": raised,
-                    "raised": raised > pace,
-                    "job": self.job,
-                },
-            )
-        return Turns(start_in, 1.0 / pace, count)
-
-    def slow_down(self, factor: float, window: float) -> None:
-        """Lower the job's pace by ``factor``, unless it was lowered within ``window`` s."""
-        self._beat.execute(
-            "UPDATE ccmessaging.jobs SET pace = greatest(%(least)s, pace * %(factor)s), "
-            "lowered_at = now() WHERE id = %(job)s AND pace IS NOT NULL "
-            "AND lowered_at < now() - make_interval(secs => %(window)s)",
-            {"least": MIN_RATE, "factor": factor, "job": self.job, "window": window},
-        )
-
-    def pause(self, seconds: float) -> None:
-        """Hold every worker's turns for ``seconds`` (a ``Retry-After`` seen by one)."""
-        self._beat.execute(
-            "UPDATE ccmessaging.jobs SET paused_until = "
-            "greatest(paused_until, now() + make_interval(secs => %s)) WHERE id = %s",
-            (seconds, self.job),
-        )
-
-    def pace(self) -> float | None:
-        """Return the job's pace now, calls per second (``None``: the job has no rate)."""
-        found = self._reader.execute(
-            "SELECT pace FROM ccmessaging.jobs WHERE id = %s", (self.job,)
-        ).fetchone()
-        return None if found is None or found[0] is None else float(found[0])
 
     def keep_alive(self) -> bool:
         """Renew this worker's lease from the database's clock; ``False`` once it lapsed."""

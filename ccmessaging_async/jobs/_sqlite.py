@@ -59,6 +59,7 @@ class SQLiteStore:
 
     single_writer = True
     lease = None
+    shared_pace = None  # one run: its own pace is the job's
 
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path

@@ -8,7 +8,7 @@ Every method blocks; the runner calls them from worker threads.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol
 
 import attrs
 
@@ -36,7 +36,6 @@ class Turns:
     count: int
 
 
-@runtime_checkable
 class SharedPaceStore(Protocol):
     """A store whose job's pace is shared by its workers (the database keeps it)."""
 
@@ -64,6 +63,11 @@ class JobStore(Protocol):
     label: str
     #: Whether this run is the job's only writer, so its report can follow each commit.
     single_writer: bool
+
+    @property
+    def shared_pace(self) -> SharedPaceStore | None:
+        """The job's pace if its workers share one (kept by the store), else ``None``."""
+        ...
 
     @property
     def lease(self) -> float | None:
