@@ -6,6 +6,7 @@ import argparse
 import importlib.util
 import logging
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,16 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert caught.value.code == 0
     assert capsys.readouterr().out.strip() == f"ccmessaging-async {__version__}"
+
+
+@pytest.mark.parametrize("module", ["ccmessaging_async", "ccmessaging_async.cli"])
+def test_python_dash_m_runs_the_console_script(module: str) -> None:
+    """`python -m ccmessaging_async` (and `.cli`) is the console script."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--version"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"ccmessaging-async {__version__}"
 
 
 def test_every_option_of_every_command_has_help() -> None:

@@ -20,6 +20,11 @@ def rows_of(path: Path, text: str | bytes) -> list[tuple[int, str | None, str | 
     return [(r.line, r.called, r.error) for r in read_rows(path)]
 
 
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
 def csv_text(n: int) -> str:
     return HEADER + "".join(f"1390000{i:04d},95599,\n" for i in range(n))
 
@@ -110,7 +115,7 @@ def test_call_data_may_span_lines(tmp_path: Path) -> None:
 
 def test_jsonl_rows_and_refusals(tmp_path: Path) -> None:
     """JSONL: bad lines fail alone; unknown or repeated keys refuse the job."""
-    text = '{"called": "1", "callerPresent": "9"}\n{oops\n\n[1]\n{"called": 5}\n'
+    text = '{"called": "1", "callerPresent": "9"}\n{oops\n\n[1]\n{"called": 5.5}\n'
     rows = rows_of(tmp_path / "in.jsonl", text)
     assert [(line, error is None) for line, _, error in rows] == [
         (1, True),
@@ -122,6 +127,21 @@ def test_jsonl_rows_and_refusals(tmp_path: Path) -> None:
         rows_of(tmp_path / "in.jsonl", '{"called": "1"}\n{"calld": "2"}\n')
     with pytest.raises(JobRefusedError, match="the key 'called' appears twice"):
         rows_of(tmp_path / "in.jsonl", '{"called": "1", "called": "2"}\n')
+
+
+def test_jsonl_numbers_written_as_integers_are_their_digits(tmp_path: Path) -> None:
+    """A CRM's export with numbers as JSON integers is read; floats and booleans are not."""
+    text = (
+        '{"called": 13900000003, "caller_present": 95599}\n'
+        '{"called": true}\n{"called": -13900000003}\n{"called": 1.39e10}\n'
+    )
+    rows = list(read_rows(write(tmp_path / "in.jsonl", text)))
+    assert (rows[0].called, rows[0].caller_present, rows[0].error) == (
+        "13900000003",
+        "95599",
+        None,
+    )
+    assert [row.error is not None for row in rows[1:]] == [True, True, True]
 
 
 def test_a_report_fed_back_as_input_is_refused(tmp_path: Path) -> None:

@@ -250,7 +250,10 @@ def _jsonl_fields(name: str, line: int, values: dict[str, Any]) -> dict[str, Any
             raise JobRefusedError(f"{name} line {line}: unknown key {key!r}{hint}")
         if field in fields:
             raise JobRefusedError(f"{name} line {line}: {field!r} is given twice")
-        fields[field] = value
+        # A number written as a JSON integer (spreadsheets and some CRMs export them so)
+        # is its digits; a float or a boolean stays what it is, and fails its row.
+        is_digits = type(value) is int and value >= 0
+        fields[field] = str(value) if field in _NUMBERS and is_digits else value
     return fields
 
 
