@@ -6,6 +6,7 @@ On asyncio and trio, on both stores (a job file, and a job in PostgreSQL).
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 
 import anyio
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from ccmessaging_async import AsyncSession, CreateCallRequest
+from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import JobRefusedError, Recorded, describe_job, export_job, open_job
 from ccmessaging_async.testing import Emulator
 
@@ -133,3 +135,33 @@ async def test_a_job_is_run_once_per_opening(tmp_path: Path) -> None:
         await job.run(session)
         with pytest.raises(RuntimeError, match="open it again"):
             await job.run(session)
+
+
+@pytest.mark.parametrize("command", ["batch", "work", "status", "export"])
+def test_without_the_postgres_extra_a_database_job_says_what_to_install(
+    command: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No psycopg: exit 2 naming the extra, before anything is dialled (no traceback)."""
+    for module in (
+        "psycopg",
+        "ccmessaging_async.jobs._postgres",
+        "ccmessaging_async.jobs._postgres_status",
+    ):
+        monkeypatch.setitem(sys.modules, module, None)
+    url = "postgresql://ops@127.0.0.1:1/campaigns"
+    source = tmp_path / "in.csv"
+    source.write_text("called\n13900000001\n")
+    argv = {
+        "batch": ["batch", str(source), "--out", str(tmp_path / "out.jsonl"), "--job", url],
+        "work": ["work", "--job", url],
+        "status": ["status", url],
+        "export": ["export", url, "--out", str(tmp_path / "out.csv")],
+    }[command]
+    monkeypatch.setenv("CCMESSAGING_BASE_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("CCMESSAGING_APP_KEY", "k")
+    monkeypatch.setenv("CCMESSAGING_APP_SECRET", "s")
+    assert main([*argv, "--name", "spring"]) == ExitCode.USAGE
+    assert "pip install 'ccmessaging-async[postgres]'" in capsys.readouterr().err

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
-__all__ = ["JobRefusedError", "JobStoppedError", "storage_errors"]
+__all__ = ["POSTGRES_EXTRA", "JobRefusedError", "JobStoppedError", "storage_errors"]
+
+
+#: What to install for jobs in PostgreSQL, said when it is missing.
+POSTGRES_EXTRA = (
+    "a job in PostgreSQL needs the postgres extra: pip install 'ccmessaging-async[postgres]'"
+)
 
 
 class JobRefusedError(Exception):

@@ -15,7 +15,7 @@ import attrs
 
 from .._models import CreateCallRequest
 from .._pacing import Pacing
-from ._errors import JobRefusedError, storage_errors
+from ._errors import POSTGRES_EXTRA, JobRefusedError, storage_errors
 from ._input import InputRow, RequestRows, identify, is_jsonl, read_rows
 from ._records import JobInfo
 from ._report import JobReport, Report, WholeReport
@@ -217,7 +217,10 @@ def open_store(
     if is_database_url(location):
         if not name:
             raise JobRefusedError("a job in a database needs a name (--name): it holds many")
-        from ._postgres import PostgresStore  # noqa: PLC0415 - the postgres extra
+        try:
+            from ._postgres import PostgresStore  # noqa: PLC0415 - the postgres extra
+        except ImportError:
+            raise JobRefusedError(POSTGRES_EXTRA) from None
 
         return PostgresStore(str(location), name, lease=lease)
     if name is not None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ._errors import JobRefusedError
+from ._errors import POSTGRES_EXTRA, JobRefusedError
 from ._job import default_job_path, is_database_url
 from ._records import JobInfo
 from ._report import write_report
@@ -23,11 +23,22 @@ def resolve_job_path(path: Path) -> Path:
 def status_text(location: Path | str, name: str | None = None) -> str:
     """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
     if is_database_url(location):
-        from ._postgres_status import postgres_status_text  # noqa: PLC0415 - the postgres extra
-
-        return postgres_status_text(str(location), _named(name))
+        describe, _export = _postgres_reading()
+        return describe(str(location), _named(name))
     _no_name(name)
     return _sqlite_status_text(resolve_job_path(Path(location)))
+
+
+def _postgres_reading() -> tuple[Callable[[str, str], str], Callable[[str, str, Path], int]]:
+    """``postgres_status_text`` and ``postgres_export``, or what extra to install."""
+    try:
+        from ._postgres_status import (  # noqa: PLC0415 - the postgres extra
+            postgres_export,
+            postgres_status_text,
+        )
+    except ImportError:
+        raise JobRefusedError(POSTGRES_EXTRA) from None
+    return postgres_status_text, postgres_export
 
 
 def _named(name: str | None) -> str:
@@ -128,10 +139,9 @@ def export(location: Path | str, out: Path, name: str | None = None) -> int:
     ``out`` may not be the job file, its companions, or another database.
     """
     if is_database_url(location):
-        from ._postgres_status import postgres_export  # noqa: PLC0415 - the postgres extra
-
         _refuse_overwriting_a_job(None, out)
-        return postgres_export(str(location), _named(name), out)
+        _describe, write = _postgres_reading()
+        return write(str(location), _named(name), out)
     _no_name(name)
     path = resolve_job_path(Path(location))
     _refuse_overwriting_a_job(path, out)
