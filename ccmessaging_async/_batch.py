@@ -111,7 +111,7 @@ class _Batch:
         self._exhausted = False
         self._failure: Exception | None = None
         self._workers = 0
-        self._pull_lock = anyio.Lock()
+        self._pulling: anyio.Event | None = None  # set when the anext() under way returns
         self._window = 2 * concurrency if ordered else None
         self._owed = 0  # ordered mode: the index the consumer waits for next
         self._room = anyio.Event()
@@ -157,9 +157,19 @@ class _Batch:
         self, inputs: AsyncIterator[CreateCallRequest]
     ) -> Callable[[], Awaitable[tuple[int, CreateCallRequest] | None]]:
         async def take() -> CreateCallRequest:
-            async with self._pull_lock:  # one anext() at a time
+            # One anext() at a time. Not a lock: a lock hands itself to its waiters one
+            # loop turn each, so after an anext() that had to wait (a group of rows read
+            # in a thread) the workers would go out one turn apart. An event lets them all
+            # go at once, and an anext() whose item is ready does not suspend.
+            while (pulling := self._pulling) is not None:
+                await pulling.wait()
+            self._pulling = mine = anyio.Event()
+            try:
                 await self._wait_for_room()
                 return await anext(inputs)
+            finally:
+                self._pulling = None
+                mine.set()
 
         return lambda: self._pull(take)
 

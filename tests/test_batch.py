@@ -115,6 +115,51 @@ async def test_async_iterables_are_accepted() -> None:
     assert all(o.ok for o in outcomes)
 
 
+async def test_workers_waiting_on_an_async_input_all_go_when_it_resumes() -> None:
+    """Calls waiting on an async input that paused go together when it resumes.
+
+    Not one scheduler turn apart: after each group of rows a job read, that staggering
+    cost it a fifth of its speed.
+    """
+    concurrency = 20
+    refilled = anyio.Event()
+    turns = 0
+    started_at_turn: list[int] = []
+
+    async def source() -> AsyncIterator[CreateCallRequest]:
+        for number in numbers(concurrency):
+            yield CreateCallRequest(called=number)
+        await refilled.wait()
+        for number in numbers(2 * concurrency)[concurrency:]:
+            yield CreateCallRequest(called=number)
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await anyio.lowlevel.checkpoint()
+            turns += 1
+
+    async def hook(index: int, _request: CreateCallRequest) -> None:
+        if index >= concurrency:
+            started_at_turn.append(turns)
+
+    emulator = Emulator()
+    async with in_process(emulator) as session, anyio.create_task_group() as tasks:
+        received = 0
+        async for _ in session.create_calls(source(), concurrency=concurrency, on_send=hook):
+            received += 1
+            if received == concurrency:
+                # Every worker is now waiting for the input; let it resume.
+                for _ in range(10):
+                    await anyio.lowlevel.checkpoint()
+                tasks.start_soon(count_turns)
+                refilled.set()
+        tasks.cancel_scope.cancel()
+    assert received == 2 * concurrency
+    assert len(started_at_turn) == concurrency
+    assert max(started_at_turn) - min(started_at_turn) <= 3, started_at_turn
+
+
 async def test_inputs_are_pulled_lazily_within_concurrency() -> None:
     """No more than ``2 * concurrency`` inputs (running + buffered) are pulled ahead."""
     emulator = Emulator()
