@@ -240,24 +240,44 @@ def test_status_counts_through_the_index() -> None:
         assert "CORRELATED" not in plan, plan
 
 
-def test_a_job_file_of_version_1_is_migrated(served: EmulatorServer, tmp_path: Path) -> None:
-    """A job file of schema version 1 is brought to version 2 on resume, its codes kept."""
+_TO_VERSION_2 = (
+    "DROP INDEX rows_number; ALTER TABLE rows DROP COLUMN number; "
+    "ALTER TABLE rows DROP COLUMN duplicate_of; ALTER TABLE job DROP COLUMN region; "
+    "ALTER TABLE job DROP COLUMN send_as; ALTER TABLE job DROP COLUMN allow_duplicates; "
+    "PRAGMA user_version = 2;"
+)
+_TO_VERSION_1 = (
+    "DROP INDEX rows_state; ALTER TABLE rows DROP COLUMN result_code; "
+    "ALTER TABLE runs DROP COLUMN resent; ALTER TABLE runs DROP COLUMN throttles; "
+    "ALTER TABLE runs DROP COLUMN pace; PRAGMA user_version = 1;"
+)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_job_file_of_an_earlier_version_is_migrated(
+    served: EmulatorServer, tmp_path: Path, version: int
+) -> None:
+    """A job file of schema version 1 or 2 is brought to version 3 on resume, its codes kept.
+
+    It was taken in without looking for duplicates: the same command resumes it, and
+    its rows with one number are each dialled, as they would have been.
+    """
     called = numbers(4)
     served.app.result_codes[called[1]] = "30010010002"
-    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
-    assert main(["batch", str(source), "--out", str(out)]) == ExitCode.NOT_CREATED
+    source, out = write_csv(tmp_path / "in.csv", [*called, called[0]]), tmp_path / "out.jsonl"
+    assert main(["batch", str(source), "--out", str(out), "--allow-duplicates"]) == 1
     job = Path(f"{out}.job")
     db = sqlite3.connect(job)
-    db.executescript(
-        "DROP INDEX rows_state; ALTER TABLE rows DROP COLUMN result_code; "
-        "ALTER TABLE runs DROP COLUMN resent; ALTER TABLE runs DROP COLUMN throttles; "
-        "ALTER TABLE runs DROP COLUMN pace; PRAGMA user_version = 1;"
-    )
+    db.execute("UPDATE rows SET state = 'pending' WHERE row = 4")
+    db.execute("DELETE FROM outcomes WHERE row = 4")
+    db.executescript(_TO_VERSION_2 + (_TO_VERSION_1 if version == 1 else ""))
     db.close()
+    out.unlink()  # it has the outcome taken back above; the job writes it again
     assert "earlier release" in _refusal_of(job)
     assert main(["batch", str(source), "--out", str(out)]) == ExitCode.NOT_CREATED
-    assert "result codes: 0 x3, 30010010002 x1" in status_text(job)
-    assert len(served.app.calls) == 3
+    assert "result codes: 0 x4, 30010010002 x1" in status_text(job)
+    assert len(served.app.calls) == 5  # 4 created (one was refused), then the row again
+    assert served.app.calls_for(called[0]) == 3
 
 
 def _refusal_of(job: Path) -> str:

@@ -6,6 +6,7 @@ Everything runs against a real PostgreSQL (a database of the test run's own, see
 
 from __future__ import annotations
 
+import concurrent.futures
 import secrets
 from collections.abc import Iterator
 
@@ -21,7 +22,7 @@ from ccmessaging_async.jobs._input import RequestRows
 from ccmessaging_async.jobs._job import open_stored_job
 from ccmessaging_async.jobs._postgres import PostgresStore
 from ccmessaging_async.jobs._postgres_schema import SCHEMA_VERSION
-from ccmessaging_async.jobs._records import Final
+from ccmessaging_async.jobs._records import Final, InputRules
 from ccmessaging_async.jobs._runner import run_job
 from ccmessaging_async.jobs._shared_pace import SharedPacing
 from ccmessaging_async.testing import Emulator
@@ -44,7 +45,7 @@ def name() -> str:
 def new_job(url: str, name: str, n: int, *, lease: float = 30.0) -> PostgresStore:
     store = PostgresStore(url, name, lease=lease)
     rows = RequestRows(requests(n))
-    store.import_rows(rows, "(requests)", "requests", rows.identity)
+    store.import_rows(rows, "(requests)", "requests", rows.identity, InputRules())
     return store
 
 
@@ -166,6 +167,7 @@ def test_outcomes_are_recorded_once_and_counted(
         "succeeded": 20,
         "failed": 0,
         "unknown": 0,
+        "skipped": 0,
     }
     assert outcomes_per_row(postgres_url, first) == dict.fromkeys(range(20), 1)
     assert [r.seq for r in first.outcomes()] == list(range(1, 21))
@@ -193,7 +195,7 @@ def test_the_same_name_is_one_job(postgres_url: str, name: str) -> None:
         late._job = None  # noqa: SLF001 - as if it had looked before the first created it
         rows = RequestRows(requests(3))
         with pytest.raises(JobRefusedError, match="started by another process meanwhile"):
-            late.import_rows(rows, "(requests)", "requests", rows.identity)
+            late.import_rows(rows, "(requests)", "requests", rows.identity, InputRules())
     finally:
         first.close()
         late.close()
@@ -295,6 +297,31 @@ def test_workers_draw_turns_from_one_rate(
     assert mine.interval == theirs.interval == pytest.approx(0.1)
     assert mine.start_in == pytest.approx(0.0, abs=0.05)
     assert theirs.start_in == pytest.approx(0.5, abs=0.05)  # after the first's five
+
+
+def test_taking_rows_and_reserving_turns_at_once_do_not_mix_transactions(
+    postgres_url: str, name: str
+) -> None:
+    """A worker takes rows and reserves turns in two threads at once; neither fails.
+
+    They shared one connection once, and their transactions interleaved
+    (``OutOfOrderTransactionNesting``): a row whose turn failed so was not dialled, yet
+    the run ended as finished with it still pending.
+    """
+    store = new_job(postgres_url, name, 400)
+    try:
+        store.shared_pace.set_rate(1_000_000.0)
+        # One thread takes, one reserves: as a run does (each is one at a time).
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            taking = pool.submit(lambda: [store.take(1) for _ in range(300)])
+            reserving = pool.submit(
+                lambda: [store.shared_pace.reserve_turns(1, 1.0) for _ in range(300)]
+            )
+            taken = [row.row for rows in taking.result() for row in rows]
+            assert all(turns is not None for turns in reserving.result())
+        assert sorted(taken) == list(range(300))
+    finally:
+        store.close()
 
 
 def test_a_cut_or_a_pause_by_one_worker_holds_them_all(

@@ -34,9 +34,11 @@ from .._outcomes import OutcomeStatus
 from .._session import AsyncSession
 from ..jobs._errors import JobRefusedError, JobStoppedError, storage_errors
 from ..jobs._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
+from ..jobs._numbers import NumberPlan
 from ..jobs._records import Recorded
 from ..jobs._runner import Run, describe_pace, run_job
 from ..jobs._status import export, status_text
+from ..jobs._suppression import SuppressionList
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
 from ._exit import ExitCode
 from ._progress import progress_bar
@@ -89,6 +91,25 @@ def _parser() -> argparse.ArgumentParser:
         "--job",
         help="the job file (default: OUT.job), or a postgresql:// URL with --name: a job that "
         "workers on other machines can join (`work`)",
+    )
+    batch.add_argument(
+        "--region",
+        metavar="CC",
+        help="read numbers without a country code as this region's (CN, US, ...) and check "
+        "every number with libphonenumber (the phone extra)",
+    )
+    batch.add_argument(
+        "--send-as",
+        choices=("input", "e164", "national"),
+        default="input",
+        help="send numbers as written (input, the default: the dial plan is yours), as E.164 "
+        "or in national form",
+    )
+    batch.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="dial every row, also a number an earlier row has (by default each number once "
+        "per job)",
     )
     _add_run_options(batch)
 
@@ -163,6 +184,13 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         "--resend-unknown",
         action="store_true",
         help="dial again the rows whose outcome is unknown (may ring someone twice)",
+    )
+    command.add_argument(
+        "--suppress",
+        type=Path,
+        metavar="FILE",
+        help="a do-not-call list, one number per line, read again when it changes: its "
+        "numbers are skipped, never dialled",
     )
     command.add_argument(
         "--lease",
@@ -323,6 +351,8 @@ def _open(args: argparse.Namespace, signals: StopSignals) -> OpenedJob:
         resend_unknown=args.resend_unknown,
         check_stop=signals.raise_if_received,
         lease=args.lease,
+        numbers=None if working else NumberPlan(args.region, args.send_as),
+        allow_duplicates=False if working else args.allow_duplicates,
     )
     if job.imported:
         print(f"job {job.store.label}: {job.imported} rows taken in", file=sys.stderr)
@@ -339,9 +369,32 @@ def _open(args: argparse.Namespace, signals: StopSignals) -> OpenedJob:
         )
     if job.invalid:
         print(f"{job.invalid} rows cannot be sent (their report lines say why)", file=sys.stderr)
+    if job.duplicates:
+        print(
+            f"{job.duplicates} rows have the number of an earlier row: skipped, not called "
+            "(--allow-duplicates calls every row)",
+            file=sys.stderr,
+        )
     if job.report is not None and job.report.rebuilt:
         print(f"the report {args.out} did not match the job file: rebuilt", file=sys.stderr)
     return job
+
+
+def _suppression_list(path: Path | None, job: OpenedJob) -> SuppressionList | None:
+    """Open the ``--suppress`` list, its numbers read as the job reads its own."""
+    if path is None:
+        return None
+    info = job.store.info()
+    region = None if info is None else info.rules.default_region
+    try:
+        suppressed = SuppressionList(path, default_region=region)
+    except JobStoppedError as exc:
+        raise JobRefusedError(str(exc)) from None
+    ignored = (
+        f"; {suppressed.ignored} lines are not numbers (ignored)" if suppressed.ignored else ""
+    )
+    print(f"suppression list {path}: {len(suppressed)} numbers{ignored}", file=sys.stderr)
+    return suppressed
 
 
 def _run_batch(
@@ -353,6 +406,7 @@ def _run_batch(
     summary = Summary()
     summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
     try:
+        suppressed = _suppression_list(args.suppress, job)
         pacing = job.pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
 
         async def run() -> Run:
@@ -372,9 +426,12 @@ def _run_batch(
                     def recorded(records: list[Recorded]) -> None:
                         for record in records:
                             final = record.final
-                            status = OutcomeStatus(final.status)
-                            summary.add(status, final.latency_ms / 1000 if final.attempts else None)
-                            advance(status)
+                            if final.status == "skipped":
+                                summary.skipped += 1
+                            else:
+                                latency = final.latency_ms / 1000 if final.attempts else None
+                                summary.add(OutcomeStatus(final.status), latency)
+                            advance(final.status)
 
                     return await run_job(
                         session,
@@ -384,6 +441,7 @@ def _run_batch(
                         on_recorded=recorded,
                         watch_stop=watch_for_stop(signals),
                         storage_errors=storage_errors(),
+                        is_suppressed=suppressed,
                     )
 
         outcome = run_on_loop(run, args)
@@ -485,7 +543,7 @@ def _demo(args: argparse.Namespace) -> int:
                     requests, concurrency=args.concurrency, rate=args.rate
                 ):
                     summary.add(outcome.status, outcome.latency if outcome.attempts else None)
-                    advance(outcome.status)
+                    advance(outcome.status.value)
         summary.stop()
         return summary
 

@@ -12,8 +12,8 @@ from .._outcomes import OutcomeStatus
 
 __all__ = ["Advance", "progress_bar", "stderr_is_terminal"]
 
-#: Called once per ended row with its status.
-Advance = Callable[[OutcomeStatus], None]
+#: Called once per ended row with its status (an outcome's, or a job's ``skipped``).
+Advance = Callable[[str], None]
 
 
 def stderr_is_terminal() -> bool:
@@ -47,17 +47,23 @@ def progress_bar(
         MofNCompleteColumn(),
         TextColumn(
             "ok {task.fields[succeeded]} failed {task.fields[failed]} "
-            "unknown {task.fields[unknown]}{task.fields[note]}"
+            "unknown {task.fields[unknown]}{task.fields[skipped_note]}{task.fields[note]}"
         ),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
     with Progress(*columns, transient=False) as progress:
         counts: dict[str, Any] = dict.fromkeys((s.value for s in OutcomeStatus), 0)
-        task = progress.add_task(label, total=total, note=note(), **counts)
+        skipped = 0
+        task = progress.add_task(label, total=total, note=note(), skipped_note="", **counts)
 
-        def advance(status: OutcomeStatus) -> None:
-            counts[status.value] += 1
-            progress.update(task, advance=1, note=note(), **counts)
+        def advance(status: str) -> None:
+            nonlocal skipped
+            if status == "skipped":
+                skipped += 1
+            else:
+                counts[status] += 1
+            shown = f" skipped {skipped}" if skipped else ""
+            progress.update(task, advance=1, note=note(), skipped_note=shown, **counts)
 
         yield advance

@@ -34,6 +34,8 @@ class Summary:
     #: Latencies in log-spaced buckets of about 1% width: memory stays flat however many
     #: calls a job makes, and percentiles are exact to about 1%.
     latency_buckets: collections.Counter[int] = attrs.field(factory=collections.Counter)
+    #: Rows a job ended without a call (a suppressed number), not counted as calls.
+    skipped: int = 0
 
     def add(self, status: OutcomeStatus, latency: float | None = None) -> None:
         """Count one outcome; ``latency`` only for a row that was sent."""
@@ -67,8 +69,9 @@ class Summary:
         """One summary line."""
         rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
         counts = ", ".join(f"{n} {status.value}" for status, n in self.counts.items())
+        skipped = f" ({self.skipped} rows skipped, not called)" if self.skipped else ""
         return (
-            f"{self.total} calls: {counts} | {rate:.1f} calls/s | "
+            f"{self.total} calls: {counts}{skipped} | {rate:.1f} calls/s | "
             f"latency p50 {self.percentile(0.5) * 1000:.1f} ms, "
             f"p99 {self.percentile(0.99) * 1000:.1f} ms | {self.elapsed:.2f} s"
         )

@@ -1,7 +1,8 @@
 """Batch jobs: many calls, each dialled at most once, whatever crashes, in a job store.
 
 A job owns its rows (taken in once from a CSV/JSONL file or from requests) and gives each
-exactly one recorded outcome: ``succeeded``, ``failed`` or ``unknown``. A row is
+exactly one recorded outcome: ``succeeded``, ``failed`` or ``unknown``, or ``skipped``
+(not called: the same number as an earlier row, or a suppressed number). A row is
 committed as ``sending`` before its request can leave, so a crash leaves it ``unknown``,
 never dialled again unless asked (``resend_unknown=True``). The store is chosen by where
 it is:
@@ -31,6 +32,7 @@ from ._api import Job, describe_job, export_job, open_job
 from ._errors import JobRefusedError, JobStoppedError
 from ._records import Final, Recorded
 from ._runner import Run
+from ._suppression import SuppressionList
 
 __all__ = [
     "Final",
@@ -39,6 +41,7 @@ __all__ = [
     "JobStoppedError",
     "Recorded",
     "Run",
+    "SuppressionList",
     "describe_job",
     "export_job",
     "open_job",

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import attrs
@@ -18,6 +19,7 @@ from .._models import CreateCallRequest
 from .._session import AsyncSession
 from ._errors import storage_errors
 from ._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
+from ._numbers import NumberPlan
 from ._records import Recorded
 from ._runner import Run, StopControl, run_job
 from ._status import export as export_report
@@ -54,8 +56,13 @@ class Job:
 
     @property
     def invalid(self) -> int:
-        """Rows that cannot be sent (an input error), failed without dialling."""
+        """Rows that cannot be sent (an input error, an invalid number), failed undialled."""
         return self._job.invalid
+
+    @property
+    def duplicates(self) -> int:
+        """Rows whose number an earlier row has, ``skipped`` without dialling when opened."""
+        return self._job.duplicates
 
     async def counts(self) -> dict[str, int]:
         """Return the job's rows by state (every worker's): pending, sending, ... unknown."""
@@ -70,6 +77,7 @@ class Job:
         max_throttle_wait: float = 600.0,
         stop: anyio.Event | None = None,
         on_recorded: Callable[[list[Recorded]], None] | None = None,
+        is_suppressed: Callable[[str], Awaitable[bool]] | None = None,
     ) -> Run:
         """Dial the job's pending rows through ``session``; return how the run went.
 
@@ -80,8 +88,12 @@ class Job:
         ``max_throttle_wait`` seconds with nothing accepted the run stops (see
         :class:`~ccmessaging_async.Pacing`). Setting ``stop`` ends the run: no new calls,
         the calls in flight end. ``on_recorded`` runs after each commit with the
-        outcomes it recorded. On a job in PostgreSQL the run ends when no row is left to
-        take, also by other workers. Once per :func:`open_job`.
+        outcomes it recorded. ``is_suppressed`` (a :class:`SuppressionList`, or any async
+        callable) is asked about each row's number (E.164 where the job could tell) at
+        the last moment before it is dialled: a suppressed row ends ``skipped``, and if
+        it raises, the run stops (nothing is dialled unchecked). On a job in PostgreSQL
+        the run ends when no row is left to take, also by other workers. Once per
+        :func:`open_job`.
         """
         if self._ran is not None:
             raise RuntimeError("this job was already run once; open it again to resume")
@@ -102,6 +114,7 @@ class Job:
             on_recorded=on_recorded or (lambda _records: None),
             watch_stop=watch,
             storage_errors=storage_errors(),
+            is_suppressed=is_suppressed,
         )
         return self._ran
 
@@ -125,6 +138,9 @@ async def open_job(
     report: str | os.PathLike[str] | None = None,
     resend_unknown: bool = False,
     lease: float = DEFAULT_LEASE,
+    default_region: str | None = None,
+    send_as: Literal["input", "e164", "national"] = "input",
+    allow_duplicates: bool = False,
 ) -> AsyncIterator[Job]:
     """Open (or start) the job in ``store`` for one run by this process.
 
@@ -135,7 +151,14 @@ async def open_job(
     ends in ``.csv``) is written as the job's outcomes are recorded (a job file) or when
     the run ends (the whole job, every worker's rows). Raises :class:`JobRefusedError`
     before anything is dialled when that would be unsafe.
+
+    Numbers are checked as the job takes its input in: ``default_region`` (``"CN"``)
+    reads those without a country code and checks them with libphonenumber (the
+    ``phone`` extra); ``send_as`` sends them as written, as ``e164`` or ``national``.
+    A row whose number an earlier row has ends ``skipped``, unless ``allow_duplicates``.
+    These three are the job's: a resume that gives the input gives the same.
     """
+    numbers = NumberPlan(default_region, send_as)
     job = await anyio.to_thread.run_sync(
         lambda: open_stored_job(
             None if input is None else Path(input),
@@ -145,6 +168,8 @@ async def open_job(
             resend_unknown=resend_unknown,
             lease=lease,
             requests=requests,
+            numbers=numbers,
+            allow_duplicates=allow_duplicates,
         )
     )
     opened = Job(job)

@@ -10,22 +10,44 @@ when a stop arrives is not dialled, and stays ``pending``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
+import attrs
+
 from .._pacing import Pacing
+from ._records import PendingRow
 from ._shared_pace import SharedPace
 
-__all__ = ["DialGate"]
+__all__ = ["DialGate", "IsSuppressed", "Skip"]
+
+#: Whether a number (a row's key: E.164 where the job could tell) may not be called.
+IsSuppressed = Callable[[str], Awaitable[bool]]
+
+
+@attrs.frozen
+class Skip:
+    """The row ends without a call, for this reason (its report line's error)."""
+
+    reason: str
 
 
 class DialGate:
     """Decides, at the last moment, whether a row may be dialled.
 
     With a ``shared`` pace (a job whose workers share one), a row also waits for one of
-    this worker's turns at the job's pace.
+    this worker's turns at the job's pace. With ``is_suppressed``, a row whose number is
+    suppressed at that moment is skipped.
     """
 
-    def __init__(self, pacing: Pacing, shared: SharedPace | None = None) -> None:
+    def __init__(
+        self,
+        pacing: Pacing,
+        shared: SharedPace | None = None,
+        is_suppressed: IsSuppressed | None = None,
+    ) -> None:
         self._pacing = pacing
         self._shared = shared
+        self._is_suppressed = is_suppressed
 
     def stop(self) -> None:
         """Dial nothing more; rows waiting for their turn give it up at once."""
@@ -36,13 +58,25 @@ class DialGate:
         """Whether nothing more may be dialled: a stop, or the platform throttled too long."""
         return self._pacing.stopped
 
-    async def admit(self) -> bool:
-        """Return whether the row whose turn it is may be dialled now (after its job turn)."""
+    async def admit(self, row: PendingRow) -> bool | Skip:
+        """Return whether ``row``, whose turn it is, may be dialled now, or why it is skipped.
+
+        Exceptions of ``is_suppressed`` propagate: a row that cannot be checked is not
+        dialled.
+        """
         if self.stopped:
             return False
-        if self._shared is not None:
-            return await self._shared.turn(lambda: self.stopped, self.idle)
-        return True
+        if self._shared is not None and not await self._shared.turn(
+            lambda: self.stopped, self.idle
+        ):
+            return False
+        if self._is_suppressed is not None:
+            number = row.number or row.called
+            if await self._is_suppressed(number):
+                return Skip(
+                    "SuppressedNumberError: the number is on the suppression list; not called"
+                )
+        return not self.stopped
 
     async def idle(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the gate stops meanwhile."""

@@ -47,6 +47,8 @@ class InputRow:
     call_data: str | None = None
     #: Why the row cannot be sent (then it fails without being dialled).
     error: str | None = None
+    #: Who ``called`` reaches, as the job's number plan reads it (see ``_numbers``).
+    number: str | None = None
 
 
 def identify(path: Path) -> InputIdentity:

@@ -17,7 +17,8 @@ from .._models import CreateCallRequest
 from .._pacing import Pacing
 from ._errors import POSTGRES_EXTRA, JobRefusedError, storage_errors
 from ._input import InputRow, RequestRows, identify, is_jsonl, read_rows
-from ._records import JobInfo
+from ._numbers import NumberPlan, checked_numbers
+from ._records import InputRules, JobInfo
 from ._report import JobReport, Report, WholeReport
 from ._shared_pace import SharedPacing
 from ._sqlite import SQLiteStore
@@ -58,6 +59,8 @@ class OpenedJob:
     interrupted: int
     #: Rows that cannot be sent (an input error), failed by this run without dialling.
     invalid: int
+    #: Rows whose number an earlier row has, skipped by this run without dialling.
+    duplicates: int = 0
 
     def pacing(self, rate: float | None, *, max_throttle_wait: float) -> Pacing:
         """Return the pace of this run: on a shared job, ``rate`` is the job's (all workers').
@@ -145,12 +148,19 @@ def _import(
     input_path: Path | None,
     requests: Iterable[CreateCallRequest] | None,
     report: Path | None,
+    *,
     check_stop: Callable[[], None],
+    plan: NumberPlan,
+    rules: InputRules,
 ) -> int:
     if requests is not None:
         given = RequestRows(requests)
         return store.import_rows(
-            _stoppable(given, check_stop), _REQUESTS, "requests", given.identity
+            checked_numbers(_stoppable(given, check_stop), plan),
+            _REQUESTS,
+            "requests",
+            given.identity,
+            rules,
         )
     if input_path is None and not store.single_writer:
         raise JobRefusedError(
@@ -167,8 +177,8 @@ def _import(
         )
     identity = identify(input_path)
     kind = "jsonl" if is_jsonl(input_path) else "csv"
-    rows = _stoppable(read_rows(input_path), check_stop)
-    return store.import_rows(rows, str(input_path.resolve()), kind, lambda: identity)
+    rows = checked_numbers(_stoppable(read_rows(input_path), check_stop), plan)
+    return store.import_rows(rows, str(input_path.resolve()), kind, lambda: identity, rules)
 
 
 def _stoppable(rows: Iterable[InputRow], check_stop: Callable[[], None]) -> Iterator[InputRow]:
@@ -199,6 +209,27 @@ def _verify(store: JobStore, info: JobInfo, input_path: Path) -> None:
         f"{_first_difference(store, input_path)}. Nothing was dialled. Restore the original "
         "input, or start a new job with another --out"
     )
+
+
+def _check_resume(
+    store: JobStore,
+    info: JobInfo,
+    input_path: Path | None,
+    requests: Iterable[CreateCallRequest] | None,
+    rules: InputRules,
+) -> None:
+    """Refuse a resume that gives another input, or reads it by other rules."""
+    if requests is None and input_path is None:
+        return  # a worker joining, or a resume by the job alone: the job's rules hold
+    if not info.rules.same_as(rules):
+        raise JobRefusedError(
+            f"this job took its input in with {info.rules.describe()}; a resume gives the "
+            f"same (here: {rules.describe()}). Nothing was dialled"
+        )
+    if requests is not None:
+        _verify_requests(info, requests)
+    elif input_path is not None:
+        _verify(store, info, input_path)
 
 
 def _check_job_file(
@@ -238,6 +269,8 @@ def open_stored_job(
     check_stop: Callable[[], None] = lambda: None,
     lease: float = DEFAULT_LEASE,
     requests: Iterable[CreateCallRequest] | None = None,
+    numbers: NumberPlan | None = None,
+    allow_duplicates: bool = False,
 ) -> OpenedJob:
     """Open (or start) a job; raise :class:`JobRefusedError` if that is unsafe.
 
@@ -245,8 +278,11 @@ def open_stored_job(
     with ``name``. ``report`` may be left out where a job's report is not written by this
     run (a worker joining a shared job). ``requests`` may stand for the input file.
     ``check_stop`` is called for each row taken in, and may raise to stop the import
-    (nothing of it is kept).
+    (nothing of it is kept). ``numbers`` and ``allow_duplicates`` say how the input is
+    taken in; a resume that gives the input must give the same.
     """
+    plan = numbers or NumberPlan()
+    rules = InputRules(plan.default_region, plan.send_as, allow_duplicates)
     if requests is not None and input_path is not None:
         raise JobRefusedError("give the input file or the requests, not both")
     if location is None:
@@ -264,13 +300,14 @@ def open_stored_job(
     try:
         info = store.info()
         if info is None:
-            imported = _import(store, input_path, requests, report, check_stop)
-        elif requests is not None:
-            _verify_requests(info, requests)
-        elif input_path is not None:
-            _verify(store, info, input_path)
+            imported = _import(
+                store, input_path, requests, report, check_stop=check_stop, plan=plan, rules=rules
+            )
+        else:
+            _check_resume(store, info, input_path, requests, rules)
         interrupted = store.settle_interrupted(resend_unknown=resend_unknown)
         invalid = store.fail_invalid()
+        duplicates = store.skip_duplicates()
         job_report: JobReport | None = None
         if report is not None:
             job_report = (
@@ -278,7 +315,7 @@ def open_stored_job(
                 if isinstance(store, SQLiteStore)
                 else WholeReport(report, store)
             )
-        return OpenedJob(store, job_report, imported, interrupted, invalid)
+        return OpenedJob(store, job_report, imported, interrupted, invalid, duplicates)
     except BaseException:
         store.close()
         if job_path is not None and new_file and imported == 0:

@@ -45,7 +45,7 @@ from ._errors import JobRefusedError, JobStoppedError
 from ._input import InputRow
 from ._postgres_pace import PostgresPace
 from ._postgres_schema import ensure_schema
-from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
+from ._records import STATES, Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
 from ._store import Committed
 
 __all__ = [
@@ -106,6 +106,17 @@ def connect(url: str, *, timeout: float) -> psycopg.Connection[tuple[Any, ...]]:
         ) from None
 
 
+#: Rows whose number an earlier row of the job has: each points at the first row with it.
+_MARK_DUPLICATES = """
+WITH firsts AS (
+    SELECT number, min(row) AS first FROM ccmessaging.rows
+    WHERE job = %(job)s AND number IS NOT NULL GROUP BY number HAVING count(*) > 1
+)
+UPDATE ccmessaging.rows r SET duplicate_of = firsts.first FROM firsts
+WHERE r.job = %(job)s AND r.number = firsts.number AND r.row > firsts.first
+"""
+
+
 class PostgresStore:
     """The job ``name`` in the PostgreSQL database at ``url``, opened by one worker."""
 
@@ -124,6 +135,9 @@ class PostgresStore:
             ensure_schema(self._db, self.where)
             self._reader = self._open(url)
             self._beat = self._open(url)
+            # The shared pace's transactions run in threads of their own, beside takings
+            # (on _reader): a connection shared by two threads would interleave them.
+            self._pacing = self._open(url)
         except BaseException:
             self.close()
             raise
@@ -173,7 +187,7 @@ class PostgresStore:
     def shared_pace(self) -> PostgresPace:
         """The job's pace, which its workers share (the job must have been taken in)."""
         if self._pace is None:
-            self._pace = PostgresPace(self._reader, self._beat, self.job)
+            self._pace = PostgresPace(self._pacing, self._beat, self.job)
         return self._pace
 
     # ---- the input ---------------------------------------------------------------------
@@ -190,14 +204,26 @@ class PostgresStore:
         input_path: str,
         input_format: str,
         identity: Callable[[], InputIdentity],
+        rules: InputRules,
     ) -> int:
-        """Create the job and take in its rows, in one transaction (COPY)."""
+        """Create the job and take in its rows, in one transaction (COPY).
+
+        Unless ``rules`` allow duplicates, a row whose number an earlier row has is marked.
+        """
         with self._db.transaction():
             found = self._db.execute(
                 "INSERT INTO ccmessaging.jobs (name, input_path, input_format, input_size, "
-                "input_sha256) VALUES (%s, %s, %s, 0, '') ON CONFLICT (name) DO NOTHING "
+                "input_sha256, region, send_as, allow_duplicates) "
+                "VALUES (%s, %s, %s, 0, '', %s, %s, %s) ON CONFLICT (name) DO NOTHING "
                 "RETURNING id",
-                (self.name, input_path, input_format),
+                (
+                    self.name,
+                    input_path,
+                    input_format,
+                    rules.default_region,
+                    rules.send_as,
+                    rules.allow_duplicates,
+                ),
             ).fetchone()
             if found is None:
                 raise JobRefusedError(
@@ -208,7 +234,7 @@ class PostgresStore:
             count = 0
             with self._db.cursor().copy(
                 "COPY ccmessaging.rows (job, row, line, digest, called, caller_present, "
-                "call_data, input_error) FROM STDIN"
+                "call_data, input_error, number) FROM STDIN"
             ) as copy:
                 for r in rows:
                     copy.write_row(
@@ -221,9 +247,12 @@ class PostgresStore:
                             r.caller_present,
                             r.call_data,
                             r.error,
+                            r.number,
                         )
                     )
                     count += 1
+            if not rules.allow_duplicates:
+                self._db.execute(_MARK_DUPLICATES, {"job": job})
             known = identity()  # once every row was read
             self._db.execute(
                 "UPDATE ccmessaging.jobs SET rows = %s, input_size = %s, input_sha256 = %s "
@@ -318,6 +347,24 @@ class PostgresStore:
             ).rowcount,
         )
 
+    def skip_duplicates(self) -> int:
+        """End each free pending row marked as a duplicate, ``skipped`` without a call."""
+        return max(
+            0,
+            self._db.execute(
+                "WITH dup AS (UPDATE ccmessaging.rows SET state = 'skipped' WHERE job = %(job)s "
+                "AND state = 'pending' AND worker IS NULL AND duplicate_of IS NOT NULL "
+                "RETURNING row, duplicate_of) "
+                "INSERT INTO ccmessaging.outcomes (job, row, status, error, attempts, latency_ms) "
+                "SELECT %(job)s, dup.row, 'skipped', 'DuplicateNumberError: the same number as "
+                "row ' || dup.duplicate_of || ' (line ' || f.line || '): each number is called "
+                "once per job (--allow-duplicates calls every row)', 0, 0 FROM dup "
+                "JOIN ccmessaging.rows f ON f.job = %(job)s AND f.row = dup.duplicate_of "
+                "ORDER BY dup.row",
+                {"job": self.job},
+            ).rowcount,
+        )
+
     def take(self, limit: int) -> list[PendingRow]:
         """Take up to ``limit`` free rows for this worker (after reaping lapsed workers).
 
@@ -355,7 +402,7 @@ class PostgresStore:
             "ORDER BY row LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
             "UPDATE ccmessaging.rows r SET worker = %(worker)s, lease = %(token)s "
             "FROM free WHERE r.job = %(job)s AND r.row = free.row "
-            "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data",
+            "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data, r.number",
             {"worker": worker, "token": token, "job": self.job, "limit": limit, "after": after},
         ).fetchall()
 
@@ -416,14 +463,18 @@ class PostgresStore:
 
     def _record(self, finals: list[Final]) -> list[Recorded]:
         ended = self._db.execute(
+            # A row this worker sent, or one it holds and skips (never claimed: no call).
             "UPDATE ccmessaging.rows r SET state = f.status, result_code = f.code "
-            "FROM unnest(%(rows)s::integer[], %(statuses)s::text[], %(codes)s::text[]) "
-            "AS f(row, status, code) WHERE r.job = %(job)s AND r.row = f.row "
-            "AND r.worker = %(worker)s AND r.state = 'sending' RETURNING r.row",
+            "FROM unnest(%(rows)s::integer[], %(statuses)s::text[], %(codes)s::text[], "
+            "%(tokens)s::bigint[]) AS f(row, status, code, lease) "
+            "WHERE r.job = %(job)s AND r.row = f.row AND r.worker = %(worker)s "
+            "AND (r.state = 'sending' OR (f.status = 'skipped' AND r.state = 'pending' "
+            "AND r.lease = f.lease)) RETURNING r.row",
             {
                 "rows": [f.row for f in finals],
                 "statuses": [f.status for f in finals],
                 "codes": [f.result_code for f in finals],
+                "tokens": [self._tokens.get(f.row, -1) for f in finals],
                 "job": self.job,
                 "worker": self.worker,
             },
@@ -501,15 +552,20 @@ class PostgresStore:
 
 def read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | None:
     found = db.execute(
-        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at "
-        "FROM ccmessaging.jobs WHERE id = %s",
+        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at, region, "
+        "send_as, allow_duplicates FROM ccmessaging.jobs WHERE id = %s",
         (job,),
     ).fetchone()
     if found is None:
         return None
-    path, kind, size, sha256, rows, created = found
+    path, kind, size, sha256, rows, created, region, send_as, duplicates = found
     return JobInfo(
-        path, kind, InputIdentity(size, sha256), rows, created.isoformat(timespec="milliseconds")
+        path,
+        kind,
+        InputIdentity(size, sha256),
+        rows,
+        created.isoformat(timespec="milliseconds"),
+        InputRules(region, send_as, duplicates),
     )
 
 

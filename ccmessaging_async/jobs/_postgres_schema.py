@@ -1,11 +1,12 @@
-"""The PostgreSQL job schema, version 1: created on first use, checked on every open.
+"""The PostgreSQL job schema, version 2: created on first use, checked on every open.
 
 Everything lives in the schema ``ccmessaging`` of the database the URL names, so it
 cannot collide with the user's own tables; one database holds many jobs, by name::
 
     schema_version  one row: the version of what follows
     jobs            id, name (unique), the input's path, format, size and SHA-256, its
-                    row count, when it was made; the job's rate (calls/s, every worker
+                    row count, when it was made, how it was read (region, send_as,
+                    allow_duplicates); the job's rate (calls/s, every worker
                     together) and its shared pace: the current limit, the next free
                     turn (``tat``, GCRA), a pause every worker honours, when the limit
                     was last lowered and raised
@@ -15,11 +16,15 @@ cannot collide with the user's own tables; one database holds many jobs, by name
                     resent, throttles, pace
     rows            (job, row), line, digest, called, caller_present, call_data,
                     input_error, state, result_code, worker and lease (the claim: which
-                    worker took the row, and the token of that taking)
+                    worker took the row, and the token of that taking), number (who it
+                    calls: E.164 where known), duplicate_of (the earlier row with it)
     outcomes        seq (the order rows ended), job, row, status, result, result_code,
                     error, attempts, latency_ms, finished_at
 
-A database written by a newer release (a higher version) is refused, never changed.
+Version 2 added ``jobs.region``, ``send_as``, ``allow_duplicates`` (empty for a job made
+before), ``rows.number``, ``duplicate_of`` and the ``skipped`` state; a database of
+version 1 is brought to version 2 by the first worker of this release that opens it. A
+database written by a newer release (a higher version) is refused, never changed.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Serialises creating the schema among workers starting together ("ccma" as a number).
 _CREATING = int.from_bytes(b"ccma", "big")
@@ -55,7 +60,10 @@ CREATE TABLE ccmessaging.jobs (
     tat timestamptz NOT NULL DEFAULT '-infinity',
     paused_until timestamptz NOT NULL DEFAULT '-infinity',
     lowered_at timestamptz NOT NULL DEFAULT '-infinity',
-    raised_at timestamptz NOT NULL DEFAULT '-infinity'
+    raised_at timestamptz NOT NULL DEFAULT '-infinity',
+    region text,
+    send_as text NOT NULL DEFAULT 'input',
+    allow_duplicates boolean
 );
 CREATE TABLE ccmessaging.workers (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -82,13 +90,16 @@ CREATE TABLE ccmessaging.rows (
     caller_present text,
     call_data text,
     input_error text,
-    state text NOT NULL DEFAULT 'pending'
-        CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown')),
+    state text NOT NULL DEFAULT 'pending' CONSTRAINT rows_state_check
+        CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown', 'skipped')),
     result_code text,
     worker bigint,
     lease bigint,
+    number text,
+    duplicate_of integer,
     PRIMARY KEY (job, row)
 );
+CREATE INDEX rows_number ON ccmessaging.rows (job, number) WHERE number IS NOT NULL;
 -- Rows free to take, in order; rows a worker holds; counts by state and result code.
 CREATE INDEX rows_free ON ccmessaging.rows (job, row) WHERE state = 'pending' AND worker IS NULL;
 CREATE INDEX rows_held ON ccmessaging.rows (worker)
@@ -110,6 +121,17 @@ CREATE INDEX outcomes_job ON ccmessaging.outcomes (job, seq);
 """
 
 
+_FROM_VERSION_1 = """
+ALTER TABLE ccmessaging.jobs ADD COLUMN region text,
+    ADD COLUMN send_as text NOT NULL DEFAULT 'input', ADD COLUMN allow_duplicates boolean;
+ALTER TABLE ccmessaging.rows ADD COLUMN number text, ADD COLUMN duplicate_of integer,
+    DROP CONSTRAINT rows_state_check, ADD CONSTRAINT rows_state_check
+    CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown', 'skipped'));
+CREATE INDEX rows_number ON ccmessaging.rows (job, number) WHERE number IS NOT NULL;
+UPDATE ccmessaging.schema_version SET version = 2;
+"""
+
+
 def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> None:
     """Create the schema if the database has none; refuse one this release cannot use."""
     with db.transaction():
@@ -120,7 +142,10 @@ def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> Non
             db.execute("INSERT INTO ccmessaging.schema_version VALUES (%s)", (SCHEMA_VERSION,))
             return
         row = db.execute("SELECT max(version) FROM ccmessaging.schema_version").fetchone()
-    version = row[0] if row else None
+        version = row[0] if row else None
+        if version == 1:
+            db.execute(_FROM_VERSION_1.encode())
+            return
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION
         raise JobRefusedError(

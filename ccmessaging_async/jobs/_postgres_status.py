@@ -48,6 +48,13 @@ def postgres_status_text(url: str, name: str) -> str:
             "count(*) FILTER (WHERE how = 'lost') FROM ccmessaging.workers WHERE job = %s",
             (job,),
         ).fetchone() or (0, 0, 0)
+        not_called = db.execute(
+            "SELECT count(*) FILTER (WHERE state = 'failed' AND input_error IS NOT NULL), "
+            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NOT NULL), "
+            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NULL) "
+            "FROM ccmessaging.rows WHERE job = %s AND state IN ('failed', 'skipped')",
+            (job,),
+        ).fetchone() or (0, 0, 0)
         rate, pace = db.execute(
             "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
         ).fetchone() or (None, None)
@@ -56,7 +63,14 @@ def postgres_status_text(url: str, name: str) -> str:
             "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
             (job,),
         ).fetchall()
-    lines = job_lines(f"job {name!r} in {describe_database(url)}", info, counts, codes, resent)
+    lines = job_lines(
+        f"job {name!r} in {describe_database(url)}",
+        info,
+        counts,
+        codes,
+        resent,
+        not_called=not_called,
+    )
     if rate is not None:
         lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
     if alive:

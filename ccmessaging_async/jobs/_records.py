@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["STATES", "Final", "InputIdentity", "JobInfo", "PendingRow", "Recorded"]
+__all__ = ["STATES", "Final", "InputIdentity", "InputRules", "JobInfo", "PendingRow", "Recorded"]
 
-#: A row's states: ``pending -> sending -> succeeded | failed | unknown``.
-STATES = ("pending", "sending", "succeeded", "failed", "unknown")
+#: A row's states: ``pending -> sending -> succeeded | failed | unknown``, or
+#: ``pending -> skipped`` (ended without a call by the job's rules: a duplicate, a
+#: suppressed number).
+STATES = ("pending", "sending", "succeeded", "failed", "unknown", "skipped")
 
 
 @attrs.frozen(slots=True)
@@ -19,6 +21,32 @@ class InputIdentity:
 
 
 @attrs.frozen(slots=True)
+class InputRules:
+    """How a job took its input in: fixed when it is made, the same on every resume."""
+
+    #: How numbers without a country code were read (``None``: as written).
+    default_region: str | None = None
+    #: How numbers are sent: ``input`` (as written), ``e164`` or ``national``.
+    send_as: str = "input"
+    #: Whether a number already in the job is dialled again (``None``: the job was taken
+    #: in by a release that did not look for duplicates).
+    allow_duplicates: bool | None = False
+
+    def same_as(self, given: InputRules) -> bool:
+        """Whether ``given`` (a resume's options) read the input as these rules did."""
+        return (self.default_region, self.send_as) == (given.default_region, given.send_as) and (
+            self.allow_duplicates is None or self.allow_duplicates == given.allow_duplicates
+        )
+
+    def describe(self) -> str:
+        """Name the rules as command-line options."""
+        words = [f"--region {self.default_region}"] if self.default_region else []
+        words += [f"--send-as {self.send_as}"] if self.send_as != "input" else []
+        words += ["--allow-duplicates"] if self.allow_duplicates else []
+        return " ".join(words) or "no --region, --send-as or --allow-duplicates"
+
+
+@attrs.frozen(slots=True)
 class JobInfo:
     """What a job store records about its input."""
 
@@ -27,6 +55,7 @@ class JobInfo:
     identity: InputIdentity
     rows: int
     created_at: str
+    rules: InputRules = InputRules()
 
 
 @attrs.frozen(slots=True)
@@ -38,6 +67,8 @@ class PendingRow:
     called: str
     caller_present: str | None
     call_data: str | None
+    #: Who ``called`` reaches (E.164 when the job could tell), for the job's rules.
+    number: str | None = None
 
 
 @attrs.frozen(slots=True)

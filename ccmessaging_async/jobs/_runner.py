@@ -32,7 +32,7 @@ from .._outcomes import CallOutcome
 from .._pacing import Pacing
 from .._session import AsyncSession
 from ._commits import ClaimRefusedError, GroupCommitter
-from ._gate import DialGate
+from ._gate import DialGate, IsSuppressed, Skip
 from ._job import OpenedJob
 from ._lease import LEASE_TAKEN, LeaseKeeper
 from ._records import Final, PendingRow, Recorded
@@ -87,6 +87,20 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
         error=None if error is None else f"{type(error).__name__}: {error}",
         attempts=outcome.attempts,
         latency_ms=round(outcome.latency * 1000, 3),
+    )
+
+
+def _skipped(row: PendingRow, skip: Skip) -> Final:
+    return Final(
+        row=row.row,
+        line=row.line,
+        called=row.called,
+        status="skipped",
+        result=None,
+        result_code=None,
+        error=skip.reason,
+        attempts=0,
+        latency_ms=0.0,
     )
 
 
@@ -148,15 +162,16 @@ class _RowsInFlight:
         committer: GroupCommitter,
         *,
         group: int,
-        on_refused: Callable[[], None],
+        on_lost: Callable[[str], None],
     ) -> None:
-        self._on_refused = on_refused
+        self._on_lost = on_lost
         self._store = store
         self._gate = gate
         self._committer = committer
         self._group = group
         self._taken: dict[int, PendingRow] = {}
         self._claimed: set[int] = set()  # their claim is committed: they are `sending`
+        self._skipped: dict[int, Skip] = {}  # the gate said: end them without a call
 
     def _going(self) -> bool:
         return not self._gate.stopped and self._committer.failure is None
@@ -190,13 +205,23 @@ class _RowsInFlight:
 
     async def claim(self, index: int, _request: CreateCallRequest) -> None:
         """Claim the row (the ``on_send`` hook), once the gate has said yes at this moment."""
-        if not await self._gate.admit():
+        try:
+            verdict = await self._gate.admit(self._taken[index])
+        except Exception as exc:  # noqa: BLE001 - any failure to check stops the run
+            # A check that fails (a suppression list that cannot be read) stops the run:
+            # nothing is dialled that could not be checked.
+            self._on_lost(f"{type(exc).__name__}: {exc}")
+            raise _Withheld from None
+        if isinstance(verdict, Skip):
+            self._skipped[index] = verdict
+            raise _Withheld
+        if not verdict:
             raise _Withheld
         if index not in self._claimed:  # a throttled call's re-send keeps its claim
             try:
                 await self._committer.claim(self._taken[index].row)
             except ClaimRefusedError:
-                self._on_refused()
+                self._on_lost(LEASE_TAKEN)
                 raise _Withheld from None
             self._claimed.add(index)
 
@@ -205,7 +230,10 @@ class _RowsInFlight:
         row = self._taken.pop(outcome.index)
         claimed = outcome.index in self._claimed
         self._claimed.discard(outcome.index)
-        if not _not_dialled(outcome, claimed=claimed):
+        skip = self._skipped.pop(outcome.index, None)
+        if skip is not None and _not_dialled(outcome, claimed=False):
+            self._committer.finish(_skipped(row, skip))
+        elif not _not_dialled(outcome, claimed=claimed):
             self._committer.finish(_final(row, outcome))
         elif claimed:
             self._committer.release(row.row)
@@ -224,16 +252,19 @@ async def run_job(
     on_recorded: Callable[[list[Recorded]], None] = lambda _records: None,
     watch_stop: Callable[[StopControl], Coroutine[Any, Any, None]] | None = None,
     storage_errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError),
+    is_suppressed: IsSuppressed | None = None,
 ) -> Run:
     """Dial the job's pending rows through ``session`` at ``pacing``; say how it went.
 
     ``on_recorded`` runs after each commit with the outcomes it recorded. ``watch_stop``,
     if given, runs beside the job and may stop it through its :class:`StopControl`.
     ``storage_errors`` are the errors of the store that stop the run (exit 4).
+    ``is_suppressed`` is asked about each row's number at the last moment: a suppressed
+    row is ``skipped``; an exception stops the run as a storage failure does.
     """
     run = Run(pacing=pacing)
     shared = pacing.shared if isinstance(pacing, SharedPacing) else None
-    gate = DialGate(pacing, shared)
+    gate = DialGate(pacing, shared, is_suppressed)
     store = job.store
 
     def committed(records: list[Recorded]) -> None:
@@ -247,9 +278,7 @@ async def run_job(
         run.failure = run.failure or why
         gate.stop()
 
-    rows = _RowsInFlight(
-        store, gate, committer, group=max(2 * concurrency, 16), on_refused=lambda: lost(LEASE_TAKEN)
-    )
+    rows = _RowsInFlight(store, gate, committer, group=max(2 * concurrency, 16), on_lost=lost)
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
         if store.lease is not None:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ._errors import JobRefusedError
 from ._input import InputRow
-from ._records import STATES, Final, InputIdentity, JobInfo, PendingRow, Recorded
+from ._records import STATES, Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
 from ._sqlite_schema import SCHEMA, check_schema
 from ._store import Committed
 
@@ -47,6 +47,23 @@ __all__ = [
 _INTERRUPTED = (
     "OutcomeUnknownError: the job stopped while this row was being sent; not sent again "
     "(--resend-unknown sends it again)"
+)
+
+
+#: Rows whose number an earlier row has: each points at the first row with it.
+_MARK_DUPLICATES = """
+WITH firsts AS (
+    SELECT number, min(row) AS first FROM rows WHERE number IS NOT NULL
+    GROUP BY number HAVING count(*) > 1
+)
+UPDATE rows SET duplicate_of = firsts.first FROM firsts
+WHERE rows.number = firsts.number AND rows.row > firsts.first
+"""
+
+_DUPLICATE_REASON = (
+    "'DuplicateNumberError: the same number as row ' || duplicate_of || ' (line ' || "
+    "(SELECT f.line FROM rows f WHERE f.row = rows.duplicate_of) || '): each number is "
+    "called once per job (--allow-duplicates calls every row)'"
 )
 
 
@@ -140,25 +157,50 @@ class SQLiteStore:
         input_path: str,
         input_format: str,
         identity: Callable[[], InputIdentity],
+        rules: InputRules,
     ) -> int:
         """Take the rows of the input into the job, in one transaction; return their count.
 
-        Nothing is kept if ``rows`` raises (the import is refused as a whole).
+        Nothing is kept if ``rows`` raises (the import is refused as a whole). Unless
+        ``rules`` allow duplicates, a row whose number an earlier row has is marked so.
         """
         with self._transaction() as db:
             db.executemany(
                 "INSERT INTO rows (row, line, digest, called, caller_present, call_data, "
-                "input_error) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "input_error, number) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    (r.row, r.line, r.digest, r.called, r.caller_present, r.call_data, r.error)
+                    (
+                        r.row,
+                        r.line,
+                        r.digest,
+                        r.called,
+                        r.caller_present,
+                        r.call_data,
+                        r.error,
+                        r.number,
+                    )
                     for r in rows
                 ),
             )
+            if not rules.allow_duplicates:
+                db.execute(_MARK_DUPLICATES)
             count = int(db.execute("SELECT count(*) FROM rows").fetchone()[0])
             known = identity()  # once every row was read
             db.execute(
-                "INSERT INTO job VALUES (1, ?, ?, ?, ?, ?, ?)",
-                (input_path, input_format, known.size, known.sha256, count, _now()),
+                "INSERT INTO job (id, input_path, input_format, input_size, input_sha256, rows, "
+                "created_at, region, send_as, allow_duplicates) "
+                "VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    input_path,
+                    input_format,
+                    known.size,
+                    known.sha256,
+                    count,
+                    _now(),
+                    rules.default_region,
+                    rules.send_as,
+                    rules.allow_duplicates,
+                ),
             )
         return count
 
@@ -189,6 +231,12 @@ class SQLiteStore:
             "failed", "input_error", "state = 'pending' AND input_error IS NOT NULL"
         )
 
+    def skip_duplicates(self) -> int:
+        """End each pending row whose number an earlier row has, without a call."""
+        return self._end_rows(
+            "skipped", _DUPLICATE_REASON, "state = 'pending' AND duplicate_of IS NOT NULL"
+        )
+
     def _end_rows(self, status: str, error: str, where: str, *args: str) -> int:
         """Give every row matching ``where`` the outcome ``status``, in one transaction."""
         # ``error`` and ``where`` are this module's own fixed SQL fragments, never input.
@@ -204,7 +252,7 @@ class SQLiteStore:
     def take(self, limit: int) -> list[PendingRow]:
         """Return the next ``limit`` rows still ``pending``, in order (this run holds the job)."""
         found = self._reader.execute(
-            "SELECT row, line, called, caller_present, call_data FROM rows "
+            "SELECT row, line, called, caller_present, call_data, number FROM rows "
             "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
             (self._after, limit),
         ).fetchall()
@@ -315,12 +363,14 @@ class SQLiteStore:
 def read_info(db: sqlite3.Connection) -> JobInfo | None:
     """Return what a job file knows of its input (``None``: not taken in yet)."""
     found = db.execute(
-        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at FROM job"
+        "SELECT input_path, input_format, input_size, input_sha256, rows, created_at, region, "
+        "send_as, allow_duplicates FROM job"
     ).fetchone()
     if found is None:
         return None
-    path, kind, size, sha256, rows, created = found
-    return JobInfo(path, kind, InputIdentity(size, sha256), rows, created)
+    path, kind, size, sha256, rows, created, region, send_as, duplicates = found
+    rules = InputRules(region, send_as, None if duplicates is None else bool(duplicates))
+    return JobInfo(path, kind, InputIdentity(size, sha256), rows, created, rules)
 
 
 def read_outcomes(db: sqlite3.Connection, after: int = 0, limit: int = -1) -> Iterator[Recorded]:

@@ -1,11 +1,14 @@
-"""The job file's schema, version 2, checked on open and migrated from version 1.
+"""The job file's schema, version 3, checked on open and migrated from versions 1 and 2.
 
 ``PRAGMA user_version`` holds the version and ``PRAGMA application_id`` marks a job file::
 
-    job       one row: the input's path, format, size and SHA-256, its row count, when made
+    job       one row: the input's path, format, size and SHA-256, its row count, when made,
+              and how it was read (region, send_as, allow_duplicates)
     rows      row (from 0), line, digest (8-byte BLAKE2b of the row's bytes), called,
               caller_present, call_data, input_error, state, result_code (of its latest
-              outcome); indexed by (state, result_code), so counting stays fast
+              outcome), number (who it calls: E.164 where known), duplicate_of (the
+              earlier row with the same number); indexed by (state, result_code), so
+              counting stays fast, and by number
     outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
               status, result (JSON), result_code, error, attempts, latency_ms, finished_at
     runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
@@ -13,7 +16,9 @@
               again), throttles (answers that said too fast), pace (its limit at the
               end, calls/s; empty: unlimited); ended_at stays empty for a run that died
 
-Version 2 added ``rows.result_code``, its index and ``runs.resent``, ``throttles``, ``pace``.
+Version 2 added ``rows.result_code``, its index and ``runs.resent``, ``throttles``, ``pace``;
+version 3 ``job.region``, ``send_as``, ``allow_duplicates`` (empty for a job made before:
+it was taken in without looking for duplicates) and ``rows.number``, ``duplicate_of``.
 
 States are text, readable with the ``sqlite3`` shell; they are not guarded by a CHECK
 constraint, which measured 8 us per updated row.
@@ -28,7 +33,7 @@ from ._errors import JobRefusedError
 
 __all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "check_schema"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 APPLICATION_ID = int.from_bytes(b"ccma", "big")
 
 SCHEMA = f"""
@@ -41,7 +46,10 @@ CREATE TABLE job (
     input_size INTEGER NOT NULL,
     input_sha256 TEXT NOT NULL,
     rows INTEGER NOT NULL,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    region TEXT,
+    send_as TEXT NOT NULL DEFAULT 'input',
+    allow_duplicates INTEGER
 );
 CREATE TABLE rows (
     row INTEGER PRIMARY KEY,
@@ -52,9 +60,12 @@ CREATE TABLE rows (
     call_data TEXT,
     input_error TEXT,
     state TEXT NOT NULL DEFAULT 'pending',  -- one of _records.STATES
-    result_code TEXT
+    result_code TEXT,
+    number TEXT,
+    duplicate_of INTEGER
 );
 CREATE INDEX rows_state ON rows (state, result_code);
+CREATE INDEX rows_number ON rows (number) WHERE number IS NOT NULL;
 CREATE TABLE outcomes (
     seq INTEGER PRIMARY KEY,
     row INTEGER NOT NULL REFERENCES rows (row),
@@ -94,6 +105,17 @@ CREATE INDEX rows_state ON rows (state, result_code);
 PRAGMA user_version = 2;
 """
 
+#: From version 2: how the input was read, and who each row calls.
+_FROM_VERSION_2 = """
+ALTER TABLE job ADD COLUMN region TEXT;
+ALTER TABLE job ADD COLUMN send_as TEXT NOT NULL DEFAULT 'input';
+ALTER TABLE job ADD COLUMN allow_duplicates INTEGER;
+ALTER TABLE rows ADD COLUMN number TEXT;
+ALTER TABLE rows ADD COLUMN duplicate_of INTEGER;
+CREATE INDEX rows_number ON rows (number) WHERE number IS NOT NULL;
+PRAGMA user_version = 3;
+"""
+
 
 def check_schema(db: sqlite3.Connection, path: Path, *, writable: bool = True) -> bool:
     """Check that ``db`` is a job file this release reads; return whether it is empty.
@@ -110,12 +132,13 @@ def check_schema(db: sqlite3.Connection, path: Path, *, writable: bool = True) -
         return True
     if application != APPLICATION_ID:
         raise JobRefusedError(f"{path} is an SQLite file but not a job file")
-    if version == 1 and writable:
-        db.executescript(f"BEGIN IMMEDIATE; {_FROM_VERSION_1} COMMIT;")
-    elif version == 1:
+    if version in (1, 2) and writable:
+        steps = (_FROM_VERSION_1 if version == 1 else "") + _FROM_VERSION_2
+        db.executescript(f"BEGIN IMMEDIATE; {steps} COMMIT;")
+    elif version in (1, 2):
         raise JobRefusedError(
-            f"{path} was written by an earlier release (job schema version 1): resume the "
-            "job once with this release to bring it to version 2"
+            f"{path} was written by an earlier release (job schema version {version}): resume "
+            f"the job once with this release to bring it to version {SCHEMA_VERSION}"
         )
     elif version != SCHEMA_VERSION:
         raise JobRefusedError(

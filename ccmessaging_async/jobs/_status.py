@@ -58,8 +58,13 @@ def job_lines(
     counts: dict[str, int],
     codes: Sequence[tuple[str, int]],
     resent: int,
+    *,
+    not_called: tuple[int, int, int] = (0, 0, 0),
 ) -> list[str]:
-    """Return the lines of ``status`` that every store has: input, states, codes, resends."""
+    """Return the lines of ``status`` that every store has: input, states, codes, resends.
+
+    ``not_called``: rows ended without a call, as (invalid, duplicates, suppressed).
+    """
     lines = [title]
     if info is None:
         lines.append("  no rows yet (the input was never taken in)")
@@ -70,6 +75,12 @@ def job_lines(
             f"started {info.created_at}"
         )
     lines.append("  " + ", ".join(f"{state} {n}" for state, n in counts.items()))
+    if any(not_called):
+        invalid, duplicates, suppressed = not_called
+        lines.append(
+            f"  not called: {invalid} invalid, {duplicates} duplicates, {suppressed} suppressed "
+            "(their report lines say why)"
+        )
     if codes:
         lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
     if resent:
@@ -92,13 +103,20 @@ def _sqlite_status_text(path: Path) -> str:
             "GROUP BY result_code ORDER BY count(*) DESC, result_code"
         ).fetchall()
         resent = db.execute("SELECT coalesce(sum(resent), 0) FROM runs").fetchone()[0]
+        # Through the index on state: reads only the rows that ended without a call.
+        not_called = db.execute(
+            "SELECT count(*) FILTER (WHERE state = 'failed' AND input_error IS NOT NULL), "
+            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NOT NULL), "
+            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NULL) "
+            "FROM rows WHERE state IN ('failed', 'skipped')"
+        ).fetchone()
         last_run = db.execute(
             "SELECT pid, started_at, ended_at, how, throttles, pace FROM runs "
             "ORDER BY id DESC LIMIT 1"
         ).fetchone()
     finally:
         db.close()
-    lines = job_lines(f"job {path}", info, counts, codes, resent)
+    lines = job_lines(f"job {path}", info, counts, codes, resent, not_called=tuple(not_called))
     pid = running_pid(path)
     if pid is not None:
         lines.append(f"  running now (pid {pid})")

@@ -13,7 +13,7 @@ from typing import Protocol
 import attrs
 
 from ._input import InputRow
-from ._records import Final, InputIdentity, JobInfo, PendingRow, Recorded
+from ._records import Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
 
 __all__ = ["Committed", "JobStore", "SharedPaceStore", "Turns"]
 
@@ -84,10 +84,12 @@ class JobStore(Protocol):
         input_path: str,
         input_format: str,
         identity: Callable[[], InputIdentity],
+        rules: InputRules,
     ) -> int:
         """Take in the input's rows atomically (all or none); return their count.
 
-        ``identity`` is asked once every row was read.
+        ``identity`` is asked once every row was read. Unless ``rules`` allow duplicates, a
+        row whose number an earlier row has is marked as its duplicate.
         """
         ...
 
@@ -104,6 +106,10 @@ class JobStore(Protocol):
 
     def fail_invalid(self) -> int:
         """Give each pending row that cannot be sent (its input error) its failed outcome."""
+        ...
+
+    def skip_duplicates(self) -> int:
+        """End each pending row marked as a duplicate, ``skipped`` without a call."""
         ...
 
     def take(self, limit: int) -> list[PendingRow]:
