@@ -185,7 +185,7 @@ async def test_a_region_checks_numbers_with_libphonenumber_and_sends_them_as_ask
                 requests=requests_for(*given),
                 report=report,
                 default_region="CN",
-                send_as=send_as,  # type: ignore[arg-type]
+                send_as=send_as,
             ) as job,
         ):
             assert job.invalid == 1
