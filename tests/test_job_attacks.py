@@ -241,7 +241,8 @@ def test_status_counts_through_the_index() -> None:
 
 
 _TO_VERSION_2 = (
-    "DROP INDEX rows_number; ALTER TABLE rows DROP COLUMN number; "
+    "DROP INDEX rows_number; ALTER TABLE rows DROP COLUMN number; DROP INDEX rows_waiting; "
+    "ALTER TABLE rows DROP COLUMN not_before; ALTER TABLE rows DROP COLUMN waiting_for; "
     "ALTER TABLE rows DROP COLUMN duplicate_of; ALTER TABLE job DROP COLUMN region; "
     "ALTER TABLE job DROP COLUMN send_as; ALTER TABLE job DROP COLUMN allow_duplicates; "
     "PRAGMA user_version = 2;"

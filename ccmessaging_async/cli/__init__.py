@@ -33,9 +33,10 @@ from .._models import CreateCallRequest
 from .._outcomes import OutcomeStatus
 from .._session import AsyncSession
 from ..jobs._errors import JobRefusedError, JobStoppedError, storage_errors
+from ..jobs._hours import CallingHours
 from ..jobs._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
 from ..jobs._numbers import NumberPlan
-from ..jobs._records import Recorded
+from ..jobs._records import Recorded, Waiting
 from ..jobs._runner import Run, describe_pace, run_job
 from ..jobs._status import export, status_text
 from ..jobs._suppression import SuppressionList
@@ -191,6 +192,20 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a do-not-call list, one number per line, read again when it changes: its "
         "numbers are skipped, never dialled",
+    )
+    command.add_argument(
+        "--window",
+        metavar="HH:MM-HH:MM",
+        help="calling hours, in each called person's local time (09:00-20:00): rows outside "
+        "them wait, pending, and the job waits for them",
+    )
+    command.add_argument(
+        "--days", help="the days of --window (mon-fri, sat,sun; every day by default)"
+    )
+    command.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="the time zone of numbers with none known (an IANA name: Asia/Shanghai)",
     )
     command.add_argument(
         "--lease",
@@ -380,6 +395,18 @@ def _open(args: argparse.Namespace, signals: StopSignals) -> OpenedJob:
     return job
 
 
+def _calling_hours(args: argparse.Namespace, job: OpenedJob) -> CallingHours | None:
+    """Read ``--window`` (with ``--days`` and ``--tz``), checked against the job."""
+    if args.window is None:
+        if args.days is not None or args.tz is not None:
+            raise ValueError("--days and --tz go with --window (the calling hours)")
+        return None
+    hours = CallingHours(args.window, days=args.days, default_zone=args.tz)
+    info = job.store.info()
+    hours.check(None if info is None else info.rules.default_region)
+    return hours
+
+
 def _suppression_list(path: Path | None, job: OpenedJob) -> SuppressionList | None:
     """Open the ``--suppress`` list, its numbers read as the job reads its own."""
     if path is None:
@@ -407,7 +434,9 @@ def _run_batch(
     summary.counts[OutcomeStatus.FAILED] += job.invalid  # failed without dialling
     try:
         suppressed = _suppression_list(args.suppress, job)
+        hours = _calling_hours(args, job)
         pacing = job.pacing(args.rate, max_throttle_wait=args.max_throttle_wait)
+        ran = Run(pacing=pacing)
 
         async def run() -> Run:
             async with make_session() as session:
@@ -421,7 +450,19 @@ def _run_batch(
                     )
                     concurrency = pool
                 pending = job.store.counts()["pending"]
-                with progress_bar(pending, "calls", lambda: describe_pace(pacing)) as advance:
+                waited: list[str] = []
+
+                def waiting(now: Waiting) -> None:
+                    said = now.describe()
+                    if said and (not waited or waited[-1] != said):
+                        waited.append(said)
+                        print(f"every row left waits: {said}", file=sys.stderr)
+
+                def note() -> str:
+                    said = ran.waiting.describe()
+                    return describe_pace(pacing) + (f" | {said}" if said else "")
+
+                with progress_bar(pending, "calls", note) as advance:
 
                     def recorded(records: list[Recorded]) -> None:
                         for record in records:
@@ -442,6 +483,9 @@ def _run_batch(
                         watch_stop=watch_for_stop(signals),
                         storage_errors=storage_errors(),
                         is_suppressed=suppressed,
+                        hours=hours,
+                        on_waiting=waiting,
+                        run=ran,
                     )
 
         outcome = run_on_loop(run, args)
@@ -451,32 +495,37 @@ def _run_batch(
             outcome.stopped, outcome.signal = True, signals.first.signal
         how = outcome.how
         print(summary.line() + describe_pace(outcome.pacing))
-        try:
-            counts = job.store.counts()
-        except storage_errors():
-            if outcome.failure is None:
-                raise
-            counts = {}  # the store that stopped the run cannot be read either
-        else:
-            print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
-        if outcome.failure is not None:
-            print(
-                f"error: stopped: could not record to the job {job.store.label} or the report "
-                f"({outcome.failure}); nothing more was dialled. Fix the cause and re-run "
-                "the same command to resume.",
-                file=sys.stderr,
-            )
-        elif outcome.stopped:
-            print("stopped; re-run the same command to resume", file=sys.stderr)
-        elif outcome.throttled is not None:
-            print(
-                f"error: {outcome.throttled}. The rows not created are pending: re-run the "
-                "same command later to resume",
-                file=sys.stderr,
-            )
-        return _job_exit_code(counts, outcome)
+        return _job_exit_code(_say_how_it_ended(job, outcome), outcome)
     finally:
         job.close(how, outcome.pacing if outcome is not None else None)
+
+
+def _say_how_it_ended(job: OpenedJob, outcome: Run) -> dict[str, int]:
+    """Print the job's counts and why the run stopped, if it did; return the counts."""
+    try:
+        counts = job.store.counts()
+    except storage_errors():
+        if outcome.failure is None:
+            raise
+        counts = {}  # the store that stopped the run cannot be read either
+    else:
+        print("job: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    if outcome.failure is not None:
+        print(
+            f"error: stopped ({outcome.failure}): could not record to the job "
+            f"{job.store.label} or the report, or check a row; nothing more was dialled. Fix "
+            "the cause and re-run the same command to resume.",
+            file=sys.stderr,
+        )
+    elif outcome.stopped:
+        print("stopped; re-run the same command to resume", file=sys.stderr)
+    elif outcome.throttled is not None:
+        print(
+            f"error: {outcome.throttled}. The rows not created are pending: re-run the "
+            "same command later to resume",
+            file=sys.stderr,
+        )
+    return counts
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -30,11 +30,13 @@ from __future__ import annotations
 
 from ._api import Job, describe_job, export_job, open_job
 from ._errors import JobRefusedError, JobStoppedError
-from ._records import Final, Recorded
+from ._hours import CallingHours
+from ._records import Final, Recorded, Waiting
 from ._runner import Run
 from ._suppression import SuppressionList
 
 __all__ = [
+    "CallingHours",
     "Final",
     "Job",
     "JobRefusedError",
@@ -42,6 +44,7 @@ __all__ = [
     "Recorded",
     "Run",
     "SuppressionList",
+    "Waiting",
     "describe_job",
     "export_job",
     "open_job",

@@ -18,9 +18,10 @@ import attrs
 from .._models import CreateCallRequest
 from .._session import AsyncSession
 from ._errors import storage_errors
+from ._hours import CallingHours
 from ._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
 from ._numbers import NumberPlan
-from ._records import Recorded
+from ._records import Recorded, Waiting
 from ._runner import Run, StopControl, run_job
 from ._status import export as export_report
 from ._status import status_text
@@ -78,6 +79,8 @@ class Job:
         stop: anyio.Event | None = None,
         on_recorded: Callable[[list[Recorded]], None] | None = None,
         is_suppressed: Callable[[str], Awaitable[bool]] | None = None,
+        calling_hours: CallingHours | None = None,
+        on_waiting: Callable[[Waiting], None] | None = None,
     ) -> Run:
         """Dial the job's pending rows through ``session``; return how the run went.
 
@@ -91,12 +94,21 @@ class Job:
         outcomes it recorded. ``is_suppressed`` (a :class:`SuppressionList`, or any async
         callable) is asked about each row's number (E.164 where the job could tell) at
         the last moment before it is dialled: a suppressed row ends ``skipped``, and if
-        it raises, the run stops (nothing is dialled unchecked). On a job in PostgreSQL
-        the run ends when no row is left to take, also by other workers. Once per
-        :func:`open_job`.
+        it raises, the run stops (nothing is dialled unchecked). With ``calling_hours``
+        a row is dialled only inside them in its number's local time; the others wait,
+        ``pending``, and the run waits for them rather than ending (``stop`` ends it),
+        calling ``on_waiting`` each time it looks again.
+        On a job in PostgreSQL the run ends when no row is left to take, also by other
+        workers. Once per :func:`open_job`.
+
+        Raises :class:`~ccmessaging_async.ConfigurationError` before anything is dialled
+        if ``calling_hours`` cannot place every number in a zone.
         """
         if self._ran is not None:
             raise RuntimeError("this job was already run once; open it again to resume")
+        if calling_hours is not None:
+            info = await anyio.to_thread.run_sync(self._job.store.info)
+            calling_hours.check(None if info is None else info.rules.default_region)
 
         async def watch(control: StopControl) -> None:
             if stop is not None:
@@ -115,6 +127,8 @@ class Job:
             watch_stop=watch,
             storage_errors=storage_errors(),
             is_suppressed=is_suppressed,
+            hours=calling_hours,
+            on_waiting=on_waiting or (lambda _waiting: None),
         )
         return self._ran
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 
 from ._errors import JobStoppedError
-from ._records import Final, Recorded
+from ._records import Deferral, Final, Recorded
 from ._store import JobStore
 
 __all__ = ["ClaimRefusedError", "GroupCommitter"]
@@ -46,6 +46,7 @@ class GroupCommitter:
         self._claims: list[int] = []
         self._releases: list[int] = []
         self._finals: list[Final] = []
+        self._deferrals: list[Deferral] = []
         self._wake = anyio.Event()
         self._committed = anyio.Event()  # set once the group being gathered is committed
         self._closing = False
@@ -73,10 +74,23 @@ class GroupCommitter:
         if row in self._refused:
             raise ClaimRefusedError(row)
 
+    async def sync(self) -> None:
+        """Return once everything queued so far is committed (call it after queueing)."""
+        self._check()
+        committed = self._committed
+        self._wake.set()
+        await committed.wait()
+
     def release(self, row: int) -> None:
         """Queue ``row`` to go back to ``pending``: its call was provably never created."""
         self._check()
         self._releases.append(row)
+        self._wake.set()
+
+    def defer(self, deferral: Deferral) -> None:
+        """Queue a row to go back to ``pending`` until its calling hours."""
+        self._check()
+        self._deferrals.append(deferral)
         self._wake.set()
 
     def finish(self, final: Final) -> None:
@@ -89,7 +103,7 @@ class GroupCommitter:
         """Commit whatever was queued, group after group, until :meth:`close`."""
         try:
             while True:
-                if not (self._claims or self._finals or self._releases):
+                if not (self._claims or self._finals or self._releases or self._deferrals):
                     if self._closing:
                         return
                     await self._wake.wait()
@@ -103,10 +117,13 @@ class GroupCommitter:
         claims, self._claims = self._claims, []
         releases, self._releases = self._releases, []
         finals, self._finals = self._finals, []
+        deferrals, self._deferrals = self._deferrals, []
         committed, self._committed = self._committed, anyio.Event()
         try:
             # Not cancellable: a commit that started is finished and its claims released.
-            done = await anyio.to_thread.run_sync(self._store.commit, claims, finals, releases)
+            done = await anyio.to_thread.run_sync(
+                self._store.commit, claims, finals, releases, deferrals
+            )
         except self._storage_errors as exc:
             return self._fail(exc, committed)
         self._refused |= done.refused  # kept: a claim may read it after later commits

@@ -10,15 +10,17 @@ when a stop arrives is not dialled, and stays ``pending``.
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Awaitable, Callable
 
 import attrs
 
 from .._pacing import Pacing
+from ._hours import CallingHours, Opening
 from ._records import PendingRow
 from ._shared_pace import SharedPace
 
-__all__ = ["DialGate", "IsSuppressed", "Skip"]
+__all__ = ["Defer", "DialGate", "IsSuppressed", "Skip"]
 
 #: Whether a number (a row's key: E.164 where the job could tell) may not be called.
 IsSuppressed = Callable[[str], Awaitable[bool]]
@@ -31,12 +33,20 @@ class Skip:
     reason: str
 
 
+@attrs.frozen
+class Defer:
+    """The row is outside its calling hours: it waits, ``pending``, for this opening."""
+
+    opening: Opening
+
+
 class DialGate:
     """Decides, at the last moment, whether a row may be dialled.
 
     With a ``shared`` pace (a job whose workers share one), a row also waits for one of
     this worker's turns at the job's pace. With ``is_suppressed``, a row whose number is
-    suppressed at that moment is skipped.
+    suppressed at that moment is skipped; with ``hours``, a row outside its calling hours
+    at that moment (by ``clock``: the store's, Unix time) is deferred.
     """
 
     def __init__(
@@ -44,10 +54,32 @@ class DialGate:
         pacing: Pacing,
         shared: SharedPace | None = None,
         is_suppressed: IsSuppressed | None = None,
+        hours: CallingHours | None = None,
+        *,
+        clock: Callable[[], float],
     ) -> None:
         self._pacing = pacing
         self._shared = shared
         self._is_suppressed = is_suppressed
+        self._hours = hours
+        self._clock = clock
+
+    def outside_hours(self, row: PendingRow) -> Skip | Defer | None:
+        """Return why ``row`` may not be dialled now for its calling hours (``None``: it may)."""
+        if self._hours is None:
+            return None
+        zones = self._hours.zones(row.number or row.called)
+        if not zones:
+            return Skip(
+                "OutsideCallingHoursError: no time zone is known for this number, so no "
+                "calling hours; not called (a default zone, --tz, serves such numbers)"
+            )
+        now = datetime.datetime.fromtimestamp(self._clock(), datetime.UTC)
+        try:
+            opening = self._hours.opening(zones, now)
+        except ValueError as exc:
+            return Skip(f"OutsideCallingHoursError: {exc}; not called")
+        return None if opening is None else Defer(opening)
 
     def stop(self) -> None:
         """Dial nothing more; rows waiting for their turn give it up at once."""
@@ -58,8 +90,8 @@ class DialGate:
         """Whether nothing more may be dialled: a stop, or the platform throttled too long."""
         return self._pacing.stopped
 
-    async def admit(self, row: PendingRow) -> bool | Skip:
-        """Return whether ``row``, whose turn it is, may be dialled now, or why it is skipped.
+    async def admit(self, row: PendingRow) -> bool | Skip | Defer:
+        """Return whether ``row``, whose turn it is, may be dialled now, or why not.
 
         Exceptions of ``is_suppressed`` propagate: a row that cannot be checked is not
         dialled.
@@ -76,7 +108,7 @@ class DialGate:
                 return Skip(
                     "SuppressedNumberError: the number is on the suppression list; not called"
                 )
-        return not self.stopped
+        return self.outside_hours(row) or not self.stopped
 
     async def idle(self, seconds: float) -> None:
         """Wait ``seconds``, or less if the gate stops meanwhile."""

@@ -35,6 +35,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -45,7 +46,17 @@ from ._errors import JobRefusedError, JobStoppedError
 from ._input import InputRow
 from ._postgres_pace import PostgresPace
 from ._postgres_schema import ensure_schema
-from ._records import STATES, Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
+from ._records import (
+    STATES,
+    Deferral,
+    Final,
+    InputIdentity,
+    InputRules,
+    JobInfo,
+    PendingRow,
+    Recorded,
+    Waiting,
+)
 from ._store import Committed
 
 __all__ = [
@@ -141,11 +152,45 @@ class PostgresStore:
         except BaseException:
             self.close()
             raise
+        self._offset = self._clock_offset()
         self._job: int | None = self._find_job()
         self._worker: int | None = None
         self._pace: PostgresPace | None = None
         self._tokens: dict[int, int] = {}  # row -> the lease token it was taken with
         self._after = -1  # the last row this worker took
+
+    def _clock_offset(self) -> float:
+        """Seconds the database's clock is ahead of this machine's (read once, at open)."""
+        before = time.time()
+        found = self._db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()
+        after = time.time()
+        return 0.0 if found is None else float(found[0]) - (before + after) / 2
+
+    def forget_waits(self) -> int:
+        """Let rows waiting for calling hours be looked at again, if no other worker runs.
+
+        A worker starting alone on the job (a resume) applies its own hours to them; one
+        joining others leaves the moments they set.
+        """
+        return max(
+            0,
+            self._db.execute(
+                "UPDATE ccmessaging.rows SET not_before = NULL, waiting_for = NULL "
+                "WHERE job = %(job)s AND state = 'pending' AND worker IS NULL "
+                "AND not_before IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ccmessaging.workers "
+                "WHERE job = %(job)s AND id <> %(me)s AND ended_at IS NULL "
+                "AND expires_at > now())",
+                {"job": self.job, "me": self.worker},
+            ).rowcount,
+        )
+
+    def now(self) -> float:
+        """Return the database's clock, Unix time (this machine's, corrected at open)."""
+        return time.time() + self._offset
+
+    def waiting(self) -> Waiting:
+        """Return the job's pending rows deferred to a moment still to come."""
+        return read_waiting(self._reader, self.job)
 
     def _open(self, url: str) -> psycopg.Connection[tuple[Any, ...]]:
         db = connect(url, timeout=self._lease_seconds / 2)
@@ -399,18 +444,24 @@ class PostgresStore:
         return self._reader.execute(
             "WITH free AS MATERIALIZED (SELECT row FROM ccmessaging.rows "
             "WHERE job = %(job)s AND state = 'pending' AND worker IS NULL AND row > %(after)s "
+            "AND (not_before IS NULL OR not_before <= now()) "
             "ORDER BY row LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
             "UPDATE ccmessaging.rows r SET worker = %(worker)s, lease = %(token)s "
             "FROM free WHERE r.job = %(job)s AND r.row = free.row "
-            "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data, r.number",
+            "RETURNING r.row, r.line, r.called, r.caller_present, r.call_data, r.number, "
+            "extract(epoch FROM r.not_before)::double precision",
             {"worker": worker, "token": token, "job": self.job, "limit": limit, "after": after},
         ).fetchall()
 
     def others_working(self) -> bool:
-        """Whether rows are pending or being sent anywhere but in this worker."""
+        """Whether rows are pending or being sent anywhere but in this worker.
+
+        Rows waiting for their calling hours are not: :meth:`waiting` tells of them.
+        """
         found = self._reader.execute(
             "SELECT EXISTS (SELECT 1 FROM ccmessaging.rows WHERE job = %s "
-            "AND state IN ('pending', 'sending') AND worker IS DISTINCT FROM %s)",
+            "AND state IN ('pending', 'sending') AND worker IS DISTINCT FROM %s "
+            "AND (not_before IS NULL OR not_before <= now() OR worker IS NOT NULL))",
             (self.job, self.worker),
         ).fetchone()
         return bool(found and found[0])
@@ -425,9 +476,18 @@ class PostgresStore:
         return found is not None
 
     def commit(
-        self, claims: list[int], finals: list[Final], releases: Iterable[int] = ()
+        self,
+        claims: list[int],
+        finals: list[Final],
+        releases: Iterable[int] = (),
+        deferrals: Iterable[Deferral] = (),
     ) -> Committed:
-        """Fence ``claims`` to ``sending``, free ``releases``, record ``finals``: one commit."""
+        """Fence ``claims`` to ``sending``, free ``releases``, record ``finals``: one commit.
+
+        ``deferrals`` this worker holds (or sent and were throttled) are freed, not to be
+        taken by any worker before their moment.
+        """
+        put_off = list(deferrals)
         worker, job = self.worker, self.job
         released = list(releases)
         recorded: list[Recorded] = []
@@ -455,9 +515,25 @@ class PostgresStore:
                     "WHERE job = %s AND row = ANY(%s) AND state = 'sending' AND worker = %s",
                     (job, released, worker),
                 )
+            if put_off:
+                self._db.execute(
+                    "UPDATE ccmessaging.rows r SET state = 'pending', worker = NULL, "
+                    "lease = NULL, not_before = to_timestamp(d.at), waiting_for = d.note "
+                    "FROM unnest(%(rows)s::integer[], %(at)s::double precision[], "
+                    "%(notes)s::text[]) AS d(row, at, note) WHERE r.job = %(job)s "
+                    "AND r.row = d.row AND r.worker = %(worker)s "
+                    "AND r.state IN ('pending', 'sending')",
+                    {
+                        "rows": [d.row for d in put_off],
+                        "at": [d.not_before for d in put_off],
+                        "notes": [d.waiting_for for d in put_off],
+                        "job": job,
+                        "worker": worker,
+                    },
+                )
             if finals:
                 recorded = self._record(finals)
-        for row in (*released, *(f.row for f in finals)):
+        for row in (*released, *(d.row for d in put_off), *(f.row for f in finals)):
             self._tokens.pop(row, None)
         return Committed(recorded, frozenset(refused))
 
@@ -567,6 +643,24 @@ def read_info(db: psycopg.Connection[tuple[Any, ...]], job: int) -> JobInfo | No
         created.isoformat(timespec="milliseconds"),
         InputRules(region, send_as, duplicates),
     )
+
+
+def read_waiting(db: psycopg.Connection[tuple[Any, ...]], job: int) -> Waiting:
+    """Return the job's pending rows deferred to after now (the database's clock)."""
+    rows, first = db.execute(
+        "SELECT count(*), extract(epoch FROM min(not_before))::double precision "
+        "FROM ccmessaging.rows WHERE job = %s AND state = 'pending' "
+        "AND not_before IS NOT NULL AND not_before > now()",
+        (job,),
+    ).fetchone() or (0, None)
+    if not rows:
+        return Waiting()
+    found = db.execute(
+        "SELECT waiting_for FROM ccmessaging.rows WHERE job = %s AND state = 'pending' "
+        "AND not_before = to_timestamp(%s) LIMIT 1",
+        (job, first),
+    ).fetchone()
+    return Waiting(int(rows), float(first), None if found is None else found[0])
 
 
 def state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:

@@ -17,12 +17,15 @@ cannot collide with the user's own tables; one database holds many jobs, by name
     rows            (job, row), line, digest, called, caller_present, call_data,
                     input_error, state, result_code, worker and lease (the claim: which
                     worker took the row, and the token of that taking), number (who it
-                    calls: E.164 where known), duplicate_of (the earlier row with it)
+                    calls: E.164 where known), duplicate_of (the earlier row with it),
+                    not_before (it waits for calling hours until then: no worker takes
+                    it earlier, by the database's clock) and waiting_for (as said)
     outcomes        seq (the order rows ended), job, row, status, result, result_code,
                     error, attempts, latency_ms, finished_at
 
 Version 2 added ``jobs.region``, ``send_as``, ``allow_duplicates`` (empty for a job made
-before), ``rows.number``, ``duplicate_of`` and the ``skipped`` state; a database of
+before), ``rows.number``, ``duplicate_of``, ``not_before``, ``waiting_for`` and the
+``skipped`` state; a database of
 version 1 is brought to version 2 by the first worker of this release that opens it. A
 database written by a newer release (a higher version) is refused, never changed.
 """
@@ -97,9 +100,13 @@ CREATE TABLE ccmessaging.rows (
     lease bigint,
     number text,
     duplicate_of integer,
+    not_before timestamptz,
+    waiting_for text,
     PRIMARY KEY (job, row)
 );
 CREATE INDEX rows_number ON ccmessaging.rows (job, number) WHERE number IS NOT NULL;
+CREATE INDEX rows_waiting ON ccmessaging.rows (job, not_before)
+    WHERE state = 'pending' AND not_before IS NOT NULL;
 -- Rows free to take, in order; rows a worker holds; counts by state and result code.
 CREATE INDEX rows_free ON ccmessaging.rows (job, row) WHERE state = 'pending' AND worker IS NULL;
 CREATE INDEX rows_held ON ccmessaging.rows (worker)
@@ -125,9 +132,12 @@ _FROM_VERSION_1 = """
 ALTER TABLE ccmessaging.jobs ADD COLUMN region text,
     ADD COLUMN send_as text NOT NULL DEFAULT 'input', ADD COLUMN allow_duplicates boolean;
 ALTER TABLE ccmessaging.rows ADD COLUMN number text, ADD COLUMN duplicate_of integer,
+    ADD COLUMN not_before timestamptz, ADD COLUMN waiting_for text,
     DROP CONSTRAINT rows_state_check, ADD CONSTRAINT rows_state_check
     CHECK (state IN ('pending', 'sending', 'succeeded', 'failed', 'unknown', 'skipped'));
 CREATE INDEX rows_number ON ccmessaging.rows (job, number) WHERE number IS NOT NULL;
+CREATE INDEX rows_waiting ON ccmessaging.rows (job, not_before)
+    WHERE state = 'pending' AND not_before IS NOT NULL;
 UPDATE ccmessaging.schema_version SET version = 2;
 """
 

@@ -8,7 +8,14 @@ from typing import Any
 import psycopg
 
 from ._errors import JobRefusedError
-from ._postgres import connect, describe_database, read_info, read_outcomes, state_counts
+from ._postgres import (
+    connect,
+    describe_database,
+    read_info,
+    read_outcomes,
+    read_waiting,
+    state_counts,
+)
 from ._postgres_schema import ensure_schema
 from ._report import write_report
 from ._status import job_lines
@@ -55,6 +62,7 @@ def postgres_status_text(url: str, name: str) -> str:
             "FROM ccmessaging.rows WHERE job = %s AND state IN ('failed', 'skipped')",
             (job,),
         ).fetchone() or (0, 0, 0)
+        waiting = read_waiting(db, job)
         rate, pace = db.execute(
             "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
         ).fetchone() or (None, None)
@@ -70,6 +78,7 @@ def postgres_status_text(url: str, name: str) -> str:
         codes,
         resent,
         not_called=not_called,
+        waiting=waiting,
     )
     if rate is not None:
         lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")

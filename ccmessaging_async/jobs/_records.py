@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["STATES", "Final", "InputIdentity", "InputRules", "JobInfo", "PendingRow", "Recorded"]
+__all__ = [
+    "STATES",
+    "Deferral",
+    "Final",
+    "InputIdentity",
+    "InputRules",
+    "JobInfo",
+    "PendingRow",
+    "Recorded",
+    "Waiting",
+]
 
 #: A row's states: ``pending -> sending -> succeeded | failed | unknown``, or
 #: ``pending -> skipped`` (ended without a call by the job's rules: a duplicate, a
@@ -69,6 +79,8 @@ class PendingRow:
     call_data: str | None
     #: Who ``called`` reaches (E.164 when the job could tell), for the job's rules.
     number: str | None = None
+    #: Until when it waited for its calling hours, if it did (Unix time).
+    not_before: float | None = None
 
 
 @attrs.frozen(slots=True)
@@ -92,3 +104,30 @@ class Recorded:
 
     seq: int
     final: Final
+
+
+@attrs.frozen(slots=True)
+class Deferral:
+    """A row put off until its calling hours: not taken again before ``not_before``."""
+
+    row: int
+    #: Unix time, on the store's clock.
+    not_before: float
+    #: The moment as said to a person: ``09:00 Asia/Shanghai``.
+    waiting_for: str
+
+
+@attrs.frozen(slots=True)
+class Waiting:
+    """The pending rows waiting for their calling hours: how many, and the first moment."""
+
+    rows: int = 0
+    #: Unix time of the earliest, on the store's clock (``None``: no row waits).
+    next_at: float | None = None
+    waiting_for: str | None = None
+
+    def describe(self) -> str:
+        """``N waiting for calling hours, next at 09:00 Asia/Shanghai``, or nothing."""
+        if not self.rows:
+            return ""
+        return f"{self.rows} waiting for calling hours, next at {self.waiting_for}"

@@ -32,10 +32,11 @@ from .._outcomes import CallOutcome
 from .._pacing import Pacing
 from .._session import AsyncSession
 from ._commits import ClaimRefusedError, GroupCommitter
-from ._gate import DialGate, IsSuppressed, Skip
+from ._gate import Defer, DialGate, IsSuppressed, Skip
+from ._hours import CallingHours
 from ._job import OpenedJob
 from ._lease import LEASE_TAKEN, LeaseKeeper
-from ._records import Final, PendingRow, Recorded
+from ._records import Deferral, Final, PendingRow, Recorded, Waiting
 from ._shared_pace import SharedPacing
 from ._store import JobStore
 
@@ -57,6 +58,8 @@ class Run:
     failure: str | None = None
     #: Why the run stopped dialling because the platform throttled every call too long.
     throttled: str | None = None
+    #: Rows waiting for their calling hours (as this run last knew), and the first opening.
+    waiting: Waiting = attrs.field(factory=Waiting)
 
     @property
     def how(self) -> str:
@@ -163,8 +166,12 @@ class _RowsInFlight:
         *,
         group: int,
         on_lost: Callable[[str], None],
+        run: Run,
+        on_waiting: Callable[[Waiting], None],
     ) -> None:
         self._on_lost = on_lost
+        self._run = run
+        self._on_waiting = on_waiting
         self._store = store
         self._gate = gate
         self._committer = committer
@@ -172,6 +179,7 @@ class _RowsInFlight:
         self._taken: dict[int, PendingRow] = {}
         self._claimed: set[int] = set()  # their claim is committed: they are `sending`
         self._skipped: dict[int, Skip] = {}  # the gate said: end them without a call
+        self._deferred: dict[int, Defer] = {}  # the gate said: outside their calling hours
 
     def _going(self) -> bool:
         return not self._gate.stopped and self._committer.failure is None
@@ -179,29 +187,68 @@ class _RowsInFlight:
     async def requests(self) -> AsyncGenerator[CreateCallRequest, None]:
         """Yield the job's pending rows as requests, until a stop or a failure to record.
 
-        Rows are taken up a group at a time. When none is left to take but other workers
-        still hold some (they may give them back, or die), this one waits and looks again.
+        Rows are taken up a group at a time; those outside their calling hours are
+        deferred at once (they never wait for a turn at the pace). When none is left to
+        take but other workers still hold some (they may give them back, or die), or
+        rows wait for their calling hours, this one waits and looks again.
         """
         index = 0
         while self._going():
             rows = await anyio.to_thread.run_sync(self._store.take, self._group)
             if not rows:
-                if not await anyio.to_thread.run_sync(self._store.others_working):
+                if not await self._wait_for_more():
                     return
-                await self._gate.idle(
-                    _LOOK_AGAIN
-                    if self._store.lease is None
-                    else min(_LOOK_AGAIN, self._store.lease / 4)
-                )
                 continue
+            deferred = 0
             for row in rows:
                 if not self._going():
                     return
+                if row.not_before is not None:  # it waited; its hours may have come
+                    self._note_waiting(-1)
+                verdict = self._gate.outside_hours(row)
+                if isinstance(verdict, Defer):
+                    self._defer(row, verdict)
+                    deferred += 1
+                    continue
+                if isinstance(verdict, Skip):
+                    self._committer.finish(_skipped(row, verdict))
+                    continue
                 self._taken[index] = row
                 yield CreateCallRequest(
                     called=row.called, caller_present=row.caller_present, call_data=row.call_data
                 )
                 index += 1
+            if deferred == len(rows):
+                await self._committer.sync()  # so that the next taking does not see them
+
+    async def _wait_for_more(self) -> bool:
+        """Wait for rows to take (from other workers, or calling hours); ``False``: none."""
+        if await anyio.to_thread.run_sync(self._store.others_working):
+            await self._gate.idle(
+                _LOOK_AGAIN
+                if self._store.lease is None
+                else min(_LOOK_AGAIN, self._store.lease / 4)
+            )
+            return True
+        waiting = await anyio.to_thread.run_sync(self._store.waiting)
+        self._run.waiting = waiting
+        if waiting.next_at is None:
+            return False
+        self._on_waiting(waiting)
+        await self._gate.idle(min(max(waiting.next_at - self._store.now(), 0.0), _WAIT_AT_MOST))
+        return True
+
+    def _note_waiting(self, change: int, deferral: Deferral | None = None) -> None:
+        waiting = self._run.waiting
+        first, label = waiting.next_at, waiting.waiting_for
+        if deferral is not None and (first is None or deferral.not_before < first):
+            first, label = deferral.not_before, deferral.waiting_for
+        self._run.waiting = Waiting(max(0, waiting.rows + change), first, label)
+
+    def _defer(self, row: PendingRow, verdict: Defer) -> None:
+        deferral = Deferral(row.row, verdict.opening.at.timestamp(), verdict.opening.label)
+        self._committer.defer(deferral)
+        self._note_waiting(+1, deferral)
 
     async def claim(self, index: int, _request: CreateCallRequest) -> None:
         """Claim the row (the ``on_send`` hook), once the gate has said yes at this moment."""
@@ -214,6 +261,9 @@ class _RowsInFlight:
             raise _Withheld from None
         if isinstance(verdict, Skip):
             self._skipped[index] = verdict
+            raise _Withheld
+        if isinstance(verdict, Defer):
+            self._deferred[index] = verdict
             raise _Withheld
         if not verdict:
             raise _Withheld
@@ -231,16 +281,22 @@ class _RowsInFlight:
         claimed = outcome.index in self._claimed
         self._claimed.discard(outcome.index)
         skip = self._skipped.pop(outcome.index, None)
-        if skip is not None and _not_dialled(outcome, claimed=False):
-            self._committer.finish(_skipped(row, skip))
-        elif not _not_dialled(outcome, claimed=claimed):
+        defer = self._deferred.pop(outcome.index, None)
+        if not _not_dialled(outcome, claimed=claimed):
             self._committer.finish(_final(row, outcome))
+        elif skip is not None:
+            self._committer.finish(_skipped(row, skip))
+        elif defer is not None:
+            self._defer(row, defer)
         elif claimed:
             self._committer.release(row.row)
 
 
 #: Seconds between looks for rows that other workers may give back.
 _LOOK_AGAIN = 2.0
+#: Seconds at most between looks while rows wait for their calling hours (another
+#: worker, or a resume with other hours, may have changed what waits).
+_WAIT_AT_MOST = 60.0
 
 
 async def run_job(
@@ -253,6 +309,9 @@ async def run_job(
     watch_stop: Callable[[StopControl], Coroutine[Any, Any, None]] | None = None,
     storage_errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError),
     is_suppressed: IsSuppressed | None = None,
+    hours: CallingHours | None = None,
+    on_waiting: Callable[[Waiting], None] = lambda _waiting: None,
+    run: Run | None = None,
 ) -> Run:
     """Dial the job's pending rows through ``session`` at ``pacing``; say how it went.
 
@@ -260,12 +319,16 @@ async def run_job(
     if given, runs beside the job and may stop it through its :class:`StopControl`.
     ``storage_errors`` are the errors of the store that stop the run (exit 4).
     ``is_suppressed`` is asked about each row's number at the last moment: a suppressed
-    row is ``skipped``; an exception stops the run as a storage failure does.
+    row is ``skipped``; an exception stops the run as a storage failure does. With
+    ``hours``, rows outside their calling hours wait (``pending``) for them; a run whose
+    rows all wait, waits, calling ``on_waiting`` each time it looks again. ``run`` may
+    be given to watch the run while it goes (its pace, the rows waiting).
     """
-    run = Run(pacing=pacing)
+    run = run or Run(pacing=pacing)
     shared = pacing.shared if isinstance(pacing, SharedPacing) else None
-    gate = DialGate(pacing, shared, is_suppressed)
     store = job.store
+    await anyio.to_thread.run_sync(store.forget_waits)
+    gate = DialGate(pacing, shared, is_suppressed, hours, clock=store.now)
 
     def committed(records: list[Recorded]) -> None:
         if job.report is not None:
@@ -278,7 +341,15 @@ async def run_job(
         run.failure = run.failure or why
         gate.stop()
 
-    rows = _RowsInFlight(store, gate, committer, group=max(2 * concurrency, 16), on_lost=lost)
+    rows = _RowsInFlight(
+        store,
+        gate,
+        committer,
+        group=max(2 * concurrency, 16),
+        on_lost=lost,
+        run=run,
+        on_waiting=on_waiting,
+    )
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(committer.run)
         if store.lease is not None:

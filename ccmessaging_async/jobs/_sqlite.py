@@ -25,13 +25,24 @@ import datetime
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ._errors import JobRefusedError
 from ._input import InputRow
-from ._records import STATES, Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
+from ._records import (
+    STATES,
+    Deferral,
+    Final,
+    InputIdentity,
+    InputRules,
+    JobInfo,
+    PendingRow,
+    Recorded,
+    Waiting,
+)
 from ._sqlite_schema import SCHEMA, check_schema
 from ._store import Committed
 
@@ -40,6 +51,7 @@ __all__ = [
     "open_read_only",
     "read_info",
     "read_outcomes",
+    "read_waiting",
     "running_pid",
     "state_counts",
 ]
@@ -82,6 +94,7 @@ class SQLiteStore:
         self.path = path
         self.label = str(path)
         self._after = -1  # the last row taken
+        self._held: set[int] = set()  # taken by this run, neither ended nor given back
         self._lock_fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             self._lock()
@@ -250,15 +263,48 @@ class SQLiteStore:
         return count
 
     def take(self, limit: int) -> list[PendingRow]:
-        """Return the next ``limit`` rows still ``pending``, in order (this run holds the job)."""
-        found = self._reader.execute(
-            "SELECT row, line, called, caller_present, call_data, number FROM rows "
-            "WHERE state = 'pending' AND row > ? ORDER BY row LIMIT ?",
-            (self._after, limit),
-        ).fetchall()
+        """Return the next ``limit`` rows still ``pending``, in order (this run holds the job).
+
+        Rows deferred to a moment still to come are left; once the end is reached, the
+        rows behind (deferred earlier, their moment come) are looked at again, except
+        those this run took and has not ended (their state is still ``pending``).
+        """
+        found = self._take_after(self._after, limit)
+        if not found and self._after >= 0:
+            behind = self._take_after(-1, limit + len(self._held))
+            found = [values for values in behind if values[0] not in self._held][:limit]
         if found:
-            self._after = found[-1][0]
+            self._after = max(self._after, found[-1][0])
+        self._held.update(values[0] for values in found)
         return [PendingRow(*values) for values in found]
+
+    def _take_after(self, after: int, limit: int) -> list[Any]:
+        return self._reader.execute(
+            "SELECT row, line, called, caller_present, call_data, number, not_before FROM rows "
+            "WHERE state = 'pending' AND row > ? AND (not_before IS NULL OR not_before <= ?) "
+            "ORDER BY row LIMIT ?",
+            (after, time.time(), limit),
+        ).fetchall()
+
+    def forget_waits(self) -> int:
+        """Let the rows waiting for calling hours be looked at again by this run's hours.
+
+        One run at a time works a job file, so its hours are the job's: a resume with
+        other hours (or none) must not keep the moments of the last ones.
+        """
+        with self._transaction() as db:
+            return db.execute(
+                "UPDATE rows SET not_before = NULL, waiting_for = NULL "
+                "WHERE state = 'pending' AND not_before IS NOT NULL"
+            ).rowcount
+
+    def now(self) -> float:
+        """Return this machine's clock (the job file is this machine's)."""
+        return time.time()
+
+    def waiting(self) -> Waiting:
+        """Return the pending rows deferred to a moment still to come."""
+        return read_waiting(self._reader, time.time())
 
     def others_working(self) -> bool:
         """Return ``False``: one run holds a job file."""
@@ -269,13 +315,19 @@ class SQLiteStore:
         return True
 
     def commit(
-        self, claims: list[int], finals: list[Final], releases: Iterable[int] = ()
+        self,
+        claims: list[int],
+        finals: list[Final],
+        releases: Iterable[int] = (),
+        deferrals: Iterable[Deferral] = (),
     ) -> Committed:
         """Mark ``claims`` ``sending``, ``releases`` ``pending`` again and record ``finals``.
 
         In one durable transaction. A row is released only when its call was provably
         never created (it was throttled, then stopped before its turn came again).
+        ``deferrals`` go back to ``pending`` until their moment.
         """
+        deferrals = list(deferrals)
         first = self._next_seq
         finished = _now()
         with self._transaction() as db:
@@ -286,6 +338,11 @@ class SQLiteStore:
             db.executemany(
                 "UPDATE rows SET state = 'pending' WHERE row = ? AND state = 'sending'",
                 ((row,) for row in releases),
+            )
+            db.executemany(
+                "UPDATE rows SET state = 'pending', not_before = ?, waiting_for = ? "
+                "WHERE row = ? AND state IN ('pending', 'sending')",
+                ((d.not_before, d.waiting_for, d.row) for d in deferrals),
             )
             if finals:
                 db.executemany(
@@ -309,6 +366,8 @@ class SQLiteStore:
                     "UPDATE rows SET state = ?, result_code = ? WHERE row = ?",
                     ((f.status, f.result_code, f.row) for f in finals),
                 )
+        self._held.difference_update(f.row for f in finals)
+        self._held.difference_update(d.row for d in deferrals)
         self._next_seq = first + len(finals)
         return Committed([Recorded(first + i, final) for i, final in enumerate(finals)])
 
@@ -382,6 +441,22 @@ def read_outcomes(db: sqlite3.Connection, after: int = 0, limit: int = -1) -> It
         (after, limit),
     ):
         yield Recorded(seq, Final(*values))
+
+
+def read_waiting(db: sqlite3.Connection, now: float) -> Waiting:
+    """Return the pending rows of a job file deferred to after ``now`` (by its index)."""
+    rows, first = db.execute(
+        "SELECT count(*), min(not_before) FROM rows "
+        "WHERE state = 'pending' AND not_before IS NOT NULL AND not_before > ?",
+        (now,),
+    ).fetchone()
+    if not rows:
+        return Waiting()
+    found = db.execute(
+        "SELECT waiting_for FROM rows WHERE state = 'pending' AND not_before = ? LIMIT 1",
+        (first,),
+    ).fetchone()
+    return Waiting(rows, first, None if found is None else found[0])
 
 
 def state_counts(db: sqlite3.Connection) -> dict[str, int]:

@@ -7,8 +7,10 @@
     rows      row (from 0), line, digest (8-byte BLAKE2b of the row's bytes), called,
               caller_present, call_data, input_error, state, result_code (of its latest
               outcome), number (who it calls: E.164 where known), duplicate_of (the
-              earlier row with the same number); indexed by (state, result_code), so
-              counting stays fast, and by number
+              earlier row with the same number), not_before (Unix time; the row waits
+              for calling hours) and waiting_for (that moment, as said to a person);
+              indexed by (state, result_code), so counting stays fast, by number, and
+              the waiting rows by not_before
     outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
               status, result (JSON), result_code, error, attempts, latency_ms, finished_at
     runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
@@ -18,7 +20,8 @@
 
 Version 2 added ``rows.result_code``, its index and ``runs.resent``, ``throttles``, ``pace``;
 version 3 ``job.region``, ``send_as``, ``allow_duplicates`` (empty for a job made before:
-it was taken in without looking for duplicates) and ``rows.number``, ``duplicate_of``.
+it was taken in without looking for duplicates) and ``rows.number``, ``duplicate_of``,
+``not_before``, ``waiting_for``.
 
 States are text, readable with the ``sqlite3`` shell; they are not guarded by a CHECK
 constraint, which measured 8 us per updated row.
@@ -62,10 +65,13 @@ CREATE TABLE rows (
     state TEXT NOT NULL DEFAULT 'pending',  -- one of _records.STATES
     result_code TEXT,
     number TEXT,
-    duplicate_of INTEGER
+    duplicate_of INTEGER,
+    not_before REAL,
+    waiting_for TEXT
 );
 CREATE INDEX rows_state ON rows (state, result_code);
 CREATE INDEX rows_number ON rows (number) WHERE number IS NOT NULL;
+CREATE INDEX rows_waiting ON rows (not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
 CREATE TABLE outcomes (
     seq INTEGER PRIMARY KEY,
     row INTEGER NOT NULL REFERENCES rows (row),
@@ -112,7 +118,10 @@ ALTER TABLE job ADD COLUMN send_as TEXT NOT NULL DEFAULT 'input';
 ALTER TABLE job ADD COLUMN allow_duplicates INTEGER;
 ALTER TABLE rows ADD COLUMN number TEXT;
 ALTER TABLE rows ADD COLUMN duplicate_of INTEGER;
+ALTER TABLE rows ADD COLUMN not_before REAL;
+ALTER TABLE rows ADD COLUMN waiting_for TEXT;
 CREATE INDEX rows_number ON rows (number) WHERE number IS NOT NULL;
+CREATE INDEX rows_waiting ON rows (not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
 PRAGMA user_version = 3;
 """
 

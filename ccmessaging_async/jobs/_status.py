@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ._errors import POSTGRES_EXTRA, JobRefusedError
 from ._job import default_job_path, is_database_url
-from ._records import JobInfo
+from ._records import JobInfo, Waiting
 from ._report import write_report
-from ._sqlite import open_read_only, read_info, read_outcomes, running_pid, state_counts
+from ._sqlite import (
+    open_read_only,
+    read_info,
+    read_outcomes,
+    read_waiting,
+    running_pid,
+    state_counts,
+)
 
 __all__ = ["export", "job_lines", "resolve_job_path", "status_text"]
 
@@ -60,10 +68,12 @@ def job_lines(
     resent: int,
     *,
     not_called: tuple[int, int, int] = (0, 0, 0),
+    waiting: Waiting | None = None,
 ) -> list[str]:
     """Return the lines of ``status`` that every store has: input, states, codes, resends.
 
-    ``not_called``: rows ended without a call, as (invalid, duplicates, suppressed).
+    ``not_called``: rows ended without a call, as (invalid, duplicates, suppressed);
+    ``waiting``: the pending rows waiting for their calling hours.
     """
     lines = [title]
     if info is None:
@@ -81,6 +91,8 @@ def job_lines(
             f"  not called: {invalid} invalid, {duplicates} duplicates, {suppressed} suppressed "
             "(their report lines say why)"
         )
+    if waiting is not None and waiting.rows:
+        lines.append(f"  {waiting.describe()}")
     if codes:
         lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
     if resent:
@@ -103,6 +115,7 @@ def _sqlite_status_text(path: Path) -> str:
             "GROUP BY result_code ORDER BY count(*) DESC, result_code"
         ).fetchall()
         resent = db.execute("SELECT coalesce(sum(resent), 0) FROM runs").fetchone()[0]
+        waiting = read_waiting(db, time.time())
         # Through the index on state: reads only the rows that ended without a call.
         not_called = db.execute(
             "SELECT count(*) FILTER (WHERE state = 'failed' AND input_error IS NOT NULL), "
@@ -116,7 +129,9 @@ def _sqlite_status_text(path: Path) -> str:
         ).fetchone()
     finally:
         db.close()
-    lines = job_lines(f"job {path}", info, counts, codes, resent, not_called=tuple(not_called))
+    lines = job_lines(
+        f"job {path}", info, counts, codes, resent, not_called=tuple(not_called), waiting=waiting
+    )
     pid = running_pid(path)
     if pid is not None:
         lines.append(f"  running now (pid {pid})")

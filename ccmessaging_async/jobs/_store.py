@@ -13,7 +13,16 @@ from typing import Protocol
 import attrs
 
 from ._input import InputRow
-from ._records import Final, InputIdentity, InputRules, JobInfo, PendingRow, Recorded
+from ._records import (
+    Deferral,
+    Final,
+    InputIdentity,
+    InputRules,
+    JobInfo,
+    PendingRow,
+    Recorded,
+    Waiting,
+)
 
 __all__ = ["Committed", "JobStore", "SharedPaceStore", "Turns"]
 
@@ -113,7 +122,22 @@ class JobStore(Protocol):
         ...
 
     def take(self, limit: int) -> list[PendingRow]:
-        """Take up to ``limit`` pending rows for this run to dial (claimed, not yet sending)."""
+        """Take up to ``limit`` pending rows for this run to dial (claimed, not yet sending).
+
+        A row deferred until a moment still to come is not taken.
+        """
+        ...
+
+    def forget_waits(self) -> int:
+        """Let rows deferred by an earlier run be looked at again (where one run works)."""
+        ...
+
+    def now(self) -> float:
+        """Return the store's clock, Unix time (a database's clock, not this machine's)."""
+        ...
+
+    def waiting(self) -> Waiting:
+        """Return the pending rows deferred until a moment still to come."""
         ...
 
     def others_working(self) -> bool:
@@ -124,10 +148,17 @@ class JobStore(Protocol):
         """Renew this run's lease; return whether it still holds it."""
         ...
 
-    def commit(self, claims: list[int], finals: list[Final], releases: Iterable[int]) -> Committed:
+    def commit(
+        self,
+        claims: list[int],
+        finals: list[Final],
+        releases: Iterable[int],
+        deferrals: Iterable[Deferral] = (),
+    ) -> Committed:
         """Move ``claims`` to ``sending`` (fenced), ``releases`` back, record ``finals``.
 
-        In one durable transaction.
+        ``deferrals`` go back to ``pending`` (from being held, or sent and throttled),
+        not to be taken before their moment. In one durable transaction.
         """
         ...
 
