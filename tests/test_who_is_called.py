@@ -209,8 +209,9 @@ def test_options_that_need_the_phone_extra_say_which_extra(
     with pytest.raises(ConfigurationError, match=r"ccmessaging-async\[phone\]"):
         _numbers.NumberPlan(send_as="e164")
     # Without the extra and without options, numbers are still checked by their digits.
-    assert _numbers.number_key("+86 138 0000 0001") == "+8613800000001"
-    assert _numbers.number_key("twelve") is None
+    reader = _numbers.NumberReader(_numbers.NumberPlan())
+    assert reader.read("+86 138 0000 0001") == ("+8613800000001", "+8613800000001")
+    assert reader.read("twelve") == "is not a phone number (digits, with an optional leading +)"
 
 
 def test_an_unknown_region_is_refused() -> None:

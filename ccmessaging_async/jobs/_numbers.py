@@ -28,8 +28,8 @@ __all__ = [
     "PHONE_EXTRA",
     "SEND_AS",
     "NumberPlan",
+    "NumberReader",
     "checked_numbers",
-    "number_key",
     "phonenumbers_module",
 ]
 
@@ -91,7 +91,7 @@ class NumberPlan:
 
 def checked_numbers(rows: Iterable[InputRow], plan: NumberPlan) -> Iterator[InputRow]:
     """Give each row its number's key and the number to send, or fail it with the reason."""
-    reader = _Reader(plan)
+    reader = NumberReader(plan)
     for row in rows:
         if row.error is not None or row.called is None:
             yield row
@@ -103,13 +103,9 @@ def checked_numbers(rows: Iterable[InputRow], plan: NumberPlan) -> Iterator[Inpu
             yield attrs.evolve(row, called=read[1], number=read[0])
 
 
-def number_key(written: str, default_region: str | None = None) -> str | None:
-    """Return the key of ``written`` as a job with ``default_region`` reads it (``None``: none)."""
-    read = _Reader(NumberPlan(default_region)).read(written)
-    return None if isinstance(read, str) else read[0]
+class NumberReader:
+    """Reads numbers as a job with ``plan`` does: each one's key and the form it is sent in."""
 
-
-class _Reader:
     def __init__(self, plan: NumberPlan) -> None:
         self._plan = plan
         self._phonenumbers = phonenumbers_module()
