@@ -27,6 +27,7 @@ from ccmessaging_async import AsyncSession, ConfigurationError, CreateCallReques
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import (
     CallingHours,
+    Run,
     Waiting,
     _postgres,
     _sqlite,
@@ -247,6 +248,50 @@ async def test_a_job_outside_its_hours_waits_and_a_resume_with_other_hours_dials
     assert again.how == "finished"
     assert counts["succeeded"] == 10
     assert len(emulator.calls) == 10
+
+
+async def test_every_worker_honours_the_moment_another_one_deferred_a_row_to(
+    postgres_url: str,
+) -> None:
+    """A worker joining without hours of its own takes nothing before a row's moment."""
+    emulator = Emulator()
+    name = f"join-{secrets.token_hex(4)}"
+    first_waits, second_waits, stop = anyio.Event(), anyio.Event(), anyio.Event()
+    closed = CallingHours(closed_now(), default_zone="UTC")
+    runs: dict[str, Run] = {}
+
+    def second_waiting(_waiting: Waiting) -> None:
+        second_waits.set()
+        stop.set()
+
+    async with (
+        session_for(emulator) as session,
+        open_job(postgres_url, name=name, requests=requests_for(8)) as first,
+    ):
+
+        async def run_first() -> None:
+            runs["first"] = await first.run(
+                session,
+                concurrency=2,
+                calling_hours=closed,
+                stop=stop,
+                on_waiting=lambda _waiting: first_waits.set(),
+            )
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(run_first)
+            with anyio.fail_after(30):
+                await first_waits.wait()
+                async with open_job(postgres_url, name=name) as second:
+                    runs["second"] = await second.run(
+                        session,
+                        concurrency=2,
+                        stop=stop,
+                        on_waiting=second_waiting,
+                    )
+    assert second_waits.is_set()
+    assert runs["second"].how == runs["first"].how == "interrupted"
+    assert emulator.calls == []
 
 
 async def test_a_worker_whose_clock_is_an_hour_ahead_waits_by_the_databases(

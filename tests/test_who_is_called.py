@@ -383,3 +383,22 @@ async def test_the_list_is_checked_at_the_last_moment_on_trio_and_asyncio(tmp_pa
     path.write_text("13800000009\n")
     with anyio.fail_after(5):
         assert await suppressed("13800000009")
+
+
+def test_the_command_line_sends_as_asked_and_may_allow_duplicates(
+    served: EmulatorServer, tmp_path: Path
+) -> None:
+    """``--send-as e164 --allow-duplicates``: both rows rung, in E.164."""
+    source = tmp_path / "calls.csv"
+    source.write_text("called\n138 0000 0001\n+86 138 0000 0001\n")
+    out = tmp_path / "out.jsonl"
+    command = ["batch", str(source), "--out", str(out), "--region", "CN", "--send-as", "e164"]
+    assert main([*command, "--allow-duplicates"]) == ExitCode.OK
+    assert [call.called for call in served.app.calls] == ["+8613800000001"] * 2
+    # Without a region, a number without a country code cannot be sent as national.
+    national = tmp_path / "national.jsonl"
+    command = ["batch", str(source), "--out", str(national), "--send-as", "national"]
+    assert main([*command, "--allow-duplicates"]) == ExitCode.NOT_CREATED
+    rows = by_row(national)
+    assert "has no country code: give a region" in str(rows[0]["error"])
+    assert served.app.calls[-1].called == "13800000001"
