@@ -76,7 +76,8 @@ class GroupCommitter:
 
     async def sync(self) -> None:
         """Return once everything queued so far is committed (call it after queueing)."""
-        self._check()
+        if self.failure is not None:
+            return  # nothing more is committed; the run is stopping
         committed = self._committed
         self._wake.set()
         await committed.wait()

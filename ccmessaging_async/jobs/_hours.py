@@ -93,10 +93,10 @@ class CallingHours:
     window: str
     days: str | None = None
     default_zone: str | None = None
-    _start: datetime.time = attrs.field(init=False)
-    _end: datetime.time = attrs.field(init=False)
-    _weekdays: frozenset[int] = attrs.field(init=False)
-    _fallback: zoneinfo.ZoneInfo | None = attrs.field(init=False)
+    _start: datetime.time = attrs.field(init=False, repr=False, eq=False)
+    _end: datetime.time = attrs.field(init=False, repr=False, eq=False)
+    _weekdays: frozenset[int] = attrs.field(init=False, repr=False, eq=False)
+    _fallback: zoneinfo.ZoneInfo | None = attrs.field(init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         start, end = _parse_window(self.window)

@@ -199,7 +199,7 @@ class _RowsInFlight:
                 if not await self._wait_for_more():
                     return
                 continue
-            deferred = 0
+            first = index
             for row in rows:
                 if not self._going():
                     return
@@ -208,7 +208,6 @@ class _RowsInFlight:
                 verdict = self._gate.outside_hours(row)
                 if isinstance(verdict, Defer):
                     self._defer(row, verdict)
-                    deferred += 1
                     continue
                 if isinstance(verdict, Skip):
                     self._committer.finish(_skipped(row, verdict))
@@ -218,8 +217,8 @@ class _RowsInFlight:
                     called=row.called, caller_present=row.caller_present, call_data=row.call_data
                 )
                 index += 1
-            if deferred == len(rows):
-                await self._committer.sync()  # so that the next taking does not see them
+            if index == first:  # all deferred or skipped: let the next taking not see them
+                await self._committer.sync()
 
     async def _wait_for_more(self) -> bool:
         """Wait for rows to take (from other workers, or calling hours); ``False``: none."""

@@ -62,14 +62,12 @@ _INTERRUPTED = (
 )
 
 
-#: Rows whose number an earlier row has: each points at the first row with it.
+#: Rows whose number an earlier row has: each points at the first row with it (two
+#: lookups in the index on the number per row; ``UPDATE ... FROM`` needs SQLite 3.33).
 _MARK_DUPLICATES = """
-WITH firsts AS (
-    SELECT number, min(row) AS first FROM rows WHERE number IS NOT NULL
-    GROUP BY number HAVING count(*) > 1
-)
-UPDATE rows SET duplicate_of = firsts.first FROM firsts
-WHERE rows.number = firsts.number AND rows.row > firsts.first
+UPDATE rows SET duplicate_of = (SELECT min(f.row) FROM rows f WHERE f.number = rows.number)
+WHERE number IS NOT NULL
+AND row > (SELECT min(f.row) FROM rows f WHERE f.number = rows.number)
 """
 
 _DUPLICATE_REASON = (

@@ -118,9 +118,9 @@ def _sqlite_status_text(path: Path) -> str:
         waiting = read_waiting(db, time.time())
         # Through the index on state: reads only the rows that ended without a call.
         not_called = db.execute(
-            "SELECT count(*) FILTER (WHERE state = 'failed' AND input_error IS NOT NULL), "
-            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NOT NULL), "
-            "count(*) FILTER (WHERE state = 'skipped' AND duplicate_of IS NULL) "
+            "SELECT coalesce(sum(state = 'failed' AND input_error IS NOT NULL), 0), "
+            "coalesce(sum(state = 'skipped' AND duplicate_of IS NOT NULL), 0), "
+            "coalesce(sum(state = 'skipped' AND duplicate_of IS NULL), 0) "
             "FROM rows WHERE state IN ('failed', 'skipped')"
         ).fetchone()
         last_run = db.execute(
