@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import respx
@@ -32,11 +33,39 @@ def router() -> Iterator[respx.MockRouter]:
         yield mock
 
 
+class _FaultRowsFromWorkers:
+    """The fault scenarios pytest-xdist's workers ran, gathered by the controller."""
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """Gather the fault scenarios a worker ran (pytest-xdist's hook)."""
+        del error
+        from tests._report import ROWS  # noqa: PLC0415 - only when the suite ran
+
+        ROWS.extend(tuple(row) for row in getattr(node, "workeroutput", {}).get("fault_rows", []))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """With pytest-xdist, gather the workers' fault scenarios for the summary table."""
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(_FaultRowsFromWorkers())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a pytest-xdist worker, hand the fault scenarios it ran to the controller."""
+    from tests._report import ROWS  # noqa: PLC0415 - only when the suite ran
+
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["fault_rows"] = [list(row) for row in ROWS]
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """Print the fault-injection scenario table when fault scenarios ran."""
     from tests._report import ROWS, table  # noqa: PLC0415 - only when the suite ran
 
     if ROWS:
+        ROWS.sort(key=lambda row: (int(row[0].split(".")[0]), row[0]))  # 1., 2., ... 10.
         terminalreporter.section("fault-injection scenarios")
         terminalreporter.write_line(table())
 

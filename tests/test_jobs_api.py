@@ -105,6 +105,7 @@ async def test_a_stop_leaves_the_rest_pending(store: tuple[str, str | None]) -> 
     assert counts["sending"] == counts["unknown"] == 0
 
 
+@pytest.mark.slow
 async def test_two_runs_in_one_program_share_a_job_in_postgresql(postgres_url: str) -> None:
     """Two workers (two stores) in one event loop: the rows split between them, once each."""
     name = f"api-{secrets.token_hex(4)}"

@@ -198,6 +198,7 @@ def in_process(emulator: Emulator) -> AsyncSession:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_429_once_each_fails_no_row(router: respx.MockRouter) -> None:
     """30 calls each answered 429 once: all created, none failed (12 did at Retry-After: 1)."""
@@ -233,6 +234,7 @@ async def test_429_once_each_fails_no_row(router: respx.MockRouter) -> None:
     assert pacing.throttles == 30
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize("as_result_code", [False, True], ids=["429", "10010000002"])
 async def test_a_platform_that_meters_the_tenant_fails_no_row(as_result_code: bool) -> None:
@@ -253,6 +255,7 @@ async def test_a_platform_that_meters_the_tenant_fails_no_row(as_result_code: bo
     assert pacing.rate is not None  # it found a pace of its own
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_fixed_rate_with_no_throttling_creates_every_call() -> None:
     """rate=40 over 60 calls (windows roll with calls waiting their turn): all created."""
@@ -283,6 +286,7 @@ async def test_a_single_call_is_sent_again_after_a_throttle() -> None:
 # --- the command line -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_throttled_job_ends_with_every_row_created(
     served: EmulatorServer, tmp_path: Path
 ) -> None:
@@ -319,6 +323,7 @@ def test_a_platform_that_accepts_nothing_stops_the_job_with_rows_pending(
     assert len(served.app.calls) == 40
 
 
+@pytest.mark.slow
 def test_a_stop_while_throttled_leaves_the_waiting_rows_pending(
     served: EmulatorServer, tmp_path: Path
 ) -> None:

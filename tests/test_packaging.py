@@ -57,6 +57,7 @@ def test_the_wheel_carries_the_plugin_module_and_its_entry_point(tmp_path: Path)
     assert "ccmessaging_async = ccmessaging_async_pytest" in entry_points
 
 
+@pytest.mark.slow
 def test_a_pytest_run_that_uses_no_fixture_of_ours_does_not_import_the_sdk(
     tmp_path: Path,
 ) -> None:

@@ -86,6 +86,7 @@ async def test_retry_after_now_does_not_multiply_the_load(
     assert calls.call_count <= 100
 
 
+@pytest.mark.slow
 async def test_a_gateway_refusing_every_token_is_not_hammered_for_tokens(
     router: respx.MockRouter,
 ) -> None:
@@ -333,6 +334,7 @@ async def drip_server(
     return await raw_server(drip)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("transport", ["httpx", "aiohttp"])
 async def test_a_dripping_answer_ends_at_the_exchange_deadline(
     transport: str, anyio_backend: str
@@ -357,6 +359,7 @@ async def test_a_dripping_answer_ends_at_the_exchange_deadline(
             tg.cancel_scope.cancel()
 
 
+@pytest.mark.slow
 async def test_session_start_is_bounded_by_the_token_timeout() -> None:
     """A dripping token service cannot hold `async with` past the token timeout."""
     port, listener, handle = await drip_server(TOKEN_PATH)
@@ -553,6 +556,7 @@ async def test_an_absurd_deadline_is_a_configuration_error(
     assert calls.call_count == 0
 
 
+@pytest.mark.slow
 async def test_the_refresher_fetches_at_most_once_a_second(router: respx.MockRouter) -> None:
     """A token refused right after its fetch is replaced only once the clock moved a second."""
     clock = FakeClock()

@@ -94,6 +94,7 @@ class _Endless(httpx.AsyncByteStream):
         return b" " * 65536
 
 
+@pytest.mark.slow
 @pytest.mark.anyio
 @pytest.mark.parametrize("status", [200, 500, 403])
 async def test_never_ending_bodies_are_not_read_whole(status: int) -> None:

@@ -374,6 +374,7 @@ async def test_a_meter_provider_that_raises_leaves_the_session_working() -> None
     assert result.result_code == "0"
 
 
+@pytest.mark.slow
 async def test_a_throttled_batch_reports_its_throttles_pauses_and_limit(
     recorded: Recorded,
 ) -> None:
