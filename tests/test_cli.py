@@ -36,6 +36,39 @@ def test_python_dash_m_runs_the_console_script(module: str) -> None:
     assert done.stdout.strip() == f"ccmessaging-async {__version__}"
 
 
+_WITHOUT_POSIX = """
+import signal, sys
+sys.modules["fcntl"] = None  # as on Windows: no fcntl, no signal masks, no SIGXFSZ
+del signal.pthread_sigmask, signal.SIGXFSZ
+from ccmessaging_async.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_the_console_script_runs_where_posix_is_missing_and_says_what_needs_it(
+    tmp_path: Path,
+) -> None:
+    """Without fcntl and signal masks (Windows), ``--version`` works; ``batch`` says why not."""
+    version = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_POSIX, "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert version.returncode == 0, version.stderr
+    assert __version__ in version.stdout
+    source = tmp_path / "calls.csv"
+    source.write_text("called\n13800000001\n")
+    batch = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_POSIX, "batch", str(source), "--out", str(tmp_path / "r")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert batch.returncode == ExitCode.USAGE, batch.stderr
+    assert "batch jobs need a POSIX system (Linux, macOS, WSL)" in batch.stderr
+
+
 def test_every_option_of_every_command_has_help() -> None:
     parser = _parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001

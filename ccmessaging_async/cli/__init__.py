@@ -38,6 +38,7 @@ from ..jobs._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_j
 from ..jobs._numbers import NumberPlan
 from ..jobs._records import Recorded, Waiting
 from ..jobs._runner import Run, describe_pace, run_job
+from ..jobs._sqlite import NEEDS_POSIX
 from ..jobs._status import export, status_text
 from ..jobs._suppression import SuppressionList
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
@@ -234,12 +235,14 @@ def _signals_as_exceptions() -> Iterator[None]:
         raise TerminatedError
 
     previous_term = signal.signal(signal.SIGTERM, terminate)
-    previous_xfsz = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    xfsz = getattr(signal, "SIGXFSZ", None)  # POSIX only
+    previous_xfsz = None if xfsz is None else signal.signal(xfsz, signal.SIG_IGN)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous_term)
-        signal.signal(signal.SIGXFSZ, previous_xfsz)
+        if xfsz is not None:
+            signal.signal(xfsz, previous_xfsz)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -336,6 +339,8 @@ def _signal_exit_code(received: signal.Signals) -> ExitCode:
 
 def _batch(args: argparse.Namespace) -> int:
     """``batch`` and ``work``: run a job (``work`` joins one in a database, with no input)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        raise JobRefusedError(NEEDS_POSIX)
     if args.concurrency < 1:
         raise ValueError("--concurrency must be at least 1")
     if not 0 < args.max_throttle_wait < float("inf"):

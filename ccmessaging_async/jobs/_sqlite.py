@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import fcntl
 import os
 import sqlite3
 import time
@@ -77,6 +76,18 @@ _DUPLICATE_REASON = (
 )
 
 
+try:
+    import fcntl
+except ImportError:  # Windows: the job file's lock is a POSIX one
+    fcntl = None  # type: ignore[assignment]
+
+#: Why a job file cannot be run on this system.
+NEEDS_POSIX = (
+    "batch jobs need a POSIX system (Linux, macOS, WSL): a job file is locked with POSIX "
+    "file locks and a run stops on signals; the SDK itself runs anywhere"
+)
+
+
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
 
@@ -111,6 +122,8 @@ class SQLiteStore:
         self.run_id = self._start_run()
 
     def _lock(self) -> None:
+        if fcntl is None:
+            raise JobRefusedError(NEEDS_POSIX)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -492,8 +505,8 @@ def running_pid(path: Path) -> int | None:
             db.close()
     except sqlite3.Error:
         return None
-    if found is None:
-        return None
+    if found is None or os.name != "posix":
+        return None  # elsewhere, signal 0 is not a harmless probe
     try:
         os.kill(found[0], 0)
     except ProcessLookupError:
