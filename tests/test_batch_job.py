@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from ccmessaging_async import aiohttp_transport
-from ccmessaging_async.cli import ExitCode, main
+from ccmessaging_async.cli import ExitCode, _progress, main
 from ccmessaging_async.cli import _connection as connection
 from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
 from tests._helpers import emulator_env
@@ -366,6 +366,21 @@ def test_status_and_export(
     assert "pending 0, sending 0, succeeded 5, failed 2, unknown 0" in text
     assert "result codes: 0 x5, 30010010002 x1" in text
     assert "not running; last run pid" in text
+    assert main(["status", str(out), "--json"]) == ExitCode.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["counts"] == {
+        "pending": 0,
+        "sending": 0,
+        "succeeded": 5,
+        "failed": 2,
+        "unknown": 0,
+        "skipped": 0,
+    }
+    assert data["result_codes"] == {"0": 5, "30010010002": 1}
+    assert data["not_called"] == {"invalid": 1, "duplicates": 0, "suppressed": 0}
+    assert data["input"]["rows"] == 7
+    assert data["running"] is None
+    assert data["last_run"]["how"] == "finished"
     assert main(["export", f"{out}.job", "--out", str(tmp_path / "again.csv")]) == ExitCode.OK
     exported = (tmp_path / "again.csv").read_text().splitlines()
     assert exported[0].startswith("row,line,status,called,result_code")
@@ -558,3 +573,17 @@ def test_without_the_aiohttp_extra_auto_is_httpx_and_aiohttp_is_refused(
     assert served.app.calls == []
     assert main(["batch", str(source), "--out", str(out)]) == ExitCode.OK
     assert len(served.app.calls) == 5
+
+
+def test_progress_lines_when_stderr_is_not_a_terminal(
+    served: EmulatorServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """From cron or into a CI log, a line says how far the job has got as rows end."""
+    monkeypatch.setattr(_progress, "LINE_EVERY", 0.0)
+    source, out = write_csv(tmp_path / "in.csv", numbers(3)), tmp_path / "out.jsonl"
+    assert main(["batch", str(source), "--out", str(out)]) == ExitCode.OK
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("calls:")]
+    assert lines[-1].startswith("calls: 3/3 ended (succeeded 3) in ")

@@ -66,7 +66,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | No
 
 
 async def test_the_same_person_written_two_ways_is_called_once(
-    store: tuple[str, str | None], tmp_path: Path
+    store: tuple[str, str | None], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """With a region, ``13800000001`` and ``+86 138 0000 0001`` are one person: one call."""
     location, name = store
@@ -91,6 +91,12 @@ async def test_the_same_person_written_two_ways_is_called_once(
     assert "the same number as row 0 (line 1)" in str(rows[2]["error"])
     assert "the same number as row 1 (line 2)" in str(rows[3]["error"])
     assert "2 duplicates" in await describe_job(location, name=name)
+    where = [location, "--name", name] if name else [location]
+    assert main(["status", *where, "--json"]) == ExitCode.OK
+    data = json.loads(capsys.readouterr().out)
+    assert data["not_called"] == {"invalid": 0, "duplicates": 2, "suppressed": 0}
+    assert data["counts"]["skipped"] == 2
+    assert data["input"]["region"] == "CN"
 
 
 async def test_allow_duplicates_calls_every_row(store: tuple[str, str | None]) -> None:

@@ -39,7 +39,7 @@ from ..jobs._numbers import NumberPlan
 from ..jobs._records import Recorded, Waiting
 from ..jobs._runner import Run, describe_pace, run_job
 from ..jobs._sqlite import NEEDS_POSIX
-from ..jobs._status import export, status_text
+from ..jobs._status import export, status_data, status_text
 from ..jobs._suppression import SuppressionList
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
 from ._exit import ExitCode
@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show a job's counts, also while it runs")
     status.add_argument("job", help="the job file (or its report), or a postgresql:// URL")
     _add_name_option(status)
+    status.add_argument(
+        "--json", action="store_true", help="print one JSON object (for scripts and monitoring)"
+    )
 
     export_ = commands.add_parser("export", help="write a job's report again")
     export_.add_argument("job", help="the job file (or its report), or a postgresql:// URL")
@@ -534,7 +537,10 @@ def _say_how_it_ended(job: OpenedJob, outcome: Run) -> dict[str, int]:
 
 
 def _status(args: argparse.Namespace) -> int:
-    print(status_text(args.job, args.name))
+    if args.json:
+        print(json.dumps(status_data(args.job, args.name), ensure_ascii=False))
+    else:
+        print(status_text(args.job, args.name))
     return ExitCode.OK
 
 

@@ -1,9 +1,14 @@
-"""A progress bar on a terminal (rich, from the cli extra); nothing elsewhere."""
+"""A progress bar on a terminal (rich, from the cli extra); elsewhere a line now and then.
+
+With stderr not a terminal (cron, a CI log, a pipe), a plain line says how far the run
+has got every :data:`LINE_EVERY` seconds while rows end.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +19,32 @@ __all__ = ["Advance", "progress_bar", "stderr_is_terminal"]
 
 #: Called once per ended row with its status (an outcome's, or a job's ``skipped``).
 Advance = Callable[[str], None]
+
+#: Seconds between progress lines when stderr is not a terminal.
+LINE_EVERY = 10.0
+
+
+def _progress_lines(total: int | None, label: str, note: Callable[[], str]) -> Advance:
+    counts: dict[str, int] = {}
+    started = last = time.monotonic()
+
+    def advance(status: str) -> None:
+        nonlocal last
+        counts[status] = counts.get(status, 0) + 1
+        now = time.monotonic()
+        if now - last < LINE_EVERY:
+            return
+        last = now
+        done = sum(counts.values())
+        of = f"/{total}" if total is not None else ""
+        shown = ", ".join(f"{name} {n}" for name, n in sorted(counts.items()))
+        print(
+            f"{label}: {done}{of} ended ({shown}) in {now - started:.0f} s{note()}",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    return advance
 
 
 def stderr_is_terminal() -> bool:
@@ -30,7 +61,7 @@ def progress_bar(
     ``note()`` is shown after the counts (the pace, say), as of the last row ended.
     """
     if not stderr_is_terminal():
-        yield lambda _status: None
+        yield _progress_lines(total, label, note)
         return
     from rich.progress import (  # noqa: PLC0415 - an optional dependency (the cli extra)
         BarColumn,

@@ -18,9 +18,9 @@ from ._postgres import (
 )
 from ._postgres_schema import ensure_schema
 from ._report import write_report
-from ._status import job_lines
+from ._status import job_data, job_lines
 
-__all__ = ["postgres_export", "postgres_status_text"]
+__all__ = ["postgres_export", "postgres_status"]
 
 
 def _open_existing(url: str, name: str) -> tuple[psycopg.Connection[tuple[Any, ...]], int]:
@@ -38,8 +38,8 @@ def _open_existing(url: str, name: str) -> tuple[psycopg.Connection[tuple[Any, .
     return db, int(found[0])
 
 
-def postgres_status_text(url: str, name: str) -> str:
-    """Describe the job ``name`` as ``status`` prints it, also while workers run."""
+def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
+    """Describe the job ``name`` as ``status`` prints it (and as data), while workers run."""
     db, job = _open_existing(url, name)
     with db:
         info = read_info(db, job)
@@ -71,14 +71,14 @@ def postgres_status_text(url: str, name: str) -> str:
             "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
             (job,),
         ).fetchall()
-    lines = job_lines(
-        f"job {name!r} in {describe_database(url)}",
-        info,
-        counts,
-        codes,
-        resent,
-        not_called=not_called,
-        waiting=waiting,
+    facts = (f"job {name!r} in {describe_database(url)}", info, counts, codes, resent)
+    lines = job_lines(*facts, not_called=not_called, waiting=waiting)
+    data = job_data(*facts, not_called=not_called, waiting=waiting)
+    data.update(
+        rate=rate,
+        pace=pace,
+        running=[{"host": host, "pid": pid} for host, pid in workers],
+        lost_workers=lost,
     )
     if rate is not None:
         lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
@@ -90,7 +90,7 @@ def postgres_status_text(url: str, name: str) -> str:
         lines.append("  no worker running")
     if lost:
         lines.append(f"  {lost} workers lost (died or cut off); their rows were settled")
-    return "\n".join(lines)
+    return lines, data
 
 
 def postgres_export(url: str, name: str, out: Path) -> int:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from ._errors import POSTGRES_EXTRA, JobRefusedError
 from ._job import default_job_path, is_database_url
@@ -19,7 +21,7 @@ from ._sqlite import (
     state_counts,
 )
 
-__all__ = ["export", "job_lines", "resolve_job_path", "status_text"]
+__all__ = ["export", "job_data", "job_lines", "resolve_job_path", "status_data", "status_text"]
 
 
 def resolve_job_path(path: Path) -> Path:
@@ -30,23 +32,35 @@ def resolve_job_path(path: Path) -> Path:
 
 def status_text(location: Path | str, name: str | None = None) -> str:
     """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
+    return "\n".join(_status(location, name)[0])
+
+
+def status_data(location: Path | str, name: str | None = None) -> dict[str, Any]:
+    """Return a job's status as JSON-ready data (``status --json``), also while it runs."""
+    return _status(location, name)[1]
+
+
+def _status(location: Path | str, name: str | None) -> tuple[list[str], dict[str, Any]]:
     if is_database_url(location):
         describe, _export = _postgres_reading()
         return describe(str(location), _named(name))
     _no_name(name)
-    return _sqlite_status_text(resolve_job_path(Path(location)))
+    return _sqlite_status(resolve_job_path(Path(location)))
 
 
-def _postgres_reading() -> tuple[Callable[[str, str], str], Callable[[str, str, Path], int]]:
-    """``postgres_status_text`` and ``postgres_export``, or what extra to install."""
+_Describe = Callable[[str, str], tuple[list[str], dict[str, Any]]]
+
+
+def _postgres_reading() -> tuple[_Describe, Callable[[str, str, Path], int]]:
+    """``postgres_status`` and ``postgres_export``, or what extra to install."""
     try:
         from ._postgres_status import (  # noqa: PLC0415 - the postgres extra
             postgres_export,
-            postgres_status_text,
+            postgres_status,
         )
     except ImportError:
         raise JobRefusedError(POSTGRES_EXTRA) from None
-    return postgres_status_text, postgres_export
+    return postgres_status, postgres_export
 
 
 def _named(name: str | None) -> str:
@@ -103,8 +117,49 @@ def job_lines(
     return lines
 
 
-def _sqlite_status_text(path: Path) -> str:
-    """Describe a job as ``ccmessaging-async status`` prints it, also while it runs."""
+def job_data(
+    label: str,
+    info: JobInfo | None,
+    counts: dict[str, int],
+    codes: Sequence[tuple[str, int]],
+    resent: int,
+    *,
+    not_called: tuple[int, int, int],
+    waiting: Waiting,
+) -> dict[str, Any]:
+    """Return what :func:`job_lines` says, as JSON-ready data (``status --json``)."""
+    invalid, duplicates, suppressed = not_called
+    return {
+        "job": label,
+        "input": None
+        if info is None
+        else {
+            "path": info.input_path,
+            "format": info.input_format,
+            "size": info.identity.size,
+            "sha256": info.identity.sha256,
+            "rows": info.rows,
+            "created_at": info.created_at,
+            "region": info.rules.default_region,
+            "send_as": info.rules.send_as,
+            "allow_duplicates": info.rules.allow_duplicates,
+        },
+        "counts": dict(counts),
+        "not_called": {"invalid": invalid, "duplicates": duplicates, "suppressed": suppressed},
+        "waiting": {
+            "rows": waiting.rows,
+            "next_at": None
+            if waiting.next_at is None
+            else datetime.datetime.fromtimestamp(waiting.next_at, datetime.UTC).isoformat(),
+            "waiting_for": waiting.waiting_for,
+        },
+        "result_codes": dict(codes),
+        "resent": resent,
+    }
+
+
+def _sqlite_status(path: Path) -> tuple[list[str], dict[str, Any]]:
+    """Describe a job file as ``status`` prints it (and as data), also while it runs."""
     db = open_read_only(path)
     try:
         info = read_info(db)
@@ -129,20 +184,27 @@ def _sqlite_status_text(path: Path) -> str:
         ).fetchone()
     finally:
         db.close()
-    lines = job_lines(
-        f"job {path}", info, counts, codes, resent, not_called=tuple(not_called), waiting=waiting
-    )
+    facts = (f"job {path}", info, counts, codes, resent)
+    lines = job_lines(*facts, not_called=tuple(not_called), waiting=waiting)
+    data = job_data(*facts, not_called=tuple(not_called), waiting=waiting)
     pid = running_pid(path)
+    data["running"] = None if pid is None else {"pid": pid}
+    data["last_run"] = None
     if pid is not None:
         lines.append(f"  running now (pid {pid})")
     elif last_run is not None:
         run_pid, started, ended, how, throttles, pace = last_run
+        data["last_run"] = dict(
+            zip(
+                ("pid", "started_at", "ended_at", "how", "throttles", "pace"), last_run, strict=True
+            )
+        )
         ending = f"{how} {ended}" if ended else "died without ending (kill -9, power loss)"
         lines.append(f"  not running; last run pid {run_pid} started {started}, {ending}")
         if throttles:
             at = "unlimited" if pace is None else f"{pace:.1f} calls/s"
             lines.append(f"  last run throttled {throttles} times; its pace at the end {at}")
-    return "\n".join(lines)
+    return lines, data
 
 
 def _refuse_overwriting_a_job(path: Path | None, out: Path) -> None:
