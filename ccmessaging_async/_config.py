@@ -102,7 +102,8 @@ def _check_url(name: str, value: str, allow_insecure_http: bool, example: str) -
     if url.scheme == "http" and not allow_insecure_http and not is_loopback(url.host):
         raise ConfigurationError(
             f"{name} uses plain http to a non-loopback host, which would send the app "
-            "secret and tokens in clear text; use https, or pass allow_insecure_http=True"
+            "secret and tokens in clear text; use https, or allow plain http on purpose "
+            "(allow_insecure_http=True; on the command line, --allow-insecure-http)"
         )
     return url
 

@@ -162,3 +162,43 @@ def test_loop_picks_the_event_loop(loop: str, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(anyio, "run", run)
     assert main(["demo", "--calls", "5", "--loop", loop]) == ExitCode.OK
     assert asked == [loop == "uvloop"]
+
+
+def test_only_a_job_is_told_to_resume_when_interrupted(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Ctrl-C on ``status`` (or the emulator) is "interrupted", not a resume hint."""
+
+    def interrupted(_args: argparse.Namespace) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("ccmessaging_async.cli._status", interrupted)
+    assert main(["status", "job.job"]) == ExitCode.INTERRUPTED
+    assert capsys.readouterr().err.strip() == "interrupted"
+
+
+def test_a_plain_http_gateway_is_refused_in_the_words_of_the_command_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The refusal names the option a command-line user can type."""
+    monkeypatch.setenv("CCMESSAGING_BASE_URL", "http://gateway.example")
+    monkeypatch.setenv("CCMESSAGING_APP_KEY", "key")
+    monkeypatch.setenv("CCMESSAGING_APP_SECRET", "secret")
+    assert main(["call", "--called", "13800000001"]) == ExitCode.USAGE
+    assert "--allow-insecure-http" in capsys.readouterr().err
+
+
+def test_a_transport_without_its_extra_says_which_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--transport aiohttp`` without aiohttp: the extra to install, not a traceback."""
+    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    monkeypatch.setenv("CCMESSAGING_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("CCMESSAGING_APP_KEY", "key")
+    monkeypatch.setenv("CCMESSAGING_APP_SECRET", "secret")
+    source = tmp_path / "in.csv"
+    source.write_text("called\n13800000001\n")
+    command = ["batch", str(source), "--out", str(tmp_path / "r"), "--transport", "aiohttp"]
+    assert main(command) == ExitCode.USAGE
+    assert "pip install 'ccmessaging-async[aiohttp]'" in capsys.readouterr().err

@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         with _signals_as_exceptions():
             return handlers[args.command](args)
     except (KeyboardInterrupt, TerminatedError, CCMessagingError, JobRefusedError) as exc:
-        code, message = _ending(exc)
+        code, message = _ending(exc, resumable=args.command in ("batch", "work"))
     except (sqlite3.Error, JobStoppedError) as exc:
         code, message = ExitCode.STORAGE, f"error: the job could not be written: {exc}"
     except OSError as exc:
@@ -278,21 +278,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     except storage_errors() as exc:  # the job's database (the postgres extra)
         code, message = ExitCode.STORAGE, f"error: the job could not be written: {exc}"
     except ModuleNotFoundError as exc:
-        if (exc.name or "").partition(".")[0] not in _CLI_EXTRA:
+        extra = _EXTRAS.get((exc.name or "").partition(".")[0])
+        if extra is None:
             raise
         code = ExitCode.USAGE
-        message = f"error: {args.command} needs the cli extra: pip install 'ccmessaging-async[cli]'"
+        message = (
+            f"error: {args.command} needs the {extra} extra: "
+            f"pip install 'ccmessaging-async[{extra}]'"
+        )
     print(message, file=sys.stderr)
     return code
 
 
-#: The modules the ``cli`` extra installs (the SDK itself needs none of them).
-_CLI_EXTRA = frozenset({"uvicorn", "rich"})
+#: The modules the extras install (the SDK itself needs none of them), by extra.
+_EXTRAS = {
+    "uvicorn": "cli",
+    "rich": "cli",
+    "aiohttp": "aiohttp",
+    "httpx_aiohttp": "aiohttp",
+    "h2": "http2",
+    "phonenumbers": "phone",
+    "psycopg": "postgres",
+    "opentelemetry": "otel",
+}
 
 #: What ends a command early, in the order it is checked: its exit code and message.
 _ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
-    (KeyboardInterrupt, ExitCode.INTERRUPTED, "interrupted; re-run the same command to resume"),
-    (TerminatedError, ExitCode.TERMINATED, "terminated; re-run the same command to resume"),
+    (KeyboardInterrupt, ExitCode.INTERRUPTED, "interrupted{resume}"),
+    (TerminatedError, ExitCode.TERMINATED, "terminated{resume}"),
     (UsageError, ExitCode.USAGE, "error: {exc}"),
     (JobRefusedError, ExitCode.USAGE, "error: {exc}"),
     (OutcomeUnknownError, ExitCode.UNKNOWN, "error: {name}: {exc}"),
@@ -300,10 +313,11 @@ _ENDINGS: tuple[tuple[type[BaseException], ExitCode, str], ...] = (
 )
 
 
-def _ending(exc: BaseException) -> tuple[ExitCode, str]:
+def _ending(exc: BaseException, *, resumable: bool) -> tuple[ExitCode, str]:
+    resume = "; re-run the same command to resume" if resumable else ""
     for kind, code, message in _ENDINGS:
         if isinstance(exc, kind):
-            return code, message.format(exc=exc, name=type(exc).__name__)
+            return code, message.format(exc=exc, name=type(exc).__name__, resume=resume)
     raise exc
 
 
