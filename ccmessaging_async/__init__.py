@@ -6,6 +6,7 @@ from typing import Any as _Any
 from ._aiohttp import aiohttp_transport
 from ._errors import (
     AuthenticationError,
+    CallRecordsError,
     CCMessagingError,
     CertificateError,
     ConfigurationError,
@@ -25,7 +26,15 @@ from ._errors import (
     ThrottlingTimeoutError,
     UsageError,
 )
-from ._models import AccessToken, CreateCallRequest, CreateCallResult, mask_number
+from ._models import (
+    AccessToken,
+    CallRecord,
+    CallState,
+    CallTaskType,
+    CreateCallRequest,
+    CreateCallResult,
+    mask_number,
+)
 from ._outcomes import CallOutcome, OutcomeStatus
 from ._pacing import Pacing
 from ._retry import RetryPolicy
@@ -40,6 +49,10 @@ __all__ = [
     "AuthenticationError",
     "CCMessagingError",
     "CallOutcome",
+    "CallRecord",
+    "CallRecordsError",
+    "CallState",
+    "CallTaskType",
     "CertificateError",
     "ConfigurationError",
     "ConnectionLostError",

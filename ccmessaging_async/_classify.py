@@ -183,13 +183,12 @@ def classify_answer(
 def _success(endpoint: Endpoint[Any, ResultT], answer: Answer) -> ResultT | CCMessagingError:
     if answer.truncated:
         return ResponseDecodeError(
-            f"{endpoint.name} answered 200 with a body over its size limit; "
-            "the call may have been created"
+            f"{endpoint.name} answered 200 with a body over its size limit; {endpoint.unknown}"
         )
     if answer.encoded:
         return ResponseDecodeError(
             f"{endpoint.name} answered 200 with a {answer.content_encoding} body although "
-            "identity was asked (not decoded); the call may have been created"
+            f"identity was asked (not decoded); {endpoint.unknown}"
         )
     try:
         return decode_success(endpoint, answer.content)
@@ -235,7 +234,7 @@ def _refusal(
     # A 5xx, or any 1xx/2xx/3xx other than the documented 200, leaves it unknown whether
     # the call was created.
     return ServerError(
-        f"{endpoint.name} answered HTTP {status}; the call may have been created",
+        f"{endpoint.name} answered HTTP {status}; {endpoint.unknown}",
         status_code=status,
         body=text,
         retry_after=retry_after,
@@ -257,7 +256,7 @@ def decode_success(endpoint: Endpoint[Any, ResultT], content: bytes) -> ResultT:
     except Exception as exc:  # noqa: BLE001 - every malformed body is the same failure
         raise ResponseDecodeError(
             f"{endpoint.name} answered 200 with a body that is not the documented JSON "
-            f"({_describe_decode_error(exc)}); the call may have been created"
+            f"({_describe_decode_error(exc)}); {endpoint.unknown}"
         ) from None
 
 

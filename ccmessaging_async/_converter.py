@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Callable
 from typing import Any
 
@@ -9,9 +10,15 @@ import attrs
 import cattrs
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from ._models import AccessToken, CreateCallRequest, CreateCallResult
+from ._models import AccessToken, CallRecord, CallRecordsPage, CreateCallRequest, CreateCallResult
 
-__all__ = ["converter", "structure_create_call", "structure_token", "unstructure"]
+__all__ = [
+    "converter",
+    "structure_call_records",
+    "structure_create_call",
+    "structure_token",
+    "unstructure",
+]
 
 
 @attrs.frozen(slots=True)
@@ -26,6 +33,36 @@ class _WireCreateCallResponse:
     result_code: str
     result_desc: str | None = None
     result_data: _WireResultData | None = None
+
+
+@attrs.frozen(slots=True)
+class _WireRecords:
+    total: int = 0
+    call_info: list[CallRecord] = attrs.Factory(list)
+
+
+@attrs.frozen(slots=True)
+class _WireRecordsResponse:
+    ret_code: str
+    ret_msg: str | None = None
+    result: _WireRecords | None = None
+
+
+def _structure_moment(value: Any, _type: Any) -> datetime.datetime:
+    # Milliseconds since the epoch, as a number (or a string of digits, to be lenient).
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"expected milliseconds since the epoch, got {type(value).__name__}")
+    return datetime.datetime.fromtimestamp(float(value) / 1000, datetime.UTC)
+
+
+def _structure_int(value: Any, _type: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError("expected an integer, got bool")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    raise TypeError(f"expected an integer, got {type(value).__name__}")
 
 
 def _structure_str(value: Any, _type: Any) -> str:
@@ -63,6 +100,8 @@ def _build() -> cattrs.Converter:
     conv = cattrs.Converter()
     conv.register_structure_hook(str, _structure_str)
     conv.register_structure_hook(float, _structure_float)
+    conv.register_structure_hook(int, _structure_int)
+    conv.register_structure_hook(datetime.datetime, _structure_moment)
     conv.register_unstructure_hook(
         CreateCallRequest,
         make_dict_unstructure_fn(
@@ -109,6 +148,40 @@ def _build() -> cattrs.Converter:
             user_id=override(rename="UserID"),
         ),
     )
+    conv.register_structure_hook(
+        CallRecord,
+        _objects_only(
+            make_dict_structure_fn(
+                CallRecord,
+                conv,
+                call_serial_no=override(rename="callSerialNo"),
+                start_time=override(rename="startTime"),
+                caller_present=override(rename="callerPresent"),
+                agent_present=override(rename="agentPresent"),
+                alerting_time=override(rename="alertingTime"),
+                talking_time=override(rename="talkingTime"),
+                release_time=override(rename="releaseTime"),
+                end_time=override(rename="endTime"),
+                talk_duration=override(rename="talkDuration"),
+                reason_code=override(rename="reasonCode"),
+            )
+        ),
+    )
+    conv.register_structure_hook(
+        _WireRecords,
+        _objects_only(
+            make_dict_structure_fn(_WireRecords, conv, call_info=override(rename="callInfo"))
+        ),
+    )
+    conv.register_structure_hook(
+        _WireRecordsResponse,
+        make_dict_structure_fn(
+            _WireRecordsResponse,
+            conv,
+            ret_code=override(rename="retCode"),
+            ret_msg=override(rename="retMsg"),
+        ),
+    )
     return conv
 
 
@@ -117,6 +190,7 @@ converter = _build()
 _unstructure_request = converter.get_unstructure_hook(CreateCallRequest)
 _structure_response = converter.get_structure_hook(_WireCreateCallResponse)
 _structure_token = converter.get_structure_hook(AccessToken)
+_structure_records = converter.get_structure_hook(_WireRecordsResponse)
 
 
 def unstructure(request: CreateCallRequest) -> dict[str, str]:
@@ -151,3 +225,16 @@ def structure_token(data: Any) -> AccessToken:
     if not token.access_token:
         raise ValueError("AccessToken is empty")
     return token
+
+
+def structure_call_records(data: Any) -> tuple[str, str | None, CallRecordsPage]:
+    """Turn a decoded call-record JSON body into ``(retCode, retMsg, page)``.
+
+    Raises ``TypeError``/``ValueError``/``cattrs`` errors for a body that is not the
+    documented shape (the caller turns those into :class:`ResponseDecodeError`).
+    """
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
+    wire: _WireRecordsResponse = _structure_records(data, _WireRecordsResponse)
+    found = wire.result or _WireRecords()
+    return wire.ret_code, wire.ret_msg, CallRecordsPage(found.total, tuple(found.call_info))

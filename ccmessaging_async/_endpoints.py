@@ -36,6 +36,11 @@ class Endpoint(Generic[RequestT, ResultT]):
     describe: Callable[[RequestT], str]
     #: Span attributes describing a request (numbers masked).
     attributes: Callable[[RequestT], dict[str, str]]
+    #: Whether sending it twice is harmless (a read): then an uncertain outcome (a lost
+    #: connection, a 5xx, an undecodable answer) may be sent again too.
+    idempotent: bool = False
+    #: What an answer that cannot be trusted means for it, in error messages.
+    unknown: str = "the call may have been created"
 
 
 def _decode_create_call(data: Any) -> CreateCallResult:

@@ -204,6 +204,17 @@ class AuthenticationError(NotCreatedError):
         self.exception_info = exception_info
 
 
+class CallRecordsError(CCMessagingError):
+    """The call-record query answered with a ``retCode`` other than ``"0"`` (SPEC section 5)."""
+
+    def __init__(self, ret_code: str, ret_msg: str | None) -> None:
+        super().__init__(f"queryCallDetailRecord answered retCode {ret_code}: {ret_msg or '-'}")
+        #: The platform's ``retCode``.
+        self.ret_code = ret_code
+        #: The platform's ``retMsg``: why.
+        self.ret_msg = ret_msg
+
+
 class NotSentError(NotCreatedError):
     """The request never fully left: connection refused, connect timeout, pool exhausted."""
 

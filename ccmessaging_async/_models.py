@@ -1,14 +1,27 @@
-"""Request and result classes of the createcall interface and the token service."""
+"""Request and result classes of createcall, the call records and the token service."""
 
 from __future__ import annotations
 
+import datetime
+import enum
 import re
 
 import attrs
 
 from ._errors import InvalidRequestError
 
-__all__ = ["AccessToken", "CreateCallRequest", "CreateCallResult", "mask_number"]
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "AccessToken",
+    "CallRecord",
+    "CallRecordsPage",
+    "CallRecordsQuery",
+    "CallState",
+    "CallTaskType",
+    "CreateCallRequest",
+    "CreateCallResult",
+    "mask_number",
+]
 
 MAX_CALLED = 32
 MAX_CALLER_PRESENT = 32
@@ -110,3 +123,90 @@ class AccessToken:
     scope: str | None = None
     app_key: str | None = None
     user_id: str | None = None
+
+
+#: The most call records asked for in one page (the documented default).
+MAX_PAGE_SIZE = 100
+
+
+class CallTaskType(enum.IntEnum):
+    """Which calls a query asks for (``taskType``)."""
+
+    #: Every kind, except ITA two-way calls.
+    ALL = 0
+    CEC_TWO_WAY = 1
+    #: Anonymous outbound call tasks: what createcall creates.
+    ANONYMOUS_OUTBOUND = 2
+    VOICE_NOTIFICATION = 3
+    ITA_TWO_WAY = 4
+
+
+class CallState(enum.IntEnum):
+    """A record's ``state`` (compare :attr:`CallRecord.state` with these)."""
+
+    TO_BE_CALLED = 0
+    CALLING = 1
+    TALKING = 2
+    ENDED = 3
+
+
+def _masked_number(value: str | None) -> str:
+    return "None" if value is None else repr(mask_number(value))
+
+
+@attrs.frozen
+class CallRecord:
+    """One call in the platform's records. Times are aware datetimes (UTC).
+
+    ``state`` is a :class:`CallState` value and ``reason_code`` the vendor's reason (0
+    callee hung up, 1 caller hung up, 2 caller leg failed, 3 callee leg failed, 4 caller
+    did not answer, 5 callee did not answer, 6 start failed), as plain integers so that
+    a value the platform adds later is kept, not refused.
+    """
+
+    call_serial_no: str
+    called: str = attrs.field(repr=_masked_number)
+    start_time: datetime.datetime
+    caller: str | None = attrs.field(default=None, repr=_masked_number)
+    caller_present: str | None = attrs.field(default=None, repr=_masked_number)
+    agent_present: str | None = None
+    alerting_time: datetime.datetime | None = None
+    talking_time: datetime.datetime | None = None
+    release_time: datetime.datetime | None = None
+    end_time: datetime.datetime | None = None
+    talk_duration: int | None = None
+    state: int | None = None
+    reason_code: int | None = None
+
+
+@attrs.frozen
+class CallRecordsQuery:
+    """One page of one query, as sent: times in milliseconds since the epoch."""
+
+    start_ms: int
+    end_ms: int
+    task_type: int = CallTaskType.ANONYMOUS_OUTBOUND
+    offset: int = 0
+    limit: int = MAX_PAGE_SIZE
+    caller: str | None = attrs.field(default=None, repr=_masked_number)
+
+    def encode(self) -> dict[str, str]:
+        """Return the wire body: every value a string; ``caller`` only when given."""
+        body = {
+            "startTime": str(self.start_ms),
+            "endTime": str(self.end_ms),
+            "taskType": str(int(self.task_type)),
+            "offset": str(self.offset),
+            "limit": str(self.limit),
+        }
+        if self.caller is not None:
+            body["caller"] = self.caller
+        return body
+
+
+@attrs.frozen
+class CallRecordsPage:
+    """One page of records, and how many the query matches in all."""
+
+    total: int
+    records: tuple[CallRecord, ...]

@@ -21,6 +21,7 @@ from ._errors import (
     CCMessagingError,
     ConfigurationError,
     NotSentError,
+    OutcomeUnknownError,
     ThrottledError,
 )
 
@@ -162,6 +163,7 @@ def decide(
     policy: RetryPolicy,
     draw: float,
     paced: bool = False,
+    idempotent: bool = False,
 ) -> Resend | CCMessagingError:
     """Decide what follows one failed send of a createcall: a :class:`Resend`, or ``happened``.
 
@@ -169,7 +171,8 @@ def decide(
     (token refreshes excluded), ``token_refreshed`` says the one refresh was used, and
     ``budget_left`` whether the batch's budget can pay for one more re-send. ``draw`` is a
     random number in [0, 1] for the jitter. ``paced``: a batch paces throttled calls
-    itself (:mod:`._pacing`), so a throttle is handed back to it at once.
+    itself (:mod:`._pacing`), so a throttle is handed back to it at once. ``idempotent``:
+    a request that may be sent twice (a read), so an uncertain outcome is re-sent too.
     """
     if isinstance(happened, AuthenticationError):
         # A gateway 401/403 on createcall: the platform did not act on it (SPEC section 3).
@@ -177,13 +180,15 @@ def decide(
     throttled = isinstance(happened, ThrottledError)
     if throttled and paced:
         return happened
-    if not (throttled or isinstance(happened, NotSentError)) or resends >= policy.max_resends:
+    again = throttled or isinstance(happened, NotSentError)
+    again = again or (idempotent and isinstance(happened, OutcomeUnknownError))
+    if not again or resends >= policy.max_resends:
         return happened
     if not budget_left:
         # Every re-send is paid from the batch's budget, so an outage cannot multiply the
         # load, whatever Retry-After says (0, or a date in the past, would not slow it).
         return happened
-    retry_after = happened.retry_after if isinstance(happened, ThrottledError) else None
+    retry_after = getattr(happened, "retry_after", None) if throttled or idempotent else None
     if retry_after is None:
         delay = backoff(resends + 1, policy.backoff_initial, policy.backoff_max, draw)
     elif retry_after > policy.max_retry_after:

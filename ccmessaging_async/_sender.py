@@ -209,13 +209,14 @@ class Sender:
                 policy=self._policy,
                 draw=random.random(),  # noqa: S311 - jitter, not cryptography
                 paced=options.paced,
+                idempotent=call.endpoint.idempotent,
             )
             if not isinstance(step, Resend):
                 if (
                     budget is not None
                     and not budget.can_spend
                     and self._would_resend(outcome, resends, token_refreshed, options.paced)
-                ):
+                ):  # (a batch's budget: createcall only, never idempotent)
                     watch.budget_refused(outcome)
                 raise step.with_context(endpoint=call.endpoint.name, attempts=attempts)
             watch.resent(outcome, refresh_token=step.refresh_token)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import enum
 import logging
 import os
 import ssl
 import sys
 import warnings
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Self
@@ -19,6 +27,7 @@ import anyio.abc
 
 from . import _http
 from ._batch import check_batch_options, run_batch
+from ._call_records import CALL_RECORDS, read_records
 from ._client import build_client
 from ._config import (
     DEFAULT_LIMITS,
@@ -35,7 +44,15 @@ from ._config import (
 from ._endpoints import CREATE_CALL
 from ._errors import ConfigurationError, SessionStateError
 from ._logging import configure_from_env
-from ._models import CreateCallRequest, CreateCallResult
+from ._models import (
+    MAX_PAGE_SIZE,
+    CallRecord,
+    CallRecordsPage,
+    CallRecordsQuery,
+    CallTaskType,
+    CreateCallRequest,
+    CreateCallResult,
+)
 from ._outcomes import CallOutcome
 from ._pacing import Pacing
 from ._retry import RetryPolicy
@@ -364,6 +381,37 @@ class AsyncSession:
         self._check_open()
         deadline = check_deadline("timeout", timeout)
         return (await self._sender.send(CREATE_CALL, request, deadline=deadline)).result
+
+    def call_records(
+        self,
+        start: datetime.datetime,
+        end: datetime.datetime,
+        *,
+        caller: str | None = None,
+        task_type: CallTaskType | int = CallTaskType.ANONYMOUS_OUTBOUND,
+        page_size: int = MAX_PAGE_SIZE,
+    ) -> AsyncIterator[CallRecord]:
+        """Yield the platform's records of the calls from ``start`` to ``end`` (SPEC section 5).
+
+        ``start`` and ``end`` are timezone-aware; a range longer than 7 days is asked as
+        several queries, each paged (``page_size`` records a page, at most 100). By default
+        only anonymous outbound calls (what :meth:`create_call` creates); ``caller`` keeps
+        those from one calling number. Reading changes nothing, so every failure that may
+        be retried is (token refresh, connections, 5xx, an undecodable answer), within the
+        session's retry policy. Raises :class:`CallRecordsError` for a ``retCode`` other
+        than ``"0"``, :class:`InvalidRequestError` for bad arguments before anything is sent.
+
+        A record found proves the call was created; a call may take minutes to appear, so
+        a record not found proves nothing until long after the call.
+        """
+        self._check_open()
+
+        async def send(query: CallRecordsQuery) -> CallRecordsPage:
+            return (await self._sender.send(CALL_RECORDS, query)).result
+
+        return read_records(
+            send, start, end, caller=caller, task_type=task_type, page_size=page_size
+        )
 
     def create_calls(
         self,

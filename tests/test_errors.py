@@ -14,6 +14,7 @@ import ccmessaging_async
 from ccmessaging_async import (
     AsyncSession,
     AuthenticationError,
+    CallRecordsError,
     CCMessagingError,
     ConfigurationError,
     ConnectionLostError,
@@ -46,7 +47,9 @@ from tests._helpers import (
 
 pytestmark = pytest.mark.anyio
 
-BASES = (UsageError, NotCreatedError, OutcomeUnknownError)
+#: A usage error, a call certainly not created, a call that may exist, or a read (of the
+#: call records) that failed and changed nothing.
+BASES = (UsageError, NotCreatedError, OutcomeUnknownError, CallRecordsError)
 
 
 def public_errors() -> list[type[CCMessagingError]]:
@@ -57,7 +60,7 @@ def public_errors() -> list[type[CCMessagingError]]:
 
 @pytest.mark.parametrize("kind", public_errors(), ids=lambda kind: kind.__name__)
 def test_every_error_has_exactly_one_meaning(kind: type[CCMessagingError]) -> None:
-    """Every public error is a usage error, a not-created or an outcome-unknown, never two."""
+    """Every public error has one meaning: usage, not created, outcome unknown, or a read."""
     if kind in (CCMessagingError, *BASES):
         return
     assert sum(issubclass(kind, base) for base in BASES) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import importlib.metadata
 from typing import Any
 
@@ -164,3 +165,33 @@ async def test_pytest_httpx_helper_need_not_be_used_in_full(httpx_mock: Any) -> 
             "https://127.0.0.1:8443", "key", "secret", token=TokenPolicy.for_tests()
         ):
             pass
+
+
+_RECORD = {"callSerialNo": "42", "called": "13800000001", "startTime": 1764547200000}
+_WINDOW = (
+    datetime.datetime(2025, 12, 1, tzinfo=datetime.UTC),
+    datetime.datetime(2025, 12, 2, tzinfo=datetime.UTC),
+)
+
+
+async def test_mock_routes_may_answer_call_records() -> None:
+    """With ``records``, a call-record route answers them; without, no such route exists."""
+    with respx.mock() as router:
+        routes = mock_routes(router, "https://127.0.0.1:8443", records=[_RECORD])
+        async with AsyncSession("https://127.0.0.1:8443", "k", "s") as session:
+            await session.create_call(CreateCallRequest(called="1"))
+            found = [r async for r in session.call_records(*_WINDOW)]
+    assert [r.call_serial_no for r in found] == ["42"]
+    assert routes.call_records is not None
+    assert routes.call_records.call_count == 1
+    assert mock_routes(respx.MockRouter(), "https://x.example").call_records is None
+
+
+async def test_pytest_httpx_helper_may_answer_call_records(httpx_mock: Any) -> None:
+    """``add_responses(records=...)`` answers call-record queries too."""
+    add_responses(httpx_mock, "https://127.0.0.1:8443", records=[_RECORD])
+    async with AsyncSession(
+        "https://127.0.0.1:8443", "key", "secret", token=TokenPolicy.for_tests()
+    ) as session:
+        found = [r async for r in session.call_records(*_WINDOW)]
+    assert [r.called for r in found] == ["13800000001"]

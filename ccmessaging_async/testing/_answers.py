@@ -1,10 +1,11 @@
-"""The documented answers of both interfaces, for the mock-library helpers."""
+"""The documented answers of the interfaces, for the mock-library helpers."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["call_answer", "token_answer"]
+__all__ = ["call_answer", "records_answer", "token_answer"]
 
 
 def token_answer(token: str, expires: int, status: int) -> dict[str, Any]:
@@ -39,3 +40,12 @@ def call_answer(result_code: str, result_desc: str | None, status: int) -> dict[
             },
         }
     return {"resultCode": result_code, "resultDesc": result_desc or "failure"}
+
+
+def records_answer(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Return queryCallDetailRecord's JSON with ``records`` (wire form: camelCase, ms)."""
+    return {
+        "retCode": "0",
+        "retMsg": "Query call detail record successfully",
+        "result": {"total": len(records), "callInfo": [dict(record) for record in records]},
+    }

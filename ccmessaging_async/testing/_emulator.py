@@ -16,6 +16,7 @@ import anyio
 import attrs
 
 from .. import _http
+from .._call_records import CALL_RECORDS
 from .._endpoints import CREATE_CALL
 from .._models import MAX_CALL_DATA, MAX_CALLED, MAX_CALLER_PRESENT
 from .._token_policy import MAX_TOKEN_LIFETIME
@@ -63,6 +64,8 @@ class RecordedCall:
     serial_no: str
     #: When its request arrived, on the emulator's clock.
     at: float
+    #: When it was created, Unix time (its record's ``startTime``).
+    created_at: float = 0.0
 
 
 async def _refuse_as_too_fast(send: Send, capacity: Capacity) -> None:
@@ -86,10 +89,12 @@ class Emulator:
         app_key: str = "emulator-app-key",
         app_secret: str = "emulator-app-secret",  # noqa: S107 - the emulator's own credentials
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_key = app_key
         self.app_secret = app_secret
         self._clock = clock
+        self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._recorded = threading.Condition(self._lock)
         self._tokens: dict[str, float] = {}
@@ -123,6 +128,13 @@ class Emulator:
         self.throttled_requests: int = 0
         #: When each of them arrived, on the emulator's clock.
         self.throttled_at: list[float] = []
+        #: Seconds before a created call appears in the call records (SPEC section 5
+        #: leaves it open; minutes are possible).
+        self.record_delay: float = 0.0
+        #: The calling number the records give the emulator's calls.
+        self.record_caller: str = "88889050"
+        #: Call-record queries received, whatever their answer.
+        self.record_queries: int = 0
 
     def __repr__(self) -> str:
         return (
@@ -216,7 +228,9 @@ class Emulator:
             await self._token(headers, body, send)
         elif path == CREATE_CALL.path and method == "POST":
             await self._create_call(headers, body, send)
-        elif path in (TOKEN_PATH, CREATE_CALL.path):
+        elif path == CALL_RECORDS.path and method == "POST":
+            await self._call_records(headers, body, send)
+        elif path in (TOKEN_PATH, CREATE_CALL.path, CALL_RECORDS.path):
             await _respond(send, 405, {"error": "method not allowed"})
         else:
             await _respond(send, 404, {"error": "not found"})
@@ -364,6 +378,7 @@ class Emulator:
                     call_data=data.get("callData"),
                     serial_no=serial,
                     at=arrived,
+                    created_at=self._wall_clock(),
                 )
             )
             self.calls_per_number[called] += 1
@@ -383,6 +398,59 @@ class Emulator:
                 },
             },
         )
+
+    async def _call_records(self, headers: dict[str, str], body: bytes, send: Send) -> None:
+        with self._lock:
+            self.record_queries += 1
+        if not self._token_valid(headers):
+            await _respond(
+                send, 403, {"errorCode": "APIGW.0301", "exceptionInfo": EXPIRED_TOKEN_INFO}
+            )
+            return
+        query = _parse_records_query(body)
+        if isinstance(query, str):
+            await _respond(send, 200, {"retCode": "1", "retMsg": query})
+            return
+        start, end, task_type, offset, limit, caller = query
+        now = self._wall_clock()
+        with self._lock:
+            found = [
+                call
+                for call in self.calls
+                if start <= call.created_at * 1000 <= end
+                and call.created_at + self.record_delay <= now
+                and task_type in ("0", "2")
+                and caller in (None, self.record_caller)
+            ]
+        page = found[offset : offset + limit]
+        await _respond(
+            send,
+            200,
+            {
+                "retCode": "0",
+                "retMsg": "Query call detail record successfully",
+                "result": {"total": len(found), "callInfo": [self._record(c) for c in page]},
+            },
+        )
+
+    def _record(self, call: RecordedCall) -> dict[str, Any]:
+        started = round(call.created_at * 1000)
+        record: dict[str, Any] = {
+            "callSerialNo": call.serial_no,
+            "caller": self.record_caller,
+            "called": call.called,
+            "startTime": started,
+            "alertingTime": started + 2000,
+            "talkingTime": started + 3000,
+            "releaseTime": started + 30000,
+            "endTime": started + 30000,
+            "talkDuration": 27,
+            "state": 3,
+            "reasonCode": 0,
+        }
+        if call.caller_present is not None:
+            record["callerPresent"] = call.caller_present
+        return record
 
     def _take_drop(self, called: str) -> DropPoint | None:
         with self._lock:
@@ -413,6 +481,32 @@ def _parse_call(body: bytes) -> dict[str, Any] | None:
         if value is not None and (not isinstance(value, str) or len(value) > limit):
             return None
     return data
+
+
+_SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+def _parse_records_query(
+    body: bytes,
+) -> tuple[int, int, str, int, int, str | None] | str:
+    """Read the query: (start, end, taskType, offset, limit, caller), or why it is refused."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return "the request body is not JSON"
+    if not isinstance(data, dict):
+        return "the request body is not a JSON object"
+    try:
+        start, end = int(str(data["startTime"])), int(str(data["endTime"]))
+        offset, limit = int(str(data.get("offset", "0"))), int(str(data.get("limit", "100")))
+    except (KeyError, ValueError):
+        return "startTime and endTime are required, in milliseconds"
+    if end < start:
+        return "endTime is before startTime"
+    if end - start > _SEVEN_DAYS_MS:
+        return "the time range exceeds 7 days"
+    caller = data.get("caller")
+    return start, end, str(data.get("taskType", "0")), offset, limit, caller
 
 
 def _failure(code: str, description: str) -> dict[str, Any]:

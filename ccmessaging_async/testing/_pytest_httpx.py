@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._call_records import CALL_RECORDS
 from .._endpoints import CREATE_CALL
 from .._token_service import TOKEN_PATH
-from ._answers import call_answer, token_answer
+from ._answers import call_answer, records_answer, token_answer
 
 if TYPE_CHECKING:
     from pytest_httpx import HTTPXMock
@@ -24,10 +26,12 @@ def add_responses(
     result_desc: str | None = None,
     token_status: int = 200,
     call_status: int = 200,
+    records: Sequence[Mapping[str, Any]] | None = None,
 ) -> None:
-    """Register documented token and createcall answers on pytest-httpx's ``httpx_mock``.
+    """Register documented token, createcall and call-record answers on ``httpx_mock``.
 
-    The options are :func:`mock_routes`'. Both answers may be asked for any number of
+    The options are :func:`mock_routes`' (``records``: a call-record answer too). The
+    answers may be asked for any number of
     times and need not be asked at all. Inspect ``httpx_mock.get_requests()`` afterwards.
     """
     base = base_url.rstrip("/")
@@ -52,6 +56,13 @@ def add_responses(
         json=call_answer(result_code, result_desc, call_status),
         **options,
     )
+    if records is not None:
+        httpx_mock.add_response(
+            method="POST",
+            url=base + CALL_RECORDS.path,
+            json=records_answer(records),
+            **options,
+        )
 
 
 def _version(text: str) -> tuple[int, ...]:
