@@ -24,6 +24,7 @@ from ._errors import (
     SessionStateError,
     ThrottledError,
     ThrottlingTimeoutError,
+    TokenServiceUnreachableError,
     UsageError,
 )
 from ._models import (
@@ -76,6 +77,7 @@ __all__ = [
     "ThrottledError",
     "ThrottlingTimeoutError",
     "TokenPolicy",
+    "TokenServiceUnreachableError",
     "UsageError",
     "__version__",
     "aiohttp_transport",

@@ -219,6 +219,13 @@ class NotSentError(NotCreatedError):
     """The request never fully left: connection refused, connect timeout, pool exhausted."""
 
 
+class TokenServiceUnreachableError(NotSentError):
+    """The token service could not be reached (a name that does not resolve, a host down).
+
+    No token could be had, so nothing was sent; no credential was refused.
+    """
+
+
 class ProxyRefusedError(NotCreatedError):
     """A proxy between the SDK and the platform refused the request; the platform never saw it.
 

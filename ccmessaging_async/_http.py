@@ -9,6 +9,7 @@ import time
 import httpx
 
 __all__ = [
+    "CONNECT_ERRORS",
     "NOT_SENT_ERRORS",
     "TRACE_HEADER",
     "URL",
@@ -54,6 +55,9 @@ NOT_SENT_ERRORS: tuple[type[Exception], ...] = (
     httpx.ProxyError,
     httpx.UnsupportedProtocol,
 )
+
+#: Failures to make a connection at all: the server was never reached.
+CONNECT_ERRORS: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
 
 #: The header an API gateway names its request with (kept on errors as ``trace_id``).
 TRACE_HEADER = "X-Request-Id"

@@ -28,6 +28,7 @@ from ._errors import (
     InvalidRequestError,
     NotSentError,
     SessionStateError,
+    TokenServiceUnreachableError,
 )
 from ._retry import Resend, RetryBudget, RetryPolicy, decide
 from ._slots import Slots
@@ -246,7 +247,7 @@ class Sender:
     async def _token(self, attempts: int) -> Token:
         try:
             return await self._tokens.get()
-        except AuthenticationError as error:
+        except (AuthenticationError, TokenServiceUnreachableError) as error:
             error.with_context(attempts=attempts)
             raise
 

@@ -11,7 +11,13 @@ from collections.abc import Awaitable, Callable
 import anyio
 import attrs
 
-from ._errors import AuthenticationError, CertificateError, ProxyRefusedError, SessionStateError
+from ._errors import (
+    AuthenticationError,
+    CertificateError,
+    ProxyRefusedError,
+    SessionStateError,
+    TokenServiceUnreachableError,
+)
 from ._models import AccessToken
 from ._retry import backoff
 from ._token_policy import MIN_REFRESH_INTERVAL, MIN_TOKEN_LIFETIME, TokenPolicy
@@ -20,6 +26,10 @@ from ._token_service import TOKEN_ENDPOINT
 __all__ = ["Token", "TokenManager", "refresh_windows"]
 
 logger = logging.getLogger("ccmessaging_async")
+
+
+#: What a failed fetch leaves behind to tell the calls that wait.
+_FetchError = AuthenticationError | ProxyRefusedError | TokenServiceUnreachableError
 
 
 @attrs.frozen(slots=True, eq=False)
@@ -70,7 +80,7 @@ class TokenManager:
         self._failures = 0
         self._retry_at = -math.inf
         self._fetched_at = -math.inf
-        self._last_error: AuthenticationError | ProxyRefusedError | CertificateError | None = None
+        self._last_error: _FetchError | CertificateError | None = None
         self._permanent: CertificateError | None = None
         self._retry_when_asked = False
         self._refusal_pending = False
@@ -224,7 +234,7 @@ class TokenManager:
             self._last_error = self._permanent = exc.with_context(endpoint=TOKEN_ENDPOINT)
             if not first:
                 logger.error("access token fetch failed and will not be retried: %s", exc)  # noqa: TRY400 - no traceback wanted
-        except (AuthenticationError, ProxyRefusedError) as exc:
+        except (AuthenticationError, ProxyRefusedError, TokenServiceUnreachableError) as exc:
             self._failed(exc, announce=not first)
         except Exception as exc:  # noqa: BLE001 - the refresher must outlive any bug here
             self._failed(
@@ -245,13 +255,12 @@ class TokenManager:
             finished, self._finished = self._finished, anyio.Event()
             finished.set()
 
-    def _failed(
-        self, error: AuthenticationError | ProxyRefusedError, *, announce: bool = True
-    ) -> None:
+    def _failed(self, error: _FetchError, *, announce: bool = True) -> None:
         self._failures += 1
         self._last_error = error
         policy = self._policy
-        if error.status_code in (401, 403) or isinstance(error, ProxyRefusedError):
+        status = getattr(error, "status_code", None)
+        if status in (401, 403) or isinstance(error, ProxyRefusedError):
             delay = policy.refresh_backoff_max
         else:
             # Half fixed, half jitter: never zero, so a failing service is not hammered.

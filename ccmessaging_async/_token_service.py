@@ -14,7 +14,12 @@ import attrs
 from . import _http, _json
 from ._classify import certificate_failure, describe_gateway, gateway_details, proxy_failure
 from ._converter import structure_token
-from ._errors import AuthenticationError, CCMessagingError, ProxyRefusedError
+from ._errors import (
+    AuthenticationError,
+    CCMessagingError,
+    ProxyRefusedError,
+    TokenServiceUnreachableError,
+)
 from ._models import AccessToken
 from ._retry import backoff
 from ._telemetry import Observer
@@ -57,10 +62,17 @@ def _checked(token: AccessToken) -> AccessToken:
 
 class _RetryableTokenError(AuthenticationError):
     def __init__(
-        self, message: str, *, status_code: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        retry_after: float | None = None,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message, status_code=status_code)
         self.retry_after = retry_after
+        #: No connection could be made: the service was never reached.
+        self.unreachable = unreachable
 
 
 class TokenFetcher:
@@ -96,7 +108,10 @@ class TokenFetcher:
         return f"<TokenFetcher {self._url}>"
 
     async def __call__(self) -> AccessToken:
-        """Fetch one token; raise :class:`AuthenticationError` when none can be had."""
+        """Fetch one token; raise :class:`AuthenticationError` when none can be had.
+
+        :class:`TokenServiceUnreachableError` instead when no connection could be made.
+        """
         with self._observer.token_fetch() as watch:
             token, attempts = await self._fetch()
             watch.fetched(attempts)
@@ -133,8 +148,16 @@ class TokenFetcher:
             except AuthenticationError as exc:
                 raise exc.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt) from None
 
-    @staticmethod
-    def _give_up(message: str, last: AuthenticationError, attempt: int) -> AuthenticationError:
+    def _give_up(
+        self, message: str, last: AuthenticationError, attempt: int
+    ) -> AuthenticationError | TokenServiceUnreachableError:
+        if isinstance(last, _RetryableTokenError) and last.unreachable:
+            host = _http.URL(self._url).host
+            unreachable = TokenServiceUnreachableError(
+                f"the token service at {host} could not be reached after {attempt} attempts "
+                f"({last}); no token, so nothing was sent"
+            )
+            return unreachable.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
         error = AuthenticationError(message, status_code=last.status_code)
         error.trace_id = last.trace_id
         error.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
@@ -176,6 +199,7 @@ class TokenFetcher:
     async def _send(self, attempt: int) -> tuple[_http.Response, bytes]:
         """Send the token request; a failure is raised as retryable unless it is permanent."""
         failure: str | CCMessagingError
+        unreachable = False
         try:
             with anyio.fail_after(self._deadline):
                 response = await self._client.send(
@@ -198,13 +222,14 @@ class TokenFetcher:
                 or proxy_failure(exc)
                 or (f"token service unreachable ({_http.describe_error(exc)})")
             )
+            unreachable = isinstance(exc, _http.CONNECT_ERRORS)
         else:
             return response, body
         # Raised outside the except clause and not chained: httpx's exception holds the
         # request, whose body is the app secret.
         if isinstance(failure, CCMessagingError):
             raise failure.with_context(endpoint=TOKEN_ENDPOINT, attempts=attempt)
-        raise _RetryableTokenError(failure)
+        raise _RetryableTokenError(failure, unreachable=unreachable)
 
     def _refusal(self, response: _http.Response, body: bytes) -> CCMessagingError:
         """Type an answer other than 200."""

@@ -10,11 +10,11 @@ import pytest
 
 from ccmessaging_async import (
     AsyncSession,
-    AuthenticationError,
     CreateCallRequest,
     OutcomeStatus,
     RetryPolicy,
     TokenPolicy,
+    TokenServiceUnreachableError,
     aiohttp_transport,
 )
 from ccmessaging_async.testing import Emulator, EmulatorServer
@@ -87,6 +87,9 @@ async def test_refused_connection_is_not_sent() -> None:
             with pytest.raises(httpx.ConnectError):
                 await client.post(url, content=b"{}")
         emulator = Emulator()
-        with anyio.fail_after(30), pytest.raises(AuthenticationError, match="ConnectError"):
+        with (
+            anyio.fail_after(30),
+            pytest.raises(TokenServiceUnreachableError, match="ConnectError"),
+        ):
             async with session(f"http://127.0.0.1:{proxy.port}", emulator):
                 pass

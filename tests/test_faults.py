@@ -30,6 +30,7 @@ from ccmessaging_async import (
     AuthenticationError,
     CallOutcome,
     CreateCallRequest,
+    NotSentError,
     OutcomeStatus,
     OutcomeUnknownError,
     RequestRejectedError,
@@ -37,6 +38,7 @@ from ccmessaging_async import (
     RetryPolicy,
     ServerError,
     TokenPolicy,
+    TokenServiceUnreachableError,
 )
 from ccmessaging_async._http import Timeout
 from ccmessaging_async.testing import Emulator, EmulatorServer, TokenFailure
@@ -135,13 +137,17 @@ def statuses(outcomes: Iterable[CallOutcome]) -> dict[OutcomeStatus, int]:
 
 
 async def test_token_service_refusing_connections_fails_fast(proxy: FaultProxy) -> None:
-    """Connection refused at start raises AuthenticationError within the bounded retries."""
+    """Connection refused at start: a not-sent error naming the host, not a credential one."""
     emulator = Emulator()
     proxy.refuse()
     with anyio.fail_after(10):
-        with pytest.raises(AuthenticationError, match="unreachable"):
+        with pytest.raises(TokenServiceUnreachableError, match="unreachable") as caught:
             async with session_for(proxy.url, emulator):
                 pass
+    assert "the token service at 127.0.0.1 could not be reached" in str(caught.value)
+    assert isinstance(caught.value, NotSentError)
+    assert not isinstance(caught.value, AuthenticationError)
+    assert caught.value.endpoint == "tokenByAkSk"
     record_scenario("1. token service refusing connections at start", [], emulator)
 
 

@@ -34,6 +34,7 @@ from ccmessaging_async import (
     ThrottledError,
     ThrottlingTimeoutError,
     TokenPolicy,
+    TokenServiceUnreachableError,
     aiohttp_transport,
 )
 from tests._helpers import (
@@ -451,7 +452,7 @@ async def test_no_secret_is_reachable_from_a_token_failure() -> None:
     session = AsyncSession(
         f"http://127.0.0.1:{port}", APP_KEY, APP_SECRET, token=TokenPolicy.for_tests()
     )
-    with pytest.raises(AuthenticationError) as info:
+    with pytest.raises(TokenServiceUnreachableError) as info:
         async with session:
             pass
     texts = reachable_texts(info.value)

@@ -40,7 +40,8 @@ class SuppressionList:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, default_region: str | None = None) -> None:
-        self.path = Path(path)
+        #: The file.
+        self.path: Path = Path(path)
         self._reader = NumberReader(NumberPlan(default_region))
         self._numbers = _Fingerprints()
         self._seen: tuple[int, int, int] | None = None  # (inode, size, mtime) when read
@@ -48,7 +49,7 @@ class SuppressionList:
         self._digest = hashlib.blake2b()  # of those bytes: an append keeps them
         self._lock = anyio.Lock()
         #: Lines that are not numbers (they suppress nothing), at the last reading.
-        self.ignored = 0
+        self.ignored: int = 0
         self.load()
 
     def __len__(self) -> int:
