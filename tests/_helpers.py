@@ -1,4 +1,4 @@
-"""Test helpers: canned wire answers, constants, a fake clock."""
+"""Test helpers: canned wire answers, constants, a fake clock, an in-process session."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from ccmessaging_async import AsyncSession
+from ccmessaging_async.testing import Emulator
 
 BASE_URL = "https://127.0.0.1:8443"
 TOKEN_PATH = "/apigovernance/api/oauth/tokenByAkSk"
@@ -110,4 +113,14 @@ def run_pytest(folder: Path, *arguments: str) -> subprocess.CompletedProcess[str
         text=True,
         timeout=120,
         check=False,
+    )
+
+
+def in_process_session(emulator: Emulator) -> AsyncSession:
+    """A session on ``emulator`` in-process (httpx's ASGI transport), default policies."""
+    return AsyncSession(
+        "http://127.0.0.1",
+        emulator.app_key,
+        emulator.app_secret,
+        transport=httpx.ASGITransport(app=emulator),
     )

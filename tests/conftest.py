@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -68,6 +70,15 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         ROWS.sort(key=lambda row: (int(row[0].split(".")[0]), row[0]))  # 1., 2., ... 10.
         terminalreporter.section("fault-injection scenarios")
         terminalreporter.write_line(table())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
+    """Where a job lives, and its name: a job file, or a job in PostgreSQL (both stores)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "calls.job"), None
+    url: str = request.getfixturevalue("postgres_url")
+    return url, f"job-{secrets.token_hex(4)}"
 
 
 @pytest.fixture(scope="session")

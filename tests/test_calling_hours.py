@@ -20,10 +20,9 @@ import zoneinfo
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
-from ccmessaging_async import AsyncSession, ConfigurationError, CreateCallRequest
+from ccmessaging_async import ConfigurationError, CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import (
     CallingHours,
@@ -36,22 +35,13 @@ from ccmessaging_async.jobs import (
     open_job,
 )
 from ccmessaging_async.testing import Emulator, EmulatorServer
-from tests._helpers import emulator_env
+from tests._helpers import emulator_env, in_process_session
 
 pytestmark = pytest.mark.anyio
 
 UTC = datetime.UTC
 SHANGHAI = zoneinfo.ZoneInfo("Asia/Shanghai")
 LONDON = zoneinfo.ZoneInfo("Europe/London")
-
-
-def session_for(emulator: Emulator) -> AsyncSession:
-    return AsyncSession(
-        "http://127.0.0.1",
-        emulator.app_key,
-        emulator.app_secret,
-        transport=httpx.ASGITransport(app=emulator),
-    )
 
 
 def requests_for(n: int) -> list[CreateCallRequest]:
@@ -168,7 +158,7 @@ async def test_a_job_file_outside_its_hours_waits_and_dials_when_they_open(
     hours = CallingHours("09:00-20:00", default_zone="UTC")
     job_file = tmp_path / "calls.job"
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(job_file, requests=requests_for(12)) as job,
     ):
         with anyio.fail_after(30):
@@ -189,15 +179,6 @@ async def test_a_job_file_outside_its_hours_waits_and_dials_when_they_open(
     assert waiting.next_at == pytest.approx(opening.timestamp())
     assert len(emulator.calls) == 12
     assert emulator.duplicates() == {}
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """Where a job lives, and its name: a job file, or a job in PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "calls.job"), None
-    url: str = request.getfixturevalue("postgres_url")
-    return url, f"hours-{secrets.token_hex(4)}"
 
 
 def closed_now(hours_ahead: int = 2) -> str:
@@ -228,7 +209,7 @@ async def test_a_job_outside_its_hours_waits_and_a_resume_with_other_hours_dials
         stop.set()
 
     closed = CallingHours(closed_now(), default_zone="UTC")
-    async with session_for(emulator) as session:
+    async with in_process_session(emulator) as session:
         async with open_job(location, name=name, requests=requests_for(10)) as job:
             with anyio.fail_after(30):
                 run = await job.run(
@@ -265,7 +246,7 @@ async def test_every_worker_honours_the_moment_another_one_deferred_a_row_to(
         stop.set()
 
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(postgres_url, name=name, requests=requests_for(8)) as first,
     ):
 
@@ -308,7 +289,7 @@ async def test_a_worker_whose_clock_is_an_hour_ahead_waits_by_the_databases(
     hours = CallingHours(window, default_zone="UTC")
     name = f"ahead-{secrets.token_hex(4)}"
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(postgres_url, name=name, requests=requests_for(5)) as job,
     ):
         with anyio.fail_after(30):

@@ -10,37 +10,19 @@ import sys
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
-from ccmessaging_async import AsyncSession, CreateCallRequest
+from ccmessaging_async import CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import JobRefusedError, Recorded, describe_job, export_job, open_job
 from ccmessaging_async.testing import Emulator
+from tests._helpers import in_process_session
 
 pytestmark = pytest.mark.anyio
 
 
 def calls(n: int, prefix: str = "1397") -> list[CreateCallRequest]:
     return [CreateCallRequest(called=f"{prefix}{i:07d}", caller_present="95599") for i in range(n)]
-
-
-def session_for(emulator: Emulator) -> AsyncSession:
-    return AsyncSession(
-        "http://127.0.0.1",
-        emulator.app_key,
-        emulator.app_secret,
-        transport=httpx.ASGITransport(app=emulator),
-    )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """Where a job lives, and its name: a job file, or a job in PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "calls.job"), None
-    url: str = request.getfixturevalue("postgres_url")
-    return url, f"api-{secrets.token_hex(4)}"
 
 
 async def test_a_job_from_requests_runs_once_and_resumes_to_nothing(
@@ -51,7 +33,7 @@ async def test_a_job_from_requests_runs_once_and_resumes_to_nothing(
     emulator = Emulator()
     seen: list[Recorded] = []
     report = tmp_path / "calls.jsonl"
-    async with session_for(emulator) as session:
+    async with in_process_session(emulator) as session:
         async with open_job(location, name=name, requests=calls(40), report=report) as job:
             assert job.imported == 40
             run = await job.run(session, concurrency=8, on_recorded=seen.extend)
@@ -95,7 +77,7 @@ async def test_a_stop_leaves_the_rest_pending(store: tuple[str, str | None]) -> 
             stop.set()
 
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(location, name=name, requests=calls(200)) as job,
     ):
         run = await job.run(session, concurrency=2, rate=200, stop=stop, on_recorded=recorded)
@@ -115,7 +97,10 @@ async def test_two_runs_in_one_program_share_a_job_in_postgresql(postgres_url: s
         pass
 
     async def work() -> None:
-        async with session_for(emulator) as session, open_job(postgres_url, name=name) as job:
+        async with (
+            in_process_session(emulator) as session,
+            open_job(postgres_url, name=name) as job,
+        ):
             runs.append(await job.run(session, concurrency=4, rate=300))
 
     async with anyio.create_task_group() as tasks:
@@ -130,7 +115,7 @@ async def test_a_job_is_run_once_per_opening(tmp_path: Path) -> None:
     """A second run on the same opening is refused (open the job again to resume)."""
     emulator = Emulator()
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(tmp_path / "x.job", requests=calls(2)) as job,
     ):
         await job.run(session)

@@ -7,15 +7,13 @@ and through the command line.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
-from ccmessaging_async import AsyncSession, ConfigurationError, CreateCallRequest
+from ccmessaging_async import ConfigurationError, CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import (
     JobRefusedError,
@@ -27,18 +25,9 @@ from ccmessaging_async.jobs import (
 )
 from ccmessaging_async.jobs._errors import JobStoppedError
 from ccmessaging_async.testing import Emulator, EmulatorServer
-from tests._helpers import emulator_env
+from tests._helpers import emulator_env, in_process_session
 
 pytestmark = pytest.mark.anyio
-
-
-def session_for(emulator: Emulator) -> AsyncSession:
-    return AsyncSession(
-        "http://127.0.0.1",
-        emulator.app_key,
-        emulator.app_secret,
-        transport=httpx.ASGITransport(app=emulator),
-    )
 
 
 def requests_for(*called: str) -> list[CreateCallRequest]:
@@ -53,15 +42,6 @@ def by_row(report: Path) -> dict[int, dict[str, object]]:
     return {int(str(line["row"])): line for line in lines(report)}
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str | None]:
-    """Where a job lives, and its name: a job file, or a job in PostgreSQL."""
-    if request.param == "sqlite":
-        return str(tmp_path / "calls.job"), None
-    url: str = request.getfixturevalue("postgres_url")
-    return url, f"who-{secrets.token_hex(4)}"
-
-
 # ---- each number once per job --------------------------------------------------------
 
 
@@ -74,7 +54,7 @@ async def test_the_same_person_written_two_ways_is_called_once(
     report = tmp_path / "calls.jsonl"
     given = requests_for("13800000001", "13800000002", "+86 138 0000 0001", "13800000002")
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(location, name=name, requests=given, report=report, default_region="CN") as job,
     ):
         assert job.duplicates == 2
@@ -105,7 +85,7 @@ async def test_allow_duplicates_calls_every_row(store: tuple[str, str | None]) -
     emulator = Emulator()
     given = requests_for("13800000001", "13800000001")
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(location, name=name, requests=given, allow_duplicates=True) as job,
     ):
         assert job.duplicates == 0
@@ -121,7 +101,7 @@ async def test_without_a_region_only_the_same_spelling_is_the_same_person(
     emulator = Emulator()
     given = requests_for("138-0000-0001", "13800000001", "+8613800000001")
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(location, name=name, requests=given) as job,
     ):
         assert job.duplicates == 1
@@ -162,7 +142,7 @@ async def test_numbers_that_are_not_numbers_fail_at_import_and_are_never_sent(
     source = tmp_path / "calls.csv"
     source.write_text("called,caller_present\ncall-me-maybe,95599\n12,95599\n 13800000051 ,95599\n")
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(tmp_path / "calls.job", input=source, report=report) as job,
     ):
         assert job.invalid == 2
@@ -185,7 +165,7 @@ async def test_a_region_checks_numbers_with_libphonenumber_and_sends_them_as_ask
         emulator = Emulator()
         report = tmp_path / f"{send_as}.jsonl"
         async with (
-            session_for(emulator) as session,
+            in_process_session(emulator) as session,
             open_job(
                 tmp_path / f"{send_as}.job",
                 requests=requests_for(*given),
@@ -251,7 +231,7 @@ async def test_a_number_added_to_the_suppression_list_during_a_run_is_not_dialle
                 handle.writelines(f"{number}\n" for number in called[30:39])
 
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(
             location, name=name, requests=requests_for(*called), report=report, default_region="CN"
         ) as job,
@@ -284,7 +264,7 @@ async def test_a_suppression_list_that_cannot_be_read_stops_the_run(
 
     called = [f"1380000{i:04d}" for i in range(40)]
     async with (
-        session_for(emulator) as session,
+        in_process_session(emulator) as session,
         open_job(location, name=name, requests=requests_for(*called)) as job,
     ):
         run = await job.run(session, concurrency=2, on_recorded=recorded, is_suppressed=suppressed)
