@@ -5,7 +5,10 @@ its turn in the batch's pace (the engine waits for it just before), and, on a jo
 workers share a pace, its turn in the job's; immediately before its claim is committed
 and its request can leave; and again before each re-send of a throttled call. So nothing
 is dialled because it was taken up before a reason appeared: a row waiting for its turn
-when a stop arrives is not dialled, and stays ``pending``.
+when a stop arrives is not dialled, and stays ``pending``; a number put on the
+suppression list meanwhile is ``skipped``; a row whose calling hours closed meanwhile is
+deferred to their next opening. (Calling hours are also checked when rows are taken, so
+that rows outside them never wait for a turn.)
 """
 
 from __future__ import annotations
