@@ -15,6 +15,10 @@ import pytest
 from ccmessaging_async import CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import JobRefusedError, Recorded, describe_job, export_job, open_job
+from ccmessaging_async.jobs._commits import GroupCommitter
+from ccmessaging_async.jobs._errors import storage_errors
+from ccmessaging_async.jobs._job import open_stored_job
+from ccmessaging_async.jobs._records import RunProgress
 from ccmessaging_async.testing import Emulator
 from tests._helpers import in_process_session
 
@@ -151,3 +155,39 @@ def test_without_the_postgres_extra_a_database_job_says_what_to_install(
     monkeypatch.setenv("CCMESSAGING_APP_SECRET", "s")
     assert main([*argv, "--name", "spring"]) == ExitCode.USAGE
     assert "pip install 'ccmessaging-async[postgres]'" in capsys.readouterr().err
+
+
+async def test_status_shows_the_throttles_of_a_run_while_it_goes(
+    store: tuple[str, str | None],
+) -> None:
+    """Each commit notes the run's throttles and pace; `status` reads them mid-run."""
+    location, name = store
+    job = await anyio.to_thread.run_sync(
+        lambda: open_stored_job(
+            None,
+            None,
+            location if name else Path(location),
+            name=name,
+            resend_unknown=False,
+            requests=calls(3),
+        )
+    )
+    try:
+        committer = GroupCommitter(
+            job.store,
+            lambda _records: None,
+            storage_errors(),
+            progress=lambda: RunProgress(throttles=3, pace=12.5),
+        )
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(committer.run)
+            (row,) = await anyio.to_thread.run_sync(job.store.take, 1)
+            await committer.claim(row.row)
+            shown = await describe_job(location, name=name)
+            await committer.close()
+    finally:
+        await anyio.to_thread.run_sync(lambda: job.close("stopped"))
+    if name is None:
+        assert "throttled 3 times so far; its pace now 12.5 calls/s" in shown
+    else:
+        assert "the workers running were throttled 3 times so far" in shown

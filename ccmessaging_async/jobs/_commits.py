@@ -14,7 +14,7 @@ from collections.abc import Callable
 import anyio
 
 from ._errors import JobStoppedError
-from ._records import Deferral, Final, Recorded
+from ._records import Deferral, Final, Recorded, RunProgress
 from ._store import JobStore
 
 __all__ = ["ClaimRefusedError", "GroupCommitter"]
@@ -28,7 +28,8 @@ class GroupCommitter:
     """Commits claims and outcomes to a :class:`JobStore` in groups, in a worker thread.
 
     ``on_commit`` runs on the event loop after each commit with the outcomes it recorded
-    (the report and the counters follow the job file, never run ahead of it). Once a commit
+    (the report and the counters follow the job file, never run ahead of it). With
+    ``progress``, each commit also notes how the run is paced, when that changed. Once a commit
     or ``on_commit`` fails, :attr:`failure` is set, every claim raises
     :class:`JobStoppedError`, and nothing more is committed.
     """
@@ -38,8 +39,11 @@ class GroupCommitter:
         store: JobStore,
         on_commit: Callable[[list[Recorded]], None],
         storage_errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError),
+        progress: Callable[[], RunProgress] | None = None,
     ) -> None:
         self._store = store
+        self._progress = progress
+        self._noted: RunProgress | None = None
         self._storage_errors = storage_errors
         self._refused: frozenset[int] = frozenset()
         self._on_commit = on_commit
@@ -120,13 +124,17 @@ class GroupCommitter:
         finals, self._finals = self._finals, []
         deferrals, self._deferrals = self._deferrals, []
         committed, self._committed = self._committed, anyio.Event()
+        progress = None if self._progress is None else self._progress()
+        if progress == self._noted:
+            progress = None  # written already
         try:
             # Not cancellable: a commit that started is finished and its claims released.
             done = await anyio.to_thread.run_sync(
-                self._store.commit, claims, finals, releases, deferrals
+                self._store.commit, claims, finals, releases, deferrals, progress
             )
         except self._storage_errors as exc:
             return self._fail(exc, committed)
+        self._noted = progress or self._noted
         self._refused |= done.refused  # kept: a claim may read it after later commits
         committed.set()
         self.commits += 1

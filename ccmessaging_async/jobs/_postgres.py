@@ -55,6 +55,7 @@ from ._records import (
     JobInfo,
     PendingRow,
     Recorded,
+    RunProgress,
     Waiting,
 )
 from ._store import Committed
@@ -481,11 +482,12 @@ class PostgresStore:
         finals: list[Final],
         releases: Iterable[int] = (),
         deferrals: Iterable[Deferral] = (),
+        progress: RunProgress | None = None,
     ) -> Committed:
         """Fence ``claims`` to ``sending``, free ``releases``, record ``finals``: one commit.
 
         ``deferrals`` this worker holds (or sent and were throttled) are freed, not to be
-        taken by any worker before their moment.
+        taken by any worker before their moment. ``progress`` is noted in this worker's row.
         """
         put_off = list(deferrals)
         worker, job = self.worker, self.job
@@ -530,6 +532,11 @@ class PostgresStore:
                         "job": job,
                         "worker": worker,
                     },
+                )
+            if progress is not None:
+                self._db.execute(
+                    "UPDATE ccmessaging.workers SET throttles = %s, pace = %s WHERE id = %s",
+                    (progress.throttles, progress.pace, worker),
                 )
             if finals:
                 recorded = self._record(finals)

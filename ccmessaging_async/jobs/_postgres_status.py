@@ -67,7 +67,7 @@ def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
             "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
         ).fetchone() or (None, None)
         workers = db.execute(
-            "SELECT host, pid FROM ccmessaging.workers WHERE job = %s "
+            "SELECT host, pid, throttles FROM ccmessaging.workers WHERE job = %s "
             "AND ended_at IS NULL AND expires_at > now() ORDER BY id",
             (job,),
         ).fetchall()
@@ -77,15 +77,21 @@ def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
     data.update(
         rate=rate,
         pace=pace,
-        running=[{"host": host, "pid": pid} for host, pid in workers],
+        running=[
+            {"host": host, "pid": pid, "throttles": throttles} for host, pid, throttles in workers
+        ],
         lost_workers=lost,
     )
     if rate is not None:
         lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
     if alive:
         lines.append(
-            f"  {alive} workers running: " + ", ".join(f"{host} pid {pid}" for host, pid in workers)
+            f"  {alive} workers running: "
+            + ", ".join(f"{host} pid {pid}" for host, pid, _throttles in workers)
         )
+        throttled = sum(throttles for _host, _pid, throttles in workers)
+        if throttled:
+            lines.append(f"  the workers running were throttled {throttled} times so far")
     else:
         lines.append("  no worker running")
     if lost:

@@ -13,6 +13,7 @@ __all__ = [
     "JobInfo",
     "PendingRow",
     "Recorded",
+    "RunProgress",
     "Waiting",
 ]
 
@@ -131,3 +132,13 @@ class Waiting:
         if not self.rows:
             return ""
         return f"{self.rows} waiting for calling hours, next at {self.waiting_for}"
+
+
+@attrs.frozen(slots=True)
+class RunProgress:
+    """How a run is being paced so far, kept with the job as it goes (``status`` shows it)."""
+
+    #: Answers that said "too fast" so far.
+    throttles: int
+    #: The pace now, calls per second (``None``: unlimited).
+    pace: float | None

@@ -36,7 +36,7 @@ from ._gate import Defer, DialGate, IsSuppressed, Skip
 from ._hours import CallingHours
 from ._job import OpenedJob
 from ._lease import LEASE_TAKEN, LeaseKeeper
-from ._records import Deferral, Final, PendingRow, Recorded, Waiting
+from ._records import Deferral, Final, PendingRow, Recorded, RunProgress, Waiting
 from ._shared_pace import SharedPacing
 from ._store import JobStore
 
@@ -334,7 +334,12 @@ async def run_job(
             job.report.append(records)
         on_recorded(records)
 
-    committer = GroupCommitter(store, committed, storage_errors)
+    committer = GroupCommitter(
+        store,
+        committed,
+        storage_errors,
+        progress=lambda: RunProgress(pacing.throttles, pacing.rate),
+    )
 
     def lost(why: str) -> None:
         run.failure = run.failure or why

@@ -40,6 +40,7 @@ from ._records import (
     JobInfo,
     PendingRow,
     Recorded,
+    RunProgress,
     Waiting,
 )
 from ._sqlite_schema import SCHEMA, check_schema
@@ -331,12 +332,14 @@ class SQLiteStore:
         finals: list[Final],
         releases: Iterable[int] = (),
         deferrals: Iterable[Deferral] = (),
+        progress: RunProgress | None = None,
     ) -> Committed:
         """Mark ``claims`` ``sending``, ``releases`` ``pending`` again and record ``finals``.
 
         In one durable transaction. A row is released only when its call was provably
         never created (it was throttled, then stopped before its turn came again).
-        ``deferrals`` go back to ``pending`` until their moment.
+        ``deferrals`` go back to ``pending`` until their moment; ``progress`` is noted in
+        this run's row (``status`` reads it while the run goes on).
         """
         deferrals = list(deferrals)
         first = self._next_seq
@@ -355,6 +358,11 @@ class SQLiteStore:
                 "WHERE row = ? AND state IN ('pending', 'sending')",
                 ((d.not_before, d.waiting_for, d.row) for d in deferrals),
             )
+            if progress is not None:
+                db.execute(
+                    "UPDATE runs SET throttles = ?, pace = ? WHERE id = ?",
+                    (progress.throttles, progress.pace, self.run_id),
+                )
             if finals:
                 db.executemany(
                     "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

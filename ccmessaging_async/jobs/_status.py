@@ -192,6 +192,11 @@ def _sqlite_status(path: Path) -> tuple[list[str], dict[str, Any]]:
     data["last_run"] = None
     if pid is not None:
         lines.append(f"  running now (pid {pid})")
+        if last_run is not None and last_run[4]:
+            _pid, _started, _ended, _how, throttles, pace = last_run
+            at = "unlimited" if pace is None else f"{pace:.1f} calls/s"
+            lines.append(f"  throttled {throttles} times so far; its pace now {at}")
+            data["running"].update(throttles=throttles, pace=pace)
     elif last_run is not None:
         run_pid, started, ended, how, throttles, pace = last_run
         data["last_run"] = dict(

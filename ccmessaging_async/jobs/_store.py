@@ -21,6 +21,7 @@ from ._records import (
     JobInfo,
     PendingRow,
     Recorded,
+    RunProgress,
     Waiting,
 )
 
@@ -154,11 +155,13 @@ class JobStore(Protocol):
         finals: list[Final],
         releases: Iterable[int],
         deferrals: Iterable[Deferral] = (),
+        progress: RunProgress | None = None,
     ) -> Committed:
         """Move ``claims`` to ``sending`` (fenced), ``releases`` back, record ``finals``.
 
         ``deferrals`` go back to ``pending`` (from being held, or sent and throttled),
-        not to be taken before their moment. In one durable transaction.
+        not to be taken before their moment; ``progress`` is noted as this run's so far.
+        In one durable transaction.
         """
         ...
 
