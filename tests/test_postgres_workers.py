@@ -83,7 +83,7 @@ def worker(
             "--transport",
             "httpx",
         ],
-        env=env_for(served),
+        env={**env_for(served), "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -91,7 +91,13 @@ def worker(
 
 
 def finish(process: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
-    _stdout, stderr = process.communicate(timeout=timeout)
+    """Wait for a worker's end; one that hangs fails with every thread's stack (faulthandler)."""
+    try:
+        _stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # PYTHONFAULTHANDLER: dump every thread, then die
+        _stdout, stderr = process.communicate(timeout=30)
+        pytest.fail(f"the worker did not end within {timeout:g}s; its threads:\n{stderr}")
     return process.returncode, stderr
 
 
