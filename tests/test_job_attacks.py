@@ -240,6 +240,12 @@ def test_status_counts_through_the_index() -> None:
         assert "CORRELATED" not in plan, plan
 
 
+_TO_VERSION_3 = (
+    "DROP INDEX outcomes_settled; DROP INDEX outcomes_created; "
+    "ALTER TABLE rows DROP COLUMN sent_at; ALTER TABLE rows DROP COLUMN settled_by; "
+    "ALTER TABLE outcomes DROP COLUMN sent_at; ALTER TABLE outcomes DROP COLUMN settled_by; "
+    "PRAGMA user_version = 3;"
+)
 _TO_VERSION_2 = (
     "DROP INDEX rows_number; ALTER TABLE rows DROP COLUMN number; DROP INDEX rows_waiting; "
     "ALTER TABLE rows DROP COLUMN not_before; ALTER TABLE rows DROP COLUMN waiting_for; "
@@ -254,14 +260,14 @@ _TO_VERSION_1 = (
 )
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_a_job_file_of_an_earlier_version_is_migrated(
     served: EmulatorServer, tmp_path: Path, version: int
 ) -> None:
-    """A job file of schema version 1 or 2 is brought to version 3 on resume, its codes kept.
+    """A job file of schema version 1 to 3 is brought to version 4 on resume, its codes kept.
 
-    It was taken in without looking for duplicates: the same command resumes it, and
-    its rows with one number are each dialled, as they would have been.
+    Before version 3 it was taken in without looking for duplicates: the same command
+    resumes it, and its rows with one number are each dialled, as they would have been.
     """
     called = numbers(4)
     served.app.result_codes[called[1]] = "30010010002"
@@ -271,11 +277,14 @@ def test_a_job_file_of_an_earlier_version_is_migrated(
     db = sqlite3.connect(job)
     db.execute("UPDATE rows SET state = 'pending' WHERE row = 4")
     db.execute("DELETE FROM outcomes WHERE row = 4")
-    db.executescript(_TO_VERSION_2 + (_TO_VERSION_1 if version == 1 else ""))
+    steps = (_TO_VERSION_3, _TO_VERSION_2, _TO_VERSION_1)
+    db.executescript("".join(steps[: 4 - version]))
     db.close()
     out.unlink()  # it has the outcome taken back above; the job writes it again
     assert "earlier release" in _refusal_of(job)
-    assert main(["batch", str(source), "--out", str(out)]) == ExitCode.NOT_CREATED
+    # Version 3 kept how the input was read; before it, duplicates were not looked for.
+    same = ["--allow-duplicates"] if version == 3 else []
+    assert main(["batch", str(source), "--out", str(out), *same]) == ExitCode.NOT_CREATED
     assert "result codes: 0 x4, 30010010002 x1" in status_text(job)
     assert len(served.app.calls) == 5  # 4 created (one was refused), then the row again
     assert served.app.calls_for(called[0]) == 3

@@ -211,6 +211,35 @@ def test_a_schema_of_a_newer_release_is_refused() -> None:
             PostgresStore(url, "first", lease=30.0)
 
 
+def test_a_schema_of_version_2_is_brought_to_version_3_with_its_jobs() -> None:
+    """A job made by the last release keeps its rows; its old unknown rows stay unsettled."""
+    with own_database() as url:
+        store = PostgresStore(url, "old", lease=30.0)
+        rows = RequestRows(requests(2))
+        store.import_rows(rows, "(requests)", "requests", rows.identity, InputRules())
+        store.close()
+        with psycopg.connect(url, autocommit=True) as db:
+            db.execute(
+                "UPDATE ccmessaging.rows SET state = 'unknown' WHERE row = 0;"
+                "INSERT INTO ccmessaging.outcomes (job, row, status, attempts, latency_ms) "
+                "SELECT id, 0, 'unknown', 1, 0 FROM ccmessaging.jobs;"
+                "DROP INDEX ccmessaging.outcomes_settled; DROP INDEX ccmessaging.outcomes_created;"
+                "ALTER TABLE ccmessaging.rows DROP COLUMN sent_at, DROP COLUMN settled_by;"
+                "ALTER TABLE ccmessaging.outcomes DROP COLUMN sent_at, DROP COLUMN settled_by;"
+                "UPDATE ccmessaging.schema_version SET version = 2"
+            )
+        store = PostgresStore(url, "old", lease=30.0)
+        try:
+            assert store.counts()["unknown"] == 1
+            (row,) = store.unknown_rows()
+            assert [a.sent_at for a in row.attempts] == [None]  # no window: never guessed
+        finally:
+            store.close()
+        with psycopg.connect(url, autocommit=True) as db:
+            found = db.execute("SELECT version FROM ccmessaging.schema_version").fetchone()
+            assert found == (SCHEMA_VERSION,)
+
+
 def test_an_unreachable_database_names_host_and_database_not_the_password() -> None:
     """Nothing is dialled, and the password never appears in the message."""
     with pytest.raises(JobRefusedError) as caught:

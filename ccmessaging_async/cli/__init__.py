@@ -1,4 +1,4 @@
-"""The ``ccmessaging-async`` console script: call, batch, work, status, export, emulator, demo.
+"""The ``ccmessaging-async`` console script and its commands (``--help`` lists them).
 
 The job commands are a thin layer over :mod:`ccmessaging_async.jobs`.
 """
@@ -44,6 +44,7 @@ from ..jobs._suppression import SuppressionList
 from ._connection import add_insecure_option, add_loop_option, run_on_loop, session_factory
 from ._exit import ExitCode
 from ._progress import progress_bar
+from ._reconcile import add_reconcile_command, add_settle_options, reconcile, settle_after_run
 from ._signals import StopSignals, TerminatedError, watch_for_stop
 from ._summary import Summary
 
@@ -133,6 +134,8 @@ def _parser() -> argparse.ArgumentParser:
         "--json", action="store_true", help="print one JSON object (for scripts and monitoring)"
     )
 
+    add_reconcile_command(commands)
+
     export_ = commands.add_parser("export", help="write a job's report again")
     export_.add_argument("job", help="the job file (or its report), or a postgresql:// URL")
     export_.add_argument("--out", type=Path, required=True, help="JSONL, or CSV if .csv")
@@ -212,6 +215,14 @@ def _add_run_options(command: argparse.ArgumentParser) -> None:
         help="the time zone of numbers with none known (an IANA name: Asia/Shanghai)",
     )
     command.add_argument(
+        "--reconcile-wait",
+        type=float,
+        metavar="SECONDS",
+        help="at the end, settle the run's unknown rows from the platform's call records, "
+        "waiting up to this long for their records (see reconcile)",
+    )
+    add_settle_options(command)
+    command.add_argument(
         "--lease",
         type=float,
         default=DEFAULT_LEASE,
@@ -256,6 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "batch": _batch,
         "work": _batch,
         "status": _status,
+        "reconcile": reconcile,
         "export": _export,
         "emulator": _emulator,
         "demo": _demo,
@@ -362,6 +374,13 @@ def _batch(args: argparse.Namespace) -> int:
         raise ValueError("--concurrency must be at least 1")
     if not 0 < args.max_throttle_wait < float("inf"):
         raise ValueError("--max-throttle-wait must be a number of seconds above 0")
+    for option, value in (
+        ("--reconcile-wait", args.reconcile_wait),
+        ("--grace", args.grace),
+        ("--skew", args.skew),
+    ):
+        if value is not None and not 0 <= value < float("inf"):
+            raise ValueError(f"{option} must be a number of seconds, 0 or more")
     if args.command == "work" and not is_database_url(args.job):
         raise JobRefusedError(
             "work joins a job in PostgreSQL (--job postgresql://... --name NAME); a job file "
@@ -496,7 +515,7 @@ def _run_batch(
                                 summary.add(OutcomeStatus(final.status), latency)
                             advance(final.status)
 
-                    return await run_job(
+                    ended = await run_job(
                         session,
                         job,
                         concurrency=concurrency,
@@ -509,6 +528,9 @@ def _run_batch(
                         on_waiting=waiting,
                         run=ran,
                     )
+                if not ended.stopped and ended.failure is None and signals.first is None:
+                    await settle_after_run(session, job, args)
+                return ended
 
         outcome = run_on_loop(run, args)
         summary.stop()

@@ -4,7 +4,8 @@ A job owns its rows (taken in once from a CSV/JSONL file or from requests) and g
 exactly one recorded outcome: ``succeeded``, ``failed`` or ``unknown``, or ``skipped``
 (not called: the same number as an earlier row, or a suppressed number). A row is
 committed as ``sending`` before its request can leave, so a crash leaves it ``unknown``,
-never dialled again unless asked (``resend_unknown=True``). The store is chosen by where
+never dialled again unless asked (``resend_unknown=True``). :meth:`Job.reconcile`
+settles ``unknown`` rows afterwards from the platform's call records. The store is chosen by where
 it is:
 
 - a path: a SQLite job file, one run at a time (an exclusive lock), the default;
@@ -31,6 +32,7 @@ from __future__ import annotations
 from ._api import Job, describe_job, export_job, open_job
 from ._errors import JobRefusedError, JobStoppedError
 from ._hours import CallingHours
+from ._reconcile import Reconciliation, Unsettled
 from ._records import Final, Recorded, Waiting
 from ._runner import Run
 from ._suppression import SuppressionList
@@ -41,9 +43,11 @@ __all__ = [
     "Job",
     "JobRefusedError",
     "JobStoppedError",
+    "Reconciliation",
     "Recorded",
     "Run",
     "SuppressionList",
+    "Unsettled",
     "Waiting",
     "describe_job",
     "export_job",

@@ -21,6 +21,7 @@ from ._errors import storage_errors
 from ._hours import CallingHours
 from ._job import DEFAULT_LEASE, OpenedJob, is_database_url, open_stored_job
 from ._numbers import NumberPlan
+from ._reconcile import DEFAULT_GRACE, DEFAULT_SKEW, Reconciliation, settle_unknown
 from ._records import Recorded, Waiting
 from ._runner import Run, StopControl, run_job
 from ._status import export as export_report
@@ -39,6 +40,7 @@ class Job:
 
     _job: OpenedJob
     _ran: Run | None = None
+    _reconciled: bool = False
 
     @property
     def label(self) -> str:
@@ -132,10 +134,45 @@ class Job:
         )
         return self._ran
 
+    async def reconcile(
+        self,
+        session: AsyncSession,
+        *,
+        grace: float = DEFAULT_GRACE,
+        skew: float = DEFAULT_SKEW,
+        wait: float = 0.0,
+        on_recorded: Callable[[list[Recorded]], None] | None = None,
+    ) -> Reconciliation:
+        """Settle the job's ``unknown`` rows from the platform's call records; never dial.
+
+        A row with one call record of its number (and its ``caller_present``) that
+        started within an attempt's window (``skew`` seconds wider each way) becomes
+        ``succeeded``, the record's serial number in its new report line. A row with no
+        such record once ``grace`` seconds have passed since its attempt becomes
+        ``failed`` as not created, provided the records of that time hold every call the
+        job created then. Anything else stays ``unknown``; the result says why, row by
+        row. While rows wait for the grace, looks again for up to ``wait`` seconds. A
+        row settled as not created is dialled again only on a resume with
+        ``resend_unknown=True``. May follow :meth:`run` in the same opening.
+        """
+        job = self._job
+
+        def recorded(records: list[Recorded]) -> None:
+            if job.report is not None:
+                job.report.append(records)
+            if on_recorded is not None:
+                on_recorded(records)
+
+        self._reconciled = True
+        return await settle_unknown(
+            session, job.store, grace=grace, skew=skew, wait=wait, on_recorded=recorded
+        )
+
     async def aclose(self) -> None:
         """Record how the run ended, write the report (if one was asked for), close the store."""
         ran = self._ran
-        how = "finished" if ran is None else ran.how
+        how = "reconciled" if ran is None and self._reconciled else "finished"
+        how = how if ran is None else ran.how
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(
                 lambda: self._job.close(how, None if ran is None else ran.pacing)

@@ -48,6 +48,7 @@ from ._postgres_pace import PostgresPace
 from ._postgres_schema import ensure_schema
 from ._records import (
     STATES,
+    Attempt,
     Deferral,
     Final,
     InputIdentity,
@@ -56,6 +57,7 @@ from ._records import (
     PendingRow,
     Recorded,
     RunProgress,
+    UnknownRow,
     Waiting,
 )
 from ._store import Committed
@@ -66,6 +68,7 @@ __all__ = [
     "describe_database",
     "read_info",
     "read_outcomes",
+    "settled_counts",
     "state_counts",
 ]
 
@@ -350,9 +353,10 @@ class PostgresStore:
         lost = db.execute(
             "WITH lost AS (UPDATE ccmessaging.rows SET state = 'unknown', result_code = NULL "
             "WHERE job = %(job)s AND worker = ANY(%(gone)s) AND state = 'sending' "
-            "RETURNING row) "
-            "INSERT INTO ccmessaging.outcomes (job, row, status, error, attempts, latency_ms) "
-            "SELECT %(job)s, row, 'unknown', %(why)s, 0, 0 FROM lost ORDER BY row",
+            "RETURNING row, sent_at) "
+            "INSERT INTO ccmessaging.outcomes "
+            "(job, row, status, error, attempts, latency_ms, sent_at) "
+            "SELECT %(job)s, row, 'unknown', %(why)s, 0, 0, sent_at FROM lost ORDER BY row",
             {"job": job, "gone": gone, "why": _REAPED},
         ).rowcount
         db.execute(
@@ -363,7 +367,10 @@ class PostgresStore:
         return max(lost, 0)
 
     def settle_interrupted(self, *, resend_unknown: bool) -> int:
-        """Settle what stopped workers left; with ``resend_unknown``, unknown rows go again."""
+        """Settle what stopped workers left; with ``resend_unknown``, unknown rows go again.
+
+        So do the rows settled afterwards as not created (from the call records).
+        """
         worker = self.worker
         with self._db.transaction():
             interrupted = self._reap(self._db)
@@ -371,7 +378,8 @@ class PostgresStore:
             with self._db.transaction():
                 resent = self._db.execute(
                     "UPDATE ccmessaging.rows SET state = 'pending', result_code = NULL, "
-                    "worker = NULL, lease = NULL WHERE job = %s AND state = 'unknown'",
+                    "settled_by = NULL, worker = NULL, lease = NULL WHERE job = %s AND "
+                    "(state = 'unknown' OR (state = 'failed' AND settled_by IS NOT NULL))",
                     (self.job,),
                 ).rowcount
                 self._db.execute(
@@ -497,7 +505,7 @@ class PostgresStore:
         with self._db.transaction():
             if claims:
                 fenced = self._db.execute(
-                    "UPDATE ccmessaging.rows r SET state = 'sending' "
+                    "UPDATE ccmessaging.rows r SET state = 'sending', sent_at = now() "
                     "FROM ccmessaging.workers w, unnest(%(rows)s::integer[], %(tokens)s::bigint[]) "
                     "AS c(row, lease) WHERE r.job = %(job)s AND r.row = c.row "
                     "AND r.lease = c.lease AND r.worker = %(worker)s AND r.state = 'pending' "
@@ -574,25 +582,92 @@ class PostgresStore:
             )
         if not kept:
             return []
+        return self._insert_outcomes(kept)
+
+    def _insert_outcomes(self, finals: list[Final]) -> list[Recorded]:
+        """Record ``finals``, in order, each with when its row was last claimed."""
         seqs = self._db.execute(
             "INSERT INTO ccmessaging.outcomes (job, row, status, result, result_code, error, "
-            "attempts, latency_ms) SELECT %(job)s, row, status, result, code, error, attempts, "
-            "latency FROM unnest(%(rows)s::integer[], "
-            "%(statuses)s::text[], %(results)s::text[], %(codes)s::text[], %(errors)s::text[], "
-            "%(attempts)s::integer[], %(latencies)s::double precision[]) WITH ORDINALITY AS "
-            "f(row, status, result, code, error, attempts, latency, n) ORDER BY n RETURNING seq",
+            "attempts, latency_ms, sent_at, settled_by) SELECT %(job)s, f.row, f.status, "
+            "f.result, f.code, f.error, f.attempts, f.latency, r.sent_at, f.settled_by "
+            "FROM unnest(%(rows)s::integer[], %(statuses)s::text[], %(results)s::text[], "
+            "%(codes)s::text[], %(errors)s::text[], %(attempts)s::integer[], "
+            "%(latencies)s::double precision[], %(settled)s::text[]) WITH ORDINALITY AS "
+            "f(row, status, result, code, error, attempts, latency, settled_by, n) "
+            "JOIN ccmessaging.rows r ON r.job = %(job)s AND r.row = f.row "
+            "ORDER BY f.n RETURNING seq",
             {
                 "job": self.job,
-                "rows": [f.row for f in kept],
-                "statuses": [f.status for f in kept],
-                "results": [f.result for f in kept],
-                "codes": [f.result_code for f in kept],
-                "errors": [f.error for f in kept],
-                "attempts": [f.attempts for f in kept],
-                "latencies": [f.latency_ms for f in kept],
+                "rows": [f.row for f in finals],
+                "statuses": [f.status for f in finals],
+                "results": [f.result for f in finals],
+                "codes": [f.result_code for f in finals],
+                "errors": [f.error for f in finals],
+                "attempts": [f.attempts for f in finals],
+                "latencies": [f.latency_ms for f in finals],
+                "settled": [f.settled_by for f in finals],
             },
         ).fetchall()
-        return [Recorded(int(seq), final) for (seq,), final in zip(seqs, kept, strict=True)]
+        return [Recorded(int(seq), final) for (seq,), final in zip(seqs, finals, strict=True)]
+
+    # ---- settling unknown outcomes ---------------------------------------------------
+
+    def unknown_rows(self) -> list[UnknownRow]:
+        """Return the job's ``unknown`` rows, each with its attempts since its last outcome."""
+        found: dict[int, UnknownRow] = {}
+        for row, line, called, caller, seq, status, sent_at, finished in self._reader.execute(
+            "SELECT r.row, r.line, r.called, r.caller_present, o.seq, o.status, "
+            "extract(epoch FROM o.sent_at)::double precision, "
+            "extract(epoch FROM o.finished_at)::double precision "
+            "FROM ccmessaging.rows r JOIN ccmessaging.outcomes o ON o.job = r.job "
+            "AND o.row = r.row WHERE r.job = %s AND r.state = 'unknown' ORDER BY r.row, o.seq",
+            (self.job,),
+        ):
+            if status != "unknown":  # a known outcome ends what came before it
+                found.pop(row, None)
+                continue
+            attempt = Attempt(int(seq), sent_at, float(finished))
+            known = found.get(row)
+            attempts = (*known.attempts, attempt) if known else (attempt,)
+            found[row] = UnknownRow(row, line, called, caller, attempts)
+        return list(found.values())
+
+    def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
+        """Return ``(serial number, ended)`` of the calls this job created, sent in the span."""
+        return [
+            (serial, float(finished))
+            for serial, finished in self._reader.execute(
+                "SELECT result::json ->> 'call_serial_no', "
+                "extract(epoch FROM finished_at)::double precision FROM ccmessaging.outcomes "
+                "WHERE job = %s AND status = 'succeeded' AND settled_by IS NULL "
+                "AND sent_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)",
+                (self.job, start, end),
+            )
+            if serial
+        ]
+
+    def settle(self, finals: list[Final]) -> list[Recorded]:
+        """Record how ``unknown`` rows were settled; rows no longer unknown are left."""
+        with self._db.transaction():
+            still = {
+                row
+                for (row,) in self._db.execute(
+                    "UPDATE ccmessaging.rows r SET state = f.status, result_code = f.code, "
+                    "settled_by = f.settled_by FROM unnest(%(rows)s::integer[], "
+                    "%(statuses)s::text[], %(codes)s::text[], %(settled)s::text[]) "
+                    "AS f(row, status, code, settled_by) WHERE r.job = %(job)s "
+                    "AND r.row = f.row AND r.state = 'unknown' RETURNING r.row",
+                    {
+                        "job": self.job,
+                        "rows": [f.row for f in finals],
+                        "statuses": [f.status for f in finals],
+                        "codes": [f.result_code for f in finals],
+                        "settled": [f.settled_by for f in finals],
+                    },
+                ).fetchall()
+            }
+            settled = [f for f in finals if f.row in still]
+            return self._insert_outcomes(settled) if settled else []
 
     def end_run(self, how: str, *, throttles: int = 0, pace: float | None = None) -> None:
         """Give back the rows this worker took and did not dial; record how it ended."""
@@ -670,6 +745,18 @@ def read_waiting(db: psycopg.Connection[tuple[Any, ...]], job: int) -> Waiting:
     return Waiting(int(rows), float(first), None if found is None else found[0])
 
 
+def settled_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:
+    """Unknown outcomes settled afterwards, by how: ``created``, ``not_created``."""
+    found = dict(
+        db.execute(
+            "SELECT status, count(*) FROM ccmessaging.outcomes WHERE job = %s "
+            "AND settled_by IS NOT NULL GROUP BY status",
+            (job,),
+        ).fetchall()
+    )
+    return {"created": found.get("succeeded", 0), "not_created": found.get("failed", 0)}
+
+
 def state_counts(db: psycopg.Connection[tuple[Any, ...]], job: int) -> dict[str, int]:
     counts = dict.fromkeys(STATES, 0)
     counts.update(
@@ -688,7 +775,7 @@ def read_outcomes(
     while True:
         found = db.execute(
             "SELECT o.seq, o.row, r.line, r.called, o.status, o.result, o.result_code, "
-            "o.error, o.attempts, o.latency_ms FROM ccmessaging.outcomes o "
+            "o.error, o.attempts, o.latency_ms, o.settled_by FROM ccmessaging.outcomes o "
             "JOIN ccmessaging.rows r ON r.job = o.job AND r.row = o.row "
             "WHERE o.job = %s AND o.seq > %s ORDER BY o.seq OFFSET %s LIMIT %s",
             (job, last, offset, _CHUNK),

@@ -1,4 +1,4 @@
-"""The PostgreSQL job schema, version 2: created on first use, checked on every open.
+"""The PostgreSQL job schema, version 3: created on first use, checked on every open.
 
 Everything lives in the schema ``ccmessaging`` of the database the URL names, so it
 cannot collide with the user's own tables; one database holds many jobs, by name::
@@ -19,14 +19,19 @@ cannot collide with the user's own tables; one database holds many jobs, by name
                     worker took the row, and the token of that taking), number (who it
                     calls: E.164 where known), duplicate_of (the earlier row with it),
                     not_before (it waits for calling hours until then: no worker takes
-                    it earlier, by the database's clock) and waiting_for (as said)
+                    it earlier, by the database's clock) and waiting_for (as said),
+                    sent_at (its latest claim), settled_by (it was unknown, and was
+                    settled as failed from the call records)
     outcomes        seq (the order rows ended), job, row, status, result, result_code,
-                    error, attempts, latency_ms, finished_at
+                    error, attempts, latency_ms, finished_at, sent_at (when its row was
+                    claimed: with finished_at, the attempt's window), settled_by (on a
+                    line that settles an unknown outcome afterwards: how)
 
 Version 2 added ``jobs.region``, ``send_as``, ``allow_duplicates`` (empty for a job made
 before), ``rows.number``, ``duplicate_of``, ``not_before``, ``waiting_for`` and the
-``skipped`` state; a database of
-version 1 is brought to version 2 by the first worker of this release that opens it. A
+``skipped`` state; version 3 ``rows.sent_at``, ``settled_by`` and ``outcomes.sent_at``,
+``settled_by``. A database of an earlier version is brought to this one by the first
+worker of this release that opens it. A
 database written by a newer release (a higher version) is refused, never changed.
 """
 
@@ -41,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SCHEMA_VERSION", "ensure_schema"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Serialises creating the schema among workers starting together ("ccma" as a number).
 _CREATING = int.from_bytes(b"ccma", "big")
@@ -102,6 +107,8 @@ CREATE TABLE ccmessaging.rows (
     duplicate_of integer,
     not_before timestamptz,
     waiting_for text,
+    sent_at timestamptz,
+    settled_by text,
     PRIMARY KEY (job, row)
 );
 CREATE INDEX rows_number ON ccmessaging.rows (job, number) WHERE number IS NOT NULL;
@@ -122,9 +129,13 @@ CREATE TABLE ccmessaging.outcomes (
     error text,
     attempts integer NOT NULL,
     latency_ms double precision NOT NULL,
-    finished_at timestamptz NOT NULL DEFAULT now()
+    finished_at timestamptz NOT NULL DEFAULT now(),
+    sent_at timestamptz,
+    settled_by text
 );
 CREATE INDEX outcomes_job ON ccmessaging.outcomes (job, seq);
+CREATE INDEX outcomes_settled ON ccmessaging.outcomes (job, status) WHERE settled_by IS NOT NULL;
+CREATE INDEX outcomes_created ON ccmessaging.outcomes (job, sent_at) WHERE status = 'succeeded';
 """
 
 
@@ -141,6 +152,14 @@ CREATE INDEX rows_waiting ON ccmessaging.rows (job, not_before)
 UPDATE ccmessaging.schema_version SET version = 2;
 """
 
+_FROM_VERSION_2 = """
+ALTER TABLE ccmessaging.rows ADD COLUMN sent_at timestamptz, ADD COLUMN settled_by text;
+ALTER TABLE ccmessaging.outcomes ADD COLUMN sent_at timestamptz, ADD COLUMN settled_by text;
+CREATE INDEX outcomes_settled ON ccmessaging.outcomes (job, status) WHERE settled_by IS NOT NULL;
+CREATE INDEX outcomes_created ON ccmessaging.outcomes (job, sent_at) WHERE status = 'succeeded';
+UPDATE ccmessaging.schema_version SET version = 3;
+"""
+
 
 def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> None:
     """Create the schema if the database has none; refuse one this release cannot use."""
@@ -153,8 +172,10 @@ def ensure_schema(db: psycopg.Connection[tuple[object, ...]], where: str) -> Non
             return
         row = db.execute("SELECT max(version) FROM ccmessaging.schema_version").fetchone()
         version = row[0] if row else None
-        if version == 1:
-            db.execute(_FROM_VERSION_1.encode())
+        if version in (1, 2):
+            if version == 1:
+                db.execute(_FROM_VERSION_1.encode())
+            db.execute(_FROM_VERSION_2.encode())
             return
     if version != SCHEMA_VERSION:
         newer = isinstance(version, int) and version > SCHEMA_VERSION

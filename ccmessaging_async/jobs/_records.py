@@ -5,7 +5,9 @@ from __future__ import annotations
 import attrs
 
 __all__ = [
+    "SETTLED_BY_RECORDS",
     "STATES",
+    "Attempt",
     "Deferral",
     "Final",
     "InputIdentity",
@@ -14,6 +16,7 @@ __all__ = [
     "PendingRow",
     "Recorded",
     "RunProgress",
+    "UnknownRow",
     "Waiting",
 ]
 
@@ -21,6 +24,9 @@ __all__ = [
 #: ``pending -> skipped`` (ended without a call by the job's rules: a duplicate, a
 #: suppressed number).
 STATES = ("pending", "sending", "succeeded", "failed", "unknown", "skipped")
+
+#: How a row whose outcome was unknown was settled afterwards: from the platform's records.
+SETTLED_BY_RECORDS = "call records"
 
 
 @attrs.frozen(slots=True)
@@ -97,6 +103,34 @@ class Final:
     error: str | None
     attempts: int
     latency_ms: float
+    #: How an unknown outcome was settled afterwards (``None``: the call's own outcome).
+    settled_by: str | None = None
+
+
+@attrs.frozen(slots=True)
+class Attempt:
+    """One attempt whose outcome is unknown: when its row was claimed, when it ended.
+
+    Times are Unix times on the store's clock. ``sent_at`` is ``None`` for an attempt
+    recorded by a release that did not keep it.
+    """
+
+    seq: int
+    sent_at: float | None
+    ended_at: float
+
+
+@attrs.frozen(slots=True)
+class UnknownRow:
+    """A row whose outcome is ``unknown``, with what matching it to a call record needs."""
+
+    row: int
+    line: int
+    #: The number as sent, and the number shown to the called party (if one was given).
+    called: str | None
+    caller_present: str | None
+    #: Its attempts since it was last settled or dialled with a known outcome.
+    attempts: tuple[Attempt, ...]
 
 
 @attrs.frozen(slots=True)

@@ -42,6 +42,7 @@ CSV_COLUMNS = (
     "error",
     "attempts",
     "latency_ms",
+    "settled_by",
 )
 _CSV_HEADER = ",".join(CSV_COLUMNS) + "\n"
 
@@ -64,7 +65,9 @@ def render(record: Recorded, *, as_csv: bool) -> str:
             f'{{"row": {final.row}, "line": {final.line}, "status": "{final.status}", '
             f'"called": {_json_text(final.called)}, "result": {final.result or "null"}, '
             f'"error": {_json_text(final.error)}, "attempts": {final.attempts}, '
-            f'"latency_ms": {float(final.latency_ms)!r}}}\n'
+            f'"latency_ms": {float(final.latency_ms)!r}'
+            + ("" if final.settled_by is None else f', "settled_by": "{final.settled_by}"')
+            + "}\n"
         )
     result: dict[str, Any] = json.loads(final.result) if final.result else {}
     cells = [
@@ -81,6 +84,7 @@ def render(record: Recorded, *, as_csv: bool) -> str:
         (final.error or "").replace("\r", " ").replace("\n", " "),
         final.attempts,
         final.latency_ms,
+        final.settled_by,
     ]
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(["" if c is None else c for c in cells])

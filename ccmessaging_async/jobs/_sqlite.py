@@ -33,6 +33,7 @@ from ._errors import JobRefusedError
 from ._input import InputRow
 from ._records import (
     STATES,
+    Attempt,
     Deferral,
     Final,
     InputIdentity,
@@ -41,6 +42,7 @@ from ._records import (
     PendingRow,
     Recorded,
     RunProgress,
+    UnknownRow,
     Waiting,
 )
 from ._sqlite_schema import SCHEMA, check_schema
@@ -53,6 +55,7 @@ __all__ = [
     "read_outcomes",
     "read_waiting",
     "running_pid",
+    "settled_counts",
     "state_counts",
 ]
 
@@ -90,7 +93,16 @@ NEEDS_POSIX = (
 
 
 def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+    return _moment(time.time())
+
+
+def _moment(unix: float) -> str:
+    """Write a Unix time as the job file writes moments (ISO 8601, UTC, milliseconds)."""
+    return datetime.datetime.fromtimestamp(unix, datetime.UTC).isoformat(timespec="milliseconds")
+
+
+def _unix(moment: str) -> float:
+    return datetime.datetime.fromisoformat(moment).timestamp()
 
 
 class SQLiteStore:
@@ -239,13 +251,15 @@ class SQLiteStore:
         """Settle rows an earlier run left ``sending``; return how many became ``unknown``.
 
         They are recorded ``unknown`` first, whatever else happens; with ``resend_unknown``
-        they, and the rows already ``unknown``, are then ``pending`` again.
+        they, the rows already ``unknown`` and those settled afterwards as not created
+        are then ``pending`` again.
         """
         interrupted = self._end_rows("unknown", "?", "state = 'sending'", _INTERRUPTED)
         if resend_unknown:
             with self._transaction() as db:
                 resent = db.execute(
-                    "UPDATE rows SET state = 'pending', result_code = NULL WHERE state = 'unknown'"
+                    "UPDATE rows SET state = 'pending', result_code = NULL, settled_by = NULL "
+                    "WHERE state = 'unknown' OR (state = 'failed' AND settled_by IS NOT NULL)"
                 ).rowcount
                 db.execute("UPDATE runs SET resent = ? WHERE id = ?", (resent, self.run_id))
         return interrupted
@@ -265,8 +279,8 @@ class SQLiteStore:
     def _end_rows(self, status: str, error: str, where: str, *args: str) -> int:
         """Give every row matching ``where`` the outcome ``status``, in one transaction."""
         # ``error`` and ``where`` are this module's own fixed SQL fragments, never input.
-        columns = "seq, row, status, error, attempts, latency_ms, finished_at"
-        values = f"? + row_number() OVER (ORDER BY row) - 1, row, ?, {error}, 0, 0, ?"
+        columns = "seq, row, status, error, attempts, latency_ms, finished_at, sent_at"
+        values = f"? + row_number() OVER (ORDER BY row) - 1, row, ?, {error}, 0, 0, ?, sent_at"
         insert = f"INSERT INTO outcomes ({columns}) SELECT {values} FROM rows WHERE {where}"  # noqa: S608
         with self._transaction() as db:
             count = db.execute(insert, (self._next_seq, status, *args, _now())).rowcount
@@ -343,11 +357,13 @@ class SQLiteStore:
         """
         deferrals = list(deferrals)
         first = self._next_seq
-        finished = _now()
+        now = time.time()
+        finished = _moment(now)
         with self._transaction() as db:
             if claims:
                 db.executemany(
-                    "UPDATE rows SET state = 'sending' WHERE row = ?", ((row,) for row in claims)
+                    "UPDATE rows SET state = 'sending', sent_at = ? WHERE row = ?",
+                    ((now, row) for row in claims),
                 )
             db.executemany(
                 "UPDATE rows SET state = 'pending' WHERE row = ? AND state = 'sending'",
@@ -364,23 +380,7 @@ class SQLiteStore:
                     (progress.throttles, progress.pace, self.run_id),
                 )
             if finals:
-                db.executemany(
-                    "INSERT INTO outcomes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        (
-                            first + i,
-                            f.row,
-                            f.status,
-                            f.result,
-                            f.result_code,
-                            f.error,
-                            f.attempts,
-                            f.latency_ms,
-                            finished,
-                        )
-                        for i, f in enumerate(finals)
-                    ),
-                )
+                _insert_outcomes(db, first, finals, finished)
                 db.executemany(
                     "UPDATE rows SET state = ?, result_code = ? WHERE row = ?",
                     ((f.status, f.result_code, f.row) for f in finals),
@@ -413,6 +413,54 @@ class SQLiteStore:
         finally:
             os.close(self._lock_fd)
 
+    # ---- settling unknown outcomes ---------------------------------------------------
+
+    def unknown_rows(self) -> list[UnknownRow]:
+        """Return the ``unknown`` rows, each with its attempts since its last known outcome."""
+        found: dict[int, UnknownRow] = {}
+        for row, line, called, caller, seq, status, sent_at, finished in self._reader.execute(
+            "SELECT r.row, r.line, r.called, r.caller_present, o.seq, o.status, o.sent_at, "
+            "o.finished_at FROM rows r JOIN outcomes o ON o.row = r.row "
+            "WHERE r.state = 'unknown' ORDER BY r.row, o.seq"
+        ):
+            if status != "unknown":  # a known outcome ends what came before it
+                found.pop(row, None)
+                continue
+            attempt = Attempt(seq, sent_at, _unix(finished))
+            known = found.get(row)
+            attempts = (*known.attempts, attempt) if known else (attempt,)
+            found[row] = UnknownRow(row, line, called, caller, attempts)
+        return list(found.values())
+
+    def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
+        """Return ``(serial number, ended)`` of the calls this job created, sent in the span."""
+        return [
+            (serial, _unix(finished))
+            for serial, finished in self._reader.execute(
+                "SELECT json_extract(result, '$.call_serial_no'), finished_at FROM outcomes "
+                "WHERE status = 'succeeded' AND sent_at BETWEEN ? AND ? AND settled_by IS NULL",
+                (start, end),
+            )
+            if serial
+        ]
+
+    def settle(self, finals: list[Final]) -> list[Recorded]:
+        """Record how ``unknown`` rows were settled; rows no longer unknown are left."""
+        first = self._next_seq
+        with self._transaction() as db:
+            settled = [
+                f
+                for f in finals
+                if db.execute(
+                    "UPDATE rows SET state = ?, result_code = ?, settled_by = ? "
+                    "WHERE row = ? AND state = 'unknown'",
+                    (f.status, f.result_code, f.settled_by, f.row),
+                ).rowcount
+            ]
+            _insert_outcomes(db, first, settled, _now())
+        self._next_seq = first + len(settled)
+        return [Recorded(first + i, final) for i, final in enumerate(settled)]
+
     def has_ended(self, row: int) -> bool:
         """Whether ``row`` exists and has its outcome (it is neither pending nor sending)."""
         found = self._reader.execute("SELECT state FROM rows WHERE row = ?", (row,)).fetchone()
@@ -438,6 +486,31 @@ class SQLiteStore:
         return state_counts(self._reader)
 
 
+def _insert_outcomes(db: sqlite3.Connection, first: int, finals: list[Final], at: str) -> None:
+    """Record ``finals`` as outcomes ``first``, ``first + 1``, ... with their attempt's start."""
+    db.executemany(
+        "INSERT INTO outcomes (seq, row, status, result, result_code, error, attempts, "
+        "latency_ms, finished_at, sent_at, settled_by) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT sent_at FROM rows WHERE row = ?), ?)",
+        (
+            (
+                first + i,
+                f.row,
+                f.status,
+                f.result,
+                f.result_code,
+                f.error,
+                f.attempts,
+                f.latency_ms,
+                at,
+                f.row,
+                f.settled_by,
+            )
+            for i, f in enumerate(finals)
+        ),
+    )
+
+
 def read_info(db: sqlite3.Connection) -> JobInfo | None:
     """Return what a job file knows of its input (``None``: not taken in yet)."""
     found = db.execute(
@@ -455,7 +528,7 @@ def read_outcomes(db: sqlite3.Connection, after: int = 0, limit: int = -1) -> It
     """Yield the recorded outcomes of a job file from ``after + 1`` on (``limit`` of them)."""
     for seq, *values in db.execute(
         "SELECT o.seq, o.row, r.line, r.called, o.status, o.result, o.result_code, o.error, "
-        "o.attempts, o.latency_ms FROM outcomes o JOIN rows r ON r.row = o.row "
+        "o.attempts, o.latency_ms, o.settled_by FROM outcomes o JOIN rows r ON r.row = o.row "
         "WHERE o.seq > ? ORDER BY o.seq LIMIT ?",
         (after, limit),
     ):
@@ -476,6 +549,16 @@ def read_waiting(db: sqlite3.Connection, now: float) -> Waiting:
         (first,),
     ).fetchone()
     return Waiting(rows, first, None if found is None else found[0])
+
+
+def settled_counts(db: sqlite3.Connection) -> dict[str, int]:
+    """Unknown outcomes settled afterwards, by how: ``created``, ``not_created``."""
+    found = dict(
+        db.execute(
+            "SELECT status, count(*) FROM outcomes WHERE settled_by IS NOT NULL GROUP BY status"
+        ).fetchall()
+    )
+    return {"created": found.get("succeeded", 0), "not_created": found.get("failed", 0)}
 
 
 def state_counts(db: sqlite3.Connection) -> dict[str, int]:

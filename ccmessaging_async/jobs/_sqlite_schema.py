@@ -1,4 +1,4 @@
-"""The job file's schema, version 3, checked on open and migrated from versions 1 and 2.
+"""The job file's schema, version 4, checked on open and migrated from versions 1 to 3.
 
 ``PRAGMA user_version`` holds the version and ``PRAGMA application_id`` marks a job file::
 
@@ -10,9 +10,13 @@
               earlier row with the same number), not_before (Unix time; the row waits
               for calling hours) and waiting_for (that moment, as said to a person);
               indexed by (state, result_code), so counting stays fast, by number, and
-              the waiting rows by not_before
+              the waiting rows by not_before; sent_at (Unix time of its latest claim),
+              settled_by (it was unknown, and settled as failed from call records)
     outcomes  seq (1, 2, ... in the order rows ended: the report's line order), row,
-              status, result (JSON), result_code, error, attempts, latency_ms, finished_at
+              status, result (JSON), result_code, error, attempts, latency_ms,
+              finished_at, sent_at (when its row was claimed: with finished_at, the
+              attempt's window) and settled_by (set on a line that settles an unknown
+              outcome afterwards: how it was settled)
     runs      id, pid, started_at, ended_at, how (finished / interrupted / terminated /
               stopped / throttled), resent (unknown rows it put back to be dialled
               again), throttles (answers that said too fast), pace (its limit at the
@@ -21,7 +25,8 @@
 Version 2 added ``rows.result_code``, its index and ``runs.resent``, ``throttles``, ``pace``;
 version 3 ``job.region``, ``send_as``, ``allow_duplicates`` (empty for a job made before:
 it was taken in without looking for duplicates) and ``rows.number``, ``duplicate_of``,
-``not_before``, ``waiting_for``.
+``not_before``, ``waiting_for``; version 4 ``rows.sent_at``, ``settled_by`` and
+``outcomes.sent_at``, ``settled_by``.
 
 States are text, readable with the ``sqlite3`` shell; they are not guarded by a CHECK
 constraint, which measured 8 us per updated row.
@@ -36,7 +41,7 @@ from ._errors import JobRefusedError
 
 __all__ = ["APPLICATION_ID", "SCHEMA", "SCHEMA_VERSION", "check_schema"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 APPLICATION_ID = int.from_bytes(b"ccma", "big")
 
 SCHEMA = f"""
@@ -67,7 +72,9 @@ CREATE TABLE rows (
     number TEXT,
     duplicate_of INTEGER,
     not_before REAL,
-    waiting_for TEXT
+    waiting_for TEXT,
+    sent_at REAL,
+    settled_by TEXT
 );
 CREATE INDEX rows_state ON rows (state, result_code);
 CREATE INDEX rows_number ON rows (number) WHERE number IS NOT NULL;
@@ -81,8 +88,12 @@ CREATE TABLE outcomes (
     error TEXT,
     attempts INTEGER NOT NULL,
     latency_ms REAL NOT NULL,
-    finished_at TEXT NOT NULL
+    finished_at TEXT NOT NULL,
+    sent_at REAL,
+    settled_by TEXT
 );
+CREATE INDEX outcomes_settled ON outcomes (status) WHERE settled_by IS NOT NULL;
+CREATE INDEX outcomes_created ON outcomes (sent_at) WHERE status = 'succeeded';
 CREATE TABLE runs (
     id INTEGER PRIMARY KEY,
     pid INTEGER NOT NULL,
@@ -125,11 +136,26 @@ CREATE INDEX rows_waiting ON rows (not_before) WHERE state = 'pending' AND not_b
 PRAGMA user_version = 3;
 """
 
+#: From version 3: each attempt's window, and how unknown outcomes were settled.
+_FROM_VERSION_3 = """
+ALTER TABLE rows ADD COLUMN sent_at REAL;
+ALTER TABLE rows ADD COLUMN settled_by TEXT;
+ALTER TABLE outcomes ADD COLUMN sent_at REAL;
+ALTER TABLE outcomes ADD COLUMN settled_by TEXT;
+CREATE INDEX outcomes_settled ON outcomes (status) WHERE settled_by IS NOT NULL;
+CREATE INDEX outcomes_created ON outcomes (sent_at) WHERE status = 'succeeded';
+PRAGMA user_version = 4;
+"""
+
+
+#: The steps from each earlier version: version ``v`` runs ``_STEPS[v:]``.
+_STEPS = ("", _FROM_VERSION_1, _FROM_VERSION_2, _FROM_VERSION_3)
+
 
 def check_schema(db: sqlite3.Connection, path: Path, *, writable: bool = True) -> bool:
     """Check that ``db`` is a job file this release reads; return whether it is empty.
 
-    A job file of version 1 is migrated (``writable``) or refused with what to do.
+    A job file of an earlier version is migrated (``writable``) or refused with what to do.
     """
     try:
         version = db.execute("PRAGMA user_version").fetchone()[0]
@@ -141,10 +167,11 @@ def check_schema(db: sqlite3.Connection, path: Path, *, writable: bool = True) -
         return True
     if application != APPLICATION_ID:
         raise JobRefusedError(f"{path} is an SQLite file but not a job file")
-    if version in (1, 2) and writable:
-        steps = (_FROM_VERSION_1 if version == 1 else "") + _FROM_VERSION_2
+    earlier = isinstance(version, int) and 1 <= version < SCHEMA_VERSION
+    if earlier and writable:
+        steps = "".join(_STEPS[version:])
         db.executescript(f"BEGIN IMMEDIATE; {steps} COMMIT;")
-    elif version in (1, 2):
+    elif earlier:
         raise JobRefusedError(
             f"{path} was written by an earlier release (job schema version {version}): resume "
             f"the job once with this release to bring it to version {SCHEMA_VERSION}"

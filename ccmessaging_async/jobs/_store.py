@@ -22,6 +22,7 @@ from ._records import (
     PendingRow,
     Recorded,
     RunProgress,
+    UnknownRow,
     Waiting,
 )
 
@@ -171,6 +172,24 @@ class JobStore(Protocol):
 
     def close(self) -> None:
         """Close the store."""
+        ...
+
+    def unknown_rows(self) -> list[UnknownRow]:
+        """Return the ``unknown`` rows, each with its attempts since its last known outcome."""
+        ...
+
+    def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
+        """Return ``(serial number, ended)`` of the calls the job created, sent in a span.
+
+        ``start`` and ``end`` are Unix times on the store's clock.
+        """
+        ...
+
+    def settle(self, finals: list[Final]) -> list[Recorded]:
+        """Record how ``unknown`` rows were settled, in one transaction; return what it did.
+
+        A row that is no longer ``unknown`` (another worker resent it) is left as it is.
+        """
         ...
 
     def counts(self) -> dict[str, int]:

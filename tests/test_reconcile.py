@@ -1,0 +1,190 @@
+"""Settling unknown outcomes from the platform's call records, on both stores.
+
+The calls whose outcome is unknown are made so by the emulator dropping the connection
+after it created the call (it exists) or before (it does not); ``reconcile`` must tell
+them apart from the records alone, and never dial.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+
+import pytest
+
+from ccmessaging_async import CallRecord, CreateCallRequest
+from ccmessaging_async.jobs import open_job
+from ccmessaging_async.jobs._reconcile import decide
+from ccmessaging_async.jobs._records import Attempt, UnknownRow
+from ccmessaging_async.testing import DropPoint, Emulator
+from tests._helpers import in_process_session
+
+pytestmark = pytest.mark.anyio
+
+CALLER = "95599"
+
+
+def calls(n: int, prefix: str = "1396") -> list[CreateCallRequest]:
+    return [CreateCallRequest(called=f"{prefix}{i:07d}", caller_present=CALLER) for i in range(n)]
+
+
+def lines(report: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in report.read_text().splitlines()]
+
+
+async def test_unknown_rows_are_settled_each_way_and_nothing_is_dialled(
+    store: tuple[str, str | None], tmp_path: Path
+) -> None:
+    """Dropped after the call was made: created; dropped before: not created, both."""
+    location, name = store
+    emulator = Emulator()
+    requests = calls(130)  # more records than one page
+    made, never = [r.called for r in requests[:3]], [r.called for r in requests[3:5]]
+    for number in made:
+        emulator.drop_connection(number, DropPoint.AFTER_RECORD)
+    for number in never:
+        emulator.drop_connection(number, DropPoint.BEFORE_RECORD)
+    report = tmp_path / "calls.jsonl"
+    async with (
+        in_process_session(emulator) as session,
+        open_job(location, name=name, requests=requests, report=report) as job,
+    ):
+        await job.run(session, concurrency=10)
+        assert (await job.counts())["unknown"] == 5
+        created_before = emulator.createcall_requests
+        done = await job.reconcile(session, grace=0)
+        assert emulator.createcall_requests == created_before  # never dials
+        counts = await job.counts()
+    assert (done.created, done.not_created, done.unsettled) == (3, 2, [])
+    assert emulator.record_queries >= 2  # paged
+    assert counts["unknown"] == 0
+    assert counts["succeeded"] == 128
+    assert counts["failed"] == 2
+    serials = {c.called: c.serial_no for c in emulator.calls}
+    settled = [line for line in lines(report) if line.get("settled_by") == "call records"]
+    assert len(lines(report)) == 135  # each settled row has a second line
+    by_number = {line["called"]: line for line in settled}
+    for number in made:
+        line = by_number[number]
+        assert line["status"] == "succeeded"
+        assert line["result"]["call_serial_no"] == serials[number]  # type: ignore[index]
+    for number in never:
+        assert by_number[number]["status"] == "failed"
+        assert "no call to this number in the platform's call records" in str(
+            by_number[number]["error"]
+        )
+
+
+async def test_the_grace_and_late_records_leave_rows_unknown_until_they_settle(
+    store: tuple[str, str | None],
+) -> None:
+    """Before the grace and before the record appears, a row stays unknown, with why."""
+    location, name = store
+    emulator = Emulator()
+    requests = calls(6, "1395")
+    emulator.drop_connection(requests[0].called, DropPoint.AFTER_RECORD)
+    emulator.drop_connection(requests[1].called, DropPoint.BEFORE_RECORD)
+    emulator.record_delay = 3600.0  # no record has appeared yet
+    async with (
+        in_process_session(emulator) as session,
+        open_job(location, name=name, requests=requests) as job,
+    ):
+        await job.run(session, concurrency=2)
+        early = await job.reconcile(session)  # grace 600 s: nothing can be said yet
+        assert (early.created, early.not_created) == (0, 0)
+        assert all(u.waiting for u in early.unsettled)
+        assert "absence counts only after the grace" in early.unsettled[0].reason
+        # The grace has passed, but the records hold none of the job's own calls of that
+        # time either: absence proves nothing.
+        blind = await job.reconcile(session, grace=0)
+        assert (blind.created, blind.not_created) == (0, 0)
+        assert "lack 4 of the 4 calls this job created" in blind.unsettled[0].reason
+        emulator.record_delay = 0.0  # the records appear
+        later = await job.reconcile(session, grace=0)
+        assert (later.created, later.not_created, later.unsettled) == (1, 1, [])
+        assert (await job.counts())["unknown"] == 0
+
+
+async def test_two_records_that_fit_a_row_leave_it_unknown(
+    store: tuple[str, str | None],
+) -> None:
+    """The same number twice in a job (allowed), both cut off: neither is settled."""
+    location, name = store
+    emulator = Emulator()
+    number = "13940000001"
+    requests = [CreateCallRequest(called=number, caller_present=CALLER)] * 2 + calls(3, "1394")
+    emulator.drop_connection(number, DropPoint.AFTER_RECORD, times=2)
+    async with (
+        in_process_session(emulator) as session,
+        open_job(location, name=name, requests=requests, allow_duplicates=True) as job,
+    ):
+        await job.run(session, concurrency=4)
+        done = await job.reconcile(session, grace=0)
+        assert (await job.counts())["unknown"] == 2
+    assert (done.created, done.not_created) == (0, 0)
+    assert [u.row for u in done.unsettled] == [0, 1]
+    assert all("2 call records of its number fit" in u.reason for u in done.unsettled)
+
+
+async def test_a_row_settled_as_not_created_is_dialled_again_only_when_asked(
+    store: tuple[str, str | None],
+) -> None:
+    """--resend-unknown dials the rows settled as not created, never those created."""
+    location, name = store
+    emulator = Emulator()
+    requests = calls(4, "1393")
+    emulator.drop_connection(requests[0].called, DropPoint.AFTER_RECORD)
+    emulator.drop_connection(requests[1].called, DropPoint.BEFORE_RECORD)
+    async with in_process_session(emulator) as session:
+        async with open_job(location, name=name, requests=requests) as job:
+            await job.run(session, concurrency=2)
+            await job.reconcile(session, grace=0)
+        async with open_job(location, name=name) as job:
+            await job.run(session, concurrency=2)  # not asked: nothing dialled
+        assert len(emulator.calls) == 3
+        async with open_job(location, name=name, resend_unknown=True) as job:
+            await job.run(session, concurrency=2)
+            assert (await job.counts())["succeeded"] == 4
+    assert emulator.calls_for(requests[1].called) == 1  # the one never created, now made
+    assert emulator.calls_for(requests[0].called) == 1  # the one created: not again
+
+
+def _record(serial: str, called: str, at: float, caller: str | None = CALLER) -> CallRecord:
+    return CallRecord(
+        call_serial_no=serial,
+        called=called,
+        start_time=datetime.datetime.fromtimestamp(at, datetime.UTC),
+        caller_present=caller,
+    )
+
+
+def _row(row: int, called: str, sent: float, ended: float) -> UnknownRow:
+    return UnknownRow(row, row + 2, called, CALLER, (Attempt(row + 1, sent, ended),))
+
+
+def test_a_record_matches_by_number_caller_and_time_only() -> None:
+    """Other callers, other numbers and other times are not this row's call."""
+    row = _row(0, "13900000001", 1000.0, 1005.0)
+    others = [
+        _record("a", "13900000001", 1003.0, caller="10086"),  # another caller number
+        _record("b", "13900000002", 1003.0),  # another number
+        _record("c", "13900000001", 900.0),  # long before the attempt
+        _record("d", "13900000001", 1100.0),  # long after it
+    ]
+    finals, unsettled = decide([row], others, now=1006.0, grace=600.0, skew=30.0)
+    assert finals == []
+    assert unsettled[0].waiting
+    ours = _record("e", "+86 139-0000-0001", 1002.0)  # spelt with the country code
+    finals, _ = decide([row], [*others, ours], now=1006.0, grace=600.0, skew=30.0)
+    assert [f.status for f in finals] == ["succeeded"]
+    assert json.loads(finals[0].result or "{}")["call_serial_no"] == "e"
+
+
+def test_a_call_the_job_knows_it_made_is_not_another_rows_record() -> None:
+    """A record whose serial a succeeded row holds cannot settle an unknown row."""
+    row = _row(0, "13900000001", 1000.0, 1005.0)
+    theirs = _record("known", "13900000001", 1002.0)
+    finals, unsettled = decide([row], [theirs], now=1006.0, known={"known"})
+    assert finals == []
+    assert len(unsettled) == 1
