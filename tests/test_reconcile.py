@@ -7,20 +7,27 @@ them apart from the records alone, and never dial.
 
 from __future__ import annotations
 
+import csv
 import datetime
 import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ccmessaging_async import CallRecord, CreateCallRequest
+from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import open_job
 from ccmessaging_async.jobs._reconcile import decide
 from ccmessaging_async.jobs._records import Attempt, UnknownRow
-from ccmessaging_async.testing import DropPoint, Emulator
-from tests._helpers import in_process_session
-
-pytestmark = pytest.mark.anyio
+from ccmessaging_async.jobs._status import status_text
+from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
+from tests._faultproxy import Fault, FaultProxy
+from tests._helpers import emulator_env, in_process_session
 
 CALLER = "95599"
 
@@ -33,6 +40,7 @@ def lines(report: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in report.read_text().splitlines()]
 
 
+@pytest.mark.anyio
 async def test_unknown_rows_are_settled_each_way_and_nothing_is_dialled(
     store: tuple[str, str | None], tmp_path: Path
 ) -> None:
@@ -76,6 +84,7 @@ async def test_unknown_rows_are_settled_each_way_and_nothing_is_dialled(
         )
 
 
+@pytest.mark.anyio
 async def test_the_grace_and_late_records_leave_rows_unknown_until_they_settle(
     store: tuple[str, str | None],
 ) -> None:
@@ -106,6 +115,7 @@ async def test_the_grace_and_late_records_leave_rows_unknown_until_they_settle(
         assert (await job.counts())["unknown"] == 0
 
 
+@pytest.mark.anyio
 async def test_two_records_that_fit_a_row_leave_it_unknown(
     store: tuple[str, str | None],
 ) -> None:
@@ -113,7 +123,7 @@ async def test_two_records_that_fit_a_row_leave_it_unknown(
     location, name = store
     emulator = Emulator()
     number = "13940000001"
-    requests = [CreateCallRequest(called=number, caller_present=CALLER)] * 2 + calls(3, "1394")
+    requests = [CreateCallRequest(called=number, caller_present=CALLER)] * 2 + calls(3, "1384")
     emulator.drop_connection(number, DropPoint.AFTER_RECORD, times=2)
     async with (
         in_process_session(emulator) as session,
@@ -127,6 +137,7 @@ async def test_two_records_that_fit_a_row_leave_it_unknown(
     assert all("2 call records of its number fit" in u.reason for u in done.unsettled)
 
 
+@pytest.mark.anyio
 async def test_a_row_settled_as_not_created_is_dialled_again_only_when_asked(
     store: tuple[str, str | None],
 ) -> None:
@@ -188,3 +199,110 @@ def test_a_call_the_job_knows_it_made_is_not_another_rows_record() -> None:
     finals, unsettled = decide([row], [theirs], now=1006.0, known={"known"})
     assert finals == []
     assert len(unsettled) == 1
+
+
+# ---- the console script, over loopback ------------------------------------------------
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
+    """The emulator on loopback, with the CCMESSAGING_* variables pointing at it."""
+    with EmulatorServer(Emulator()) as server:
+        point_at(monkeypatch, server, server.url)
+        yield server
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, server: EmulatorServer, url: str) -> None:
+    for key, value in emulator_env(url, server.app.app_key, server.app.app_secret).items():
+        if key.startswith("CCMESSAGING_"):
+            monkeypatch.setenv(key, value)
+
+
+def write_csv(path: Path, called: list[str]) -> Path:
+    path.write_text(
+        "called,caller_present,call_data\n" + "".join(f"{n},{CALLER},\n" for n in called)
+    )
+    return path
+
+
+@pytest.mark.e2e
+def test_a_killed_batch_is_settled_then_resent_and_everyone_is_called_once(
+    served: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """SIGKILL mid-run; reconcile settles every interrupted row as the platform knows it.
+
+    Then ``--resend-unknown`` dials exactly the rows the records say were never created:
+    every number ends with one call.
+    """
+    emulator = served.app
+    emulator.latency = 0.05  # calls in flight when the run dies
+    called = [f"1392{i:07d}" for i in range(300)]
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "ccmessaging_async.cli", "batch", str(source)]
+    command += ["--out", str(out), "--concurrency", "20", "--transport", "httpx"]
+    env = emulator_env(served.url, emulator.app_key, emulator.app_secret)
+    with subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL) as process:
+        try:
+            assert emulator.wait_for_calls(100, timeout=60)
+            os.kill(process.pid, signal.SIGKILL)
+        finally:
+            process.wait(30)
+    emulator.latency = 0.0
+    capsys.readouterr()
+    # The platform may still be creating the calls it received before the kill: a grace
+    # of a second (waited for) lets their records appear.
+    code = main(["reconcile", str(out), "--out", str(out), "--grace", "1", "--wait", "30"])
+    said = capsys.readouterr()
+    assert code == ExitCode.OK, said
+    settled = [line for line in lines(out) if line.get("settled_by")]
+    assert settled, said.err  # the kill left rows in flight
+    for line in settled:
+        made = emulator.calls_for(str(line["called"]))
+        assert line["status"] == ("succeeded" if made else "failed")
+    assert "settled from the call records" in said.out
+    assert "settled from the call records" in status_text(Path(f"{out}.job"))
+    created = sum(line["status"] == "succeeded" for line in settled)
+    assert f"{created} created, {len(settled) - created} not created" in said.out
+
+    never = [str(line["called"]) for line in settled if line["status"] == "failed"]
+    resumed = main(["batch", str(source), "--out", str(out)])
+    assert resumed == (ExitCode.NOT_CREATED if never else ExitCode.OK)
+    assert all(emulator.calls_for(number) == 0 for number in never)  # not asked: not dialled
+    assert main(["batch", str(source), "--out", str(out), "--resend-unknown"]) == ExitCode.OK
+    assert emulator.duplicates() == {}
+    assert {c.called for c in emulator.calls} == set(called)
+
+
+@pytest.mark.e2e
+def test_batch_settles_its_own_unknown_rows_behind_a_faulty_relay(
+    served: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A relay cuts two connections after the platform acted and swallows two requests."""
+    emulator = served.app
+    called = [f"1391{i:07d}" for i in range(30)]
+    with FaultProxy(served.host, served.port) as proxy:
+        for number in called[:2]:
+            proxy.faults[number] = Fault.RESET_AFTER_FORWARD
+        for number in called[2:4]:
+            proxy.faults[number] = Fault.RESET_BEFORE_FORWARD
+        point_at(monkeypatch, served, proxy.url)
+        source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.csv"
+        arguments = ["batch", str(source), "--out", str(out), "--transport", "httpx"]
+        code = main([*arguments, "--reconcile-wait", "5", "--grace", "0"])
+    said = capsys.readouterr()
+    assert code == ExitCode.NOT_CREATED, said  # two rows certainly not created
+    assert "2 created, 2 not created" in said.out
+    with out.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    settled = {row["called"]: row for row in rows if row["settled_by"] == "call records"}
+    serials = {c.called: c.serial_no for c in emulator.calls}
+    for number in called[:2]:
+        assert settled[number]["status"] == "succeeded"
+        assert settled[number]["call_serial_no"] == serials[number]
+    for number in called[2:4]:
+        assert settled[number]["status"] == "failed"
+        assert emulator.calls_for(number) == 0
+    assert len(rows) == 34

@@ -14,6 +14,7 @@ from ._postgres import (
     read_info,
     read_outcomes,
     read_waiting,
+    settled_counts,
     state_counts,
 )
 from ._postgres_schema import ensure_schema
@@ -63,6 +64,7 @@ def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
             (job,),
         ).fetchone() or (0, 0, 0)
         waiting = read_waiting(db, job)
+        settled = settled_counts(db, job)
         rate, pace = db.execute(
             "SELECT rate, pace FROM ccmessaging.jobs WHERE id = %s", (job,)
         ).fetchone() or (None, None)
@@ -72,8 +74,8 @@ def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
             (job,),
         ).fetchall()
     facts = (f"job {name!r} in {describe_database(url)}", info, counts, codes, resent)
-    lines = job_lines(*facts, not_called=not_called, waiting=waiting)
-    data = job_data(*facts, not_called=not_called, waiting=waiting)
+    lines = job_lines(*facts, not_called=not_called, waiting=waiting, settled=settled)
+    data = job_data(*facts, not_called=not_called, waiting=waiting, settled=settled)
     data.update(
         rate=rate,
         pace=pace,

@@ -62,8 +62,13 @@ class Unsettled:
     row: int
     line: int
     reason: str
-    #: Whether it may still be settled by waiting (the grace has not passed).
-    waiting: bool = False
+    #: When its grace ends (Unix time, the store's clock), if it waits for it.
+    ready_at: float | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Whether it may still be settled by waiting (its grace has not passed)."""
+        return self.ready_at is not None
 
 
 @attrs.define
@@ -244,7 +249,7 @@ def _absent(
             row.line,
             f"no call record of it yet; absence counts only after the grace ({grace:g} s), at "
             f"{_utc(ended + grace)}",
-            waiting=True,
+            ready_at=ended + grace,
         )
     first = min(a.sent_at for a in row.attempts if a.sent_at is not None)
     for span in spans:
@@ -399,6 +404,9 @@ async def _settle(
         done.not_created += sum(r.final.status == "failed" for r in settled)
         done.unsettled = unsettled
         left = deadline - anyio.current_time()
-        if left <= 0 or not any(u.waiting for u in unsettled):
+        ready = [u.ready_at for u in unsettled if u.ready_at is not None]
+        if left <= 0 or not ready:
             return done
-        await anyio.sleep(min(look_every, left))
+        # Look again when the first grace ends (records may appear sooner: at least
+        # every ``look_every`` seconds).
+        await anyio.sleep(min(look_every, left, max(min(ready) - now, 0.0) + 0.1))

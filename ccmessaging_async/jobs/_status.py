@@ -18,6 +18,7 @@ from ._sqlite import (
     read_outcomes,
     read_waiting,
     running_pid,
+    settled_counts,
     state_counts,
 )
 
@@ -83,11 +84,13 @@ def job_lines(
     *,
     not_called: tuple[int, int, int] = (0, 0, 0),
     waiting: Waiting | None = None,
+    settled: dict[str, int] | None = None,
 ) -> list[str]:
     """Return the lines of ``status`` that every store has: input, states, codes, resends.
 
     ``not_called``: rows ended without a call, as (invalid, duplicates, suppressed);
-    ``waiting``: the pending rows waiting for their calling hours.
+    ``waiting``: the pending rows waiting for their calling hours; ``settled``: unknown
+    outcomes settled afterwards from the call records (``created``, ``not_created``).
     """
     lines = [title]
     if info is None:
@@ -107,6 +110,11 @@ def job_lines(
         )
     if waiting is not None and waiting.rows:
         lines.append(f"  {waiting.describe()}")
+    if settled and any(settled.values()):
+        lines.append(
+            f"  settled from the call records: {settled['created']} created, "
+            f"{settled['not_created']} not created (`reconcile`; their report lines say how)"
+        )
     if codes:
         lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
     if resent:
@@ -126,6 +134,7 @@ def job_data(
     *,
     not_called: tuple[int, int, int],
     waiting: Waiting,
+    settled: dict[str, int],
 ) -> dict[str, Any]:
     """Return what :func:`job_lines` says, as JSON-ready data (``status --json``)."""
     invalid, duplicates, suppressed = not_called
@@ -155,6 +164,7 @@ def job_data(
         },
         "result_codes": dict(codes),
         "resent": resent,
+        "settled": dict(settled),
     }
 
 
@@ -171,6 +181,7 @@ def _sqlite_status(path: Path) -> tuple[list[str], dict[str, Any]]:
         ).fetchall()
         resent = db.execute("SELECT coalesce(sum(resent), 0) FROM runs").fetchone()[0]
         waiting = read_waiting(db, time.time())
+        settled = settled_counts(db)
         # Through the index on state: reads only the rows that ended without a call.
         not_called = db.execute(
             "SELECT coalesce(sum(state = 'failed' AND input_error IS NOT NULL), 0), "
@@ -185,8 +196,8 @@ def _sqlite_status(path: Path) -> tuple[list[str], dict[str, Any]]:
     finally:
         db.close()
     facts = (f"job {path}", info, counts, codes, resent)
-    lines = job_lines(*facts, not_called=tuple(not_called), waiting=waiting)
-    data = job_data(*facts, not_called=tuple(not_called), waiting=waiting)
+    lines = job_lines(*facts, not_called=tuple(not_called), waiting=waiting, settled=settled)
+    data = job_data(*facts, not_called=tuple(not_called), waiting=waiting, settled=settled)
     pid = running_pid(path)
     data["running"] = None if pid is None else {"pid": pid}
     data["last_run"] = None
