@@ -279,3 +279,24 @@ async def test_the_emulator_refuses_more_than_seven_days_in_one_query() -> None:
         no_token = await raw.post(RECORDS_PATH, json=body)
     assert refused == {"retCode": "1", "retMsg": "the time range exceeds 7 days"}
     assert no_token.status_code == 403
+
+
+async def test_a_token_that_expires_between_pages_is_renewed_and_the_page_read() -> None:
+    """The platform forgets every token after the first page: the rest is still read, once."""
+    emulator = Emulator()
+    async with AsyncSession(
+        "http://127.0.0.1",
+        emulator.app_key,
+        emulator.app_secret,
+        transport=httpx.ASGITransport(app=emulator),
+    ) as client:
+        for i in range(5):
+            await client.create_call(CreateCallRequest(called=f"1380000000{i}"))
+        now = datetime.datetime.now(UTC)
+        seen: list[str] = []
+        async for record in client.call_records(now - DAY, now + DAY, page_size=2):
+            seen.append(record.call_serial_no)
+            if len(seen) == 2:
+                emulator.expire_all_tokens()
+    assert seen == [c.serial_no for c in emulator.calls]
+    assert emulator.token_requests == 2

@@ -306,3 +306,24 @@ def test_batch_settles_its_own_unknown_rows_behind_a_faulty_relay(
         assert settled[number]["status"] == "failed"
         assert emulator.calls_for(number) == 0
     assert len(rows) == 34
+
+
+@pytest.mark.e2e
+def test_records_that_cannot_be_read_leave_rows_unknown_and_say_so(
+    served: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A retCode error: `batch` keeps its outcomes, `reconcile` exits 3; nothing settled."""
+    emulator = served.app
+    called = [f"1390{i:07d}" for i in range(5)]
+    emulator.drop_connection(called[0], DropPoint.AFTER_RECORD)
+    emulator.records_ret_code = "2"
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    arguments = ["batch", str(source), "--out", str(out), "--reconcile-wait", "1"]
+    assert main(arguments) == ExitCode.UNKNOWN
+    assert "could not read the call records (CallRecordsError" in capsys.readouterr().err
+    assert main(["reconcile", str(out)]) == ExitCode.UNKNOWN
+    assert "retCode 2" in capsys.readouterr().err
+    assert [line["status"] for line in lines(out)].count("unknown") == 1
+    assert emulator.createcall_requests == 5
+    emulator.records_ret_code = None
+    assert main(["reconcile", str(out), "--grace", "0"]) == ExitCode.OK

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import anyio
 
+from .._errors import CCMessagingError
 from .._session import AsyncSession
 from ..jobs._job import OpenedJob, is_database_url, open_stored_job
 from ..jobs._reconcile import DEFAULT_GRACE, DEFAULT_SKEW, Reconciliation, settle_unknown
@@ -107,16 +108,28 @@ async def settle_after_run(
         if job.report is not None:
             job.report.append(records)
 
-    done = await settle_unknown(
-        session,
-        job.store,
-        grace=args.grace,
-        skew=args.skew,
-        wait=args.reconcile_wait,
-        on_recorded=recorded,
-    )
+    try:
+        done = await settle_unknown(
+            session,
+            job.store,
+            grace=args.grace,
+            skew=args.skew,
+            wait=args.reconcile_wait,
+            on_recorded=recorded,
+        )
+    except CCMessagingError as exc:
+        # The run's outcomes stand; only the settling failed (what it settled is kept).
+        print(f"error: {_cannot_read(exc)}", file=sys.stderr)
+        return None
     _say(done, await anyio.to_thread.run_sync(job.store.counts))
     return done
+
+
+def _cannot_read(exc: CCMessagingError) -> str:
+    return (
+        f"could not read the call records ({type(exc).__name__}: {exc}); the rows left "
+        "unknown stay unknown: run `reconcile` later"
+    )
 
 
 def reconcile(args: argparse.Namespace) -> int:
@@ -148,7 +161,11 @@ def reconcile(args: argparse.Namespace) -> int:
                     on_recorded=recorded,
                 )
 
-        done = run_on_loop(run, args)
+        try:
+            done = run_on_loop(run, args)
+        except CCMessagingError as exc:
+            print(f"error: {_cannot_read(exc)}", file=sys.stderr)
+            return ExitCode.UNKNOWN if job.store.counts()["unknown"] else ExitCode.OK
         how = "reconciled"
         counts = job.store.counts()
         _say(done, counts)

@@ -356,19 +356,26 @@ async def settle_unknown(
     """
     if not grace >= 0 or not skew >= 0 or not wait >= 0:
         raise ValueError("grace, skew and wait must be numbers of seconds, 0 or more")
+    failure: Exception | None = None
+    done = Reconciliation()
     async with anyio.create_task_group() as tasks:
         if store.lease is not None:  # a worker of a shared job: others must not reap it
             tasks.start_soon(_keep_alive, store, store.lease / 3)
-        done = await _settle(
-            session,
-            store,
-            grace=grace,
-            skew=skew,
-            wait=wait,
-            look_every=look_every,
-            on_recorded=on_recorded,
-        )
+        try:
+            done = await _settle(
+                session,
+                store,
+                grace=grace,
+                skew=skew,
+                wait=wait,
+                look_every=look_every,
+                on_recorded=on_recorded,
+            )
+        except Exception as exc:  # noqa: BLE001 - raised as it is, not in a group
+            failure = exc
         tasks.cancel_scope.cancel()
+    if failure is not None:
+        raise failure
     return done
 
 

@@ -135,6 +135,8 @@ class Emulator:
         self.record_caller: str = "88889050"
         #: Call-record queries received, whatever their answer.
         self.record_queries: int = 0
+        #: A ``retCode`` other than ``"0"`` to answer every call-record query with.
+        self.records_ret_code: str | None = None
 
     def __repr__(self) -> str:
         return (
@@ -405,6 +407,11 @@ class Emulator:
         if not self._token_valid(headers):
             await _respond(
                 send, 403, {"errorCode": "APIGW.0301", "exceptionInfo": EXPIRED_TOKEN_INFO}
+            )
+            return
+        if self.records_ret_code is not None:
+            await _respond(
+                send, 200, {"retCode": self.records_ret_code, "retMsg": "emulated failure"}
             )
             return
         query = _parse_records_query(body)
