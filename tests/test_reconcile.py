@@ -161,6 +161,31 @@ async def test_a_row_settled_as_not_created_is_dialled_again_only_when_asked(
     assert emulator.calls_for(requests[0].called) == 1  # the one created: not again
 
 
+@pytest.mark.anyio
+async def test_a_record_already_settled_as_one_rows_call_never_settles_another(
+    store: tuple[str, str | None],
+) -> None:
+    """One number spelt two ways: the first row's call is not taken for the second's."""
+    location, name = store
+    emulator = Emulator()
+    first, second = "+8613870000001", "13870000001"
+    requests = [CreateCallRequest(called=n, caller_present=CALLER) for n in (first, second)]
+    emulator.drop_connection(first, DropPoint.AFTER_RECORD)
+    emulator.drop_connection(second, DropPoint.BEFORE_RECORD)
+    async with in_process_session(emulator) as session:
+        async with open_job(location, name=name, requests=requests) as job:
+            await job.run(session, concurrency=1)
+            done = await job.reconcile(session, grace=0, skew=0)
+            assert (done.created, done.not_created) == (1, 1)
+        emulator.drop_connection(second, DropPoint.BEFORE_RECORD)
+        async with open_job(location, name=name, resend_unknown=True) as job:
+            await job.run(session, concurrency=1)
+            # An hour each way: the first row's record is inside the second's window.
+            again = await job.reconcile(session, grace=0, skew=3600)
+    assert (again.created, again.not_created, again.unsettled) == (0, 1, [])
+    assert emulator.calls_for(second) == 0
+
+
 def _record(serial: str, called: str, at: float, caller: str | None = CALLER) -> CallRecord:
     return CallRecord(
         call_serial_no=serial,

@@ -633,13 +633,13 @@ class PostgresStore:
         return list(found.values())
 
     def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
-        """Return ``(serial number, ended)`` of the calls this job created, sent in the span."""
+        """Return ``(serial number, ended)`` of the calls made (or settled as made), sent then."""
         return [
             (serial, float(finished))
             for serial, finished in self._reader.execute(
                 "SELECT result::json ->> 'call_serial_no', "
                 "extract(epoch FROM finished_at)::double precision FROM ccmessaging.outcomes "
-                "WHERE job = %s AND status = 'succeeded' AND settled_by IS NULL "
+                "WHERE job = %s AND status = 'succeeded' "
                 "AND sent_at BETWEEN to_timestamp(%s) AND to_timestamp(%s)",
                 (self.job, start, end),
             )

@@ -433,12 +433,12 @@ class SQLiteStore:
         return list(found.values())
 
     def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
-        """Return ``(serial number, ended)`` of the calls this job created, sent in the span."""
+        """Return ``(serial number, ended)`` of the calls made (or settled as made), sent then."""
         return [
             (serial, _unix(finished))
             for serial, finished in self._reader.execute(
                 "SELECT json_extract(result, '$.call_serial_no'), finished_at FROM outcomes "
-                "WHERE status = 'succeeded' AND sent_at BETWEEN ? AND ? AND settled_by IS NULL",
+                "WHERE status = 'succeeded' AND sent_at BETWEEN ? AND ?",
                 (start, end),
             )
             if serial
