@@ -119,8 +119,9 @@ def job_lines(
         lines.append("  result codes: " + ", ".join(f"{code} x{n}" for code, n in codes))
     if resent:
         lines.append(
-            f"  {resent} rows with an unknown outcome were put back to be dialled again "
-            "(--resend-unknown): each may have rung twice; the report has both lines"
+            f"  {resent} rows with an unknown outcome (or settled as not created) were put "
+            "back to be dialled again (--resend-unknown): an unknown one may have rung twice; "
+            "the report has both lines"
         )
     return lines
 
