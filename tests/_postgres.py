@@ -51,7 +51,7 @@ def own_database() -> Iterator[str]:
     try:
         import psycopg  # noqa: PLC0415 - the postgres extra
     except ImportError:
-        _unavailable("psycopg is not installed (pip install -e '.[test]')")
+        _unavailable("psycopg is not installed (pip install -r tests/requirements.txt)")
     url = server_url()
     name = f"ccma_test_{os.getpid()}_{secrets.token_hex(3)}"
     try:
