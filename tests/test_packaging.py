@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import subprocess
 import sys
 import tarfile
@@ -40,6 +41,7 @@ def test_the_sdist_carries_the_package_tests_and_documents_only(tmp_path: Path) 
     assert {"pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE"} <= names
     assert "ccmessaging_async/py.typed" in names
     assert "tests/conftest.py" in names
+    assert {"docs/SPEC.md", "examples/first_call.py", "tests/requirements.txt"} <= names
     assert not [n for n in names if n.startswith((".ci/", "benchmarks/", ".git/", ".venv"))]
 
 
@@ -51,6 +53,15 @@ def test_the_wheel_carries_the_plugin_module_and_its_entry_point(tmp_path: Path)
         entry_points = next(
             archive.read(name).decode() for name in names if name.endswith("entry_points.txt")
         )
+        metadata = next(
+            archive.read(name).decode() for name in names if name.endswith(".dist-info/METADATA")
+        )
+    # Only what users install for a feature: the tools to test, lint and benchmark are
+    # requirement files of the repository, not extras.
+    extras = set(re.findall(r"^Provides-Extra: (\S+)$", metadata, re.M))
+    assert extras == {"aiohttp", "cli", "http2", "otel", "phone", "postgres"}
+    assert "Classifier: Development Status :: 3 - Alpha" in metadata
+    assert re.search(r"^Keywords: .*createcall", metadata, re.M)
     assert "ccmessaging_async_pytest.py" in names
     assert "ccmessaging_async/py.typed" in names
     assert not [name for name in names if name.startswith(("tests/", "benchmarks/"))]
