@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -98,3 +100,47 @@ def test_the_fixtures_still_load_under_their_first_module_name() -> None:
 
     for name in ccmessaging_async_pytest.__all__:
         assert getattr(pytest_plugin, name) is getattr(ccmessaging_async_pytest, name)
+
+
+@pytest.mark.slow
+def test_the_sdk_imports_and_calls_with_httpcore_and_aiohttp_as_bytecode_only(
+    tmp_path: Path,
+) -> None:
+    """Some distributions and frozen apps ship .pyc files only: no upstream source to read."""
+    import aiohttp  # noqa: PLC0415 - installed with the test requirements
+    import httpcore  # noqa: PLC0415
+
+    for package in (httpcore, aiohttp):
+        source = Path(package.__file__ or "").parent
+        copy = tmp_path / source.name
+        shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__"))
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-b", "-q", str(copy)], check=True, timeout=120
+        )
+        for path in copy.rglob("*.py"):
+            path.unlink()
+    program = (
+        "import anyio, httpcore, aiohttp\n"
+        "assert httpcore.__file__.endswith('.pyc') and aiohttp.__file__.endswith('.pyc')\n"
+        "from ccmessaging_async import AsyncSession, CreateCallRequest, aiohttp_transport\n"
+        "from ccmessaging_async.testing import Emulator, EmulatorServer\n"
+        "async def main(url, emulator):\n"
+        "    for transport in (None, aiohttp_transport()):\n"
+        "        async with AsyncSession(url, emulator.app_key, emulator.app_secret,\n"
+        "                                transport=transport) as session:\n"
+        "            await session.create_call(CreateCallRequest(called='88881234'))\n"
+        "with EmulatorServer(Emulator()) as server:\n"
+        "    anyio.run(main, server.url, server.app)\n"
+        "    assert len(server.app.calls) == 2\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
