@@ -1,8 +1,5 @@
 """Async client for Huawei Cloud CEC CC-Messaging anonymous calls (createcall)."""
 
-import warnings as _warnings
-from typing import Any as _Any
-
 from ._aiohttp import aiohttp_transport
 from ._errors import (
     AuthenticationError,
@@ -83,23 +80,3 @@ __all__ = [
     "aiohttp_transport",
     "mask_number",
 ]
-
-#: Names of 0.1 that still import, with a DeprecationWarning, and what replaced them.
-_DEPRECATED = {
-    # 0.1's HTTPStatusError also caught 5xx answers, whose calls may exist; its replacement
-    # is the 4xx rejection only, so `except HTTPStatusError: send_again()` is now safe.
-    "HTTPStatusError": ("RequestRejectedError", RequestRejectedError),
-}
-
-
-def __getattr__(name: str) -> _Any:
-    if name in _DEPRECATED:
-        replacement, value = _DEPRECATED[name]
-        _warnings.warn(
-            f"ccmessaging_async.{name} is deprecated: use {replacement} (a 4xx: the call was "
-            "not created); a 5xx is ServerError, an OutcomeUnknownError",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,16 +6,10 @@ import ipaddress
 import os
 import re
 import ssl
-import warnings
-from collections.abc import Callable, Mapping
-from typing import Any
-
-import attrs
+from collections.abc import Mapping
 
 from . import _http
 from ._errors import ConfigurationError
-from ._retry import RetryPolicy
-from ._token_policy import TokenPolicy
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -32,7 +26,6 @@ __all__ = [
     "is_loopback",
     "read_env",
     "ssl_verify",
-    "token_policy",
 ]
 
 #: connect 5 s (a healthy gateway answers a SYN in milliseconds), read 15 s (createcall sets
@@ -222,33 +215,3 @@ def read_env(environ: Mapping[str, str] | None = None) -> tuple[str, str, str]:
     if missing:
         raise ConfigurationError(f"environment variables not set: {', '.join(missing)}")
     return env[ENV_BASE_URL], env[ENV_APP_KEY], env[ENV_APP_SECRET]
-
-
-def token_policy(
-    token: TokenPolicy | None,
-    retry: RetryPolicy,
-    *,
-    lifetime: float | None,
-    timeout: float | None,
-    clock: Callable[[], float] | None,
-) -> TokenPolicy:
-    """Return the session's :class:`TokenPolicy`, with the deprecated arguments folded in."""
-    changes: dict[str, Any] = dict(retry.token_overrides())
-    for name, value in (("lifetime", lifetime), ("timeout", timeout), ("clock", clock)):
-        if value is not None:
-            argument = "clock" if name == "clock" else f"token_{name}"
-            warnings.warn(
-                f"AsyncSession({argument}=...) is deprecated: use "
-                f"AsyncSession(token=TokenPolicy({name}=...))",
-                DeprecationWarning,
-                stacklevel=3,
-            )
-            changes[name] = value
-    if token is not None and changes:
-        raise ConfigurationError(
-            "pass token settings either as token=TokenPolicy(...) or through the deprecated "
-            "arguments (token_lifetime, token_timeout, clock, RetryPolicy.token_*), not both"
-        )
-    if token is not None:
-        return token
-    return attrs.evolve(TokenPolicy(), **changes)

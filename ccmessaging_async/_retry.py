@@ -10,7 +10,6 @@ shares.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -64,25 +63,6 @@ def _count_at_least(minimum: int) -> Validator:
     return check
 
 
-def _deprecated_token_field(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if value is not None:
-        target = attribute.name.removeprefix("token_")
-        warnings.warn(
-            f"RetryPolicy({attribute.name}=...) is deprecated: use "
-            f"AsyncSession(token=TokenPolicy({_TOKEN_FIELDS[target]}=...))",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-
-
-#: RetryPolicy's deprecated token_* fields, by their TokenPolicy names.
-_TOKEN_FIELDS = {
-    "attempts": "attempts",
-    "backoff_initial": "refresh_backoff_initial",
-    "backoff_max": "refresh_backoff_max",
-}
-
-
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """When and how the SDK re-sends a createcall, within what SPEC section 3 allows.
@@ -91,7 +71,7 @@ class RetryPolicy:
     request never fully left (no connection, no pool slot, an incomplete write), or the
     gateway answered 429. A token refused by the gateway (401/403) always gets exactly one
     refresh and one re-send, outside this policy. Token settings live in
-    :class:`TokenPolicy`; the ``token_*`` fields here are deprecated aliases of its fields.
+    :class:`TokenPolicy`.
     """
 
     #: Re-sends of one createcall after a not-sent failure or a 429 (so at most 1 + this
@@ -105,28 +85,11 @@ class RetryPolicy:
     max_retry_after: float = attrs.field(default=30.0, validator=finite_at_least(0))
     #: Multiplies every wait (backoff and Retry-After): 0 in tests, 1 otherwise.
     time_scale: float = attrs.field(default=1.0, validator=finite_at_least(0))
-    #: Deprecated: ``TokenPolicy(attempts=...)``.
-    token_attempts: int | None = attrs.field(default=None, validator=_deprecated_token_field)
-    #: Deprecated: ``TokenPolicy(refresh_backoff_initial=...)``.
-    token_backoff_initial: float | None = attrs.field(
-        default=None, validator=_deprecated_token_field
-    )
-    #: Deprecated: ``TokenPolicy(refresh_backoff_max=...)``.
-    token_backoff_max: float | None = attrs.field(default=None, validator=_deprecated_token_field)
 
     @classmethod
     def for_tests(cls, *, max_resends: int = 2) -> RetryPolicy:
         """Return a policy that decides as the default one does, and never waits."""
         return cls(max_resends=max_resends, time_scale=0)
-
-    def token_overrides(self) -> dict[str, float]:
-        """Return the deprecated ``token_*`` fields that were set, by their TokenPolicy names."""
-        values: dict[str, float | int | None] = {
-            "attempts": self.token_attempts,
-            "backoff_initial": self.token_backoff_initial,
-            "backoff_max": self.token_backoff_max,
-        }
-        return {_TOKEN_FIELDS[name]: value for name, value in values.items() if value is not None}
 
 
 def backoff(

@@ -39,7 +39,6 @@ from ._config import (
     check_reach,
     check_token_url,
     read_env,
-    token_policy,
 )
 from ._endpoints import CREATE_CALL
 from ._errors import ConfigurationError, SessionStateError
@@ -104,8 +103,6 @@ class AsyncSession:
     ``otel`` extra is installed). ``token`` sets how
     tokens are fetched and refreshed (:class:`TokenPolicy`), ``retry`` when a createcall is
     sent again (:class:`RetryPolicy`).
-    ``token_lifetime``, ``token_timeout`` and ``clock`` are deprecated aliases of
-    ``TokenPolicy``'s ``lifetime``, ``timeout`` and ``clock``.
     Pass ``client`` or ``transport`` to bring your own (a client you pass is not closed);
     ``timeout``, ``limits``, ``http2`` and ``verify`` (``False``, an ``ssl.SSLContext``,
     or the path of a CA bundle file or folder) configure the client otherwise.
@@ -131,9 +128,6 @@ class AsyncSession:
         proxy: str | _http.Proxy | None = None,
         trust_env: bool = False,
         telemetry: Telemetry | None = None,
-        token_lifetime: float | None = None,
-        token_timeout: float | None = None,
-        clock: Callable[[], float] | None = None,
     ) -> None:
         self._base_url = check_base_url(base_url, allow_insecure_http)
         self._token_url = (
@@ -159,9 +153,7 @@ class AsyncSession:
         configure_from_env()
         self._credentials = Credentials(app_key, app_secret)
         self._retry = retry if retry is not None else RetryPolicy()
-        self._token_policy = token_policy(
-            token, self._retry, lifetime=token_lifetime, timeout=token_timeout, clock=clock
-        )
+        self._token_policy = token if token is not None else TokenPolicy()
         self._owns_client = client is None
         tracked = False
         if client is None:
@@ -231,9 +223,6 @@ class AsyncSession:
         proxy: str | _http.Proxy | None = None,
         trust_env: bool = False,
         telemetry: Telemetry | None = None,
-        token_lifetime: float | None = None,
-        token_timeout: float | None = None,
-        clock: Callable[[], float] | None = None,
     ) -> AsyncSession:
         """Build a session from ``CCMESSAGING_BASE_URL``, ``_APP_KEY`` and ``_APP_SECRET``.
 
@@ -260,9 +249,6 @@ class AsyncSession:
             proxy=proxy,
             trust_env=trust_env,
             telemetry=telemetry,
-            token_lifetime=token_lifetime,
-            token_timeout=token_timeout,
-            clock=clock,
         )
 
     def __repr__(self) -> str:

@@ -68,15 +68,11 @@ def test_every_error_has_exactly_one_meaning(kind: type[CCMessagingError]) -> No
     assert sum(issubclass(base, CCMessagingError) for base in kind.__bases__) == 1
 
 
-def test_the_old_status_error_name_no_longer_catches_calls_that_may_exist() -> None:
-    """`except HTTPStatusError` (0.1's name) still imports, warns, and catches only 4xx."""
-    with pytest.warns(DeprecationWarning, match="RequestRejectedError"):
-        old_name = ccmessaging_async.HTTPStatusError
-    assert old_name is RequestRejectedError
-    assert not issubclass(ServerError, old_name)
+def test_a_rejection_never_catches_calls_that_may_exist() -> None:
+    """`except RequestRejectedError` (a 4xx) is safe to answer by sending again: no 5xx."""
+    assert not issubclass(ServerError, RequestRejectedError)
     assert not issubclass(ServerError, NotCreatedError)
-    with pytest.raises(AttributeError):
-        ccmessaging_async.NoSuchName  # noqa: B018 - the attribute lookup is the test
+    assert not hasattr(ccmessaging_async, "HTTPStatusError")  # never released: removed
 
 
 SAMPLES: list[CCMessagingError] = [

@@ -1,18 +1,15 @@
-"""TokenPolicy: refresh windows, the test mode, and the deprecated token arguments."""
+"""TokenPolicy: refresh windows, the test mode, and where token settings live."""
 
 from __future__ import annotations
 
 import anyio
-import httpx
 import pytest
-import respx
 
 from ccmessaging_async import (
     AccessToken,
     AsyncSession,
     AuthenticationError,
     ConfigurationError,
-    CreateCallRequest,
     RetryPolicy,
     TokenPolicy,
 )
@@ -21,11 +18,7 @@ from tests._helpers import (
     APP_KEY,
     APP_SECRET,
     BASE_URL,
-    CALL_PATH,
-    TOKEN_PATH,
     FakeClock,
-    call_json,
-    token_json,
 )
 
 pytestmark = pytest.mark.anyio
@@ -78,39 +71,12 @@ async def test_test_mode_never_refreshes_in_a_loop_of_its_own() -> None:
             tg.cancel_scope.cancel()
 
 
-async def test_deprecated_token_arguments_warn_and_still_apply(router: respx.MockRouter) -> None:
-    """token_lifetime=, token_timeout=, clock= and RetryPolicy(token_*) keep working, warned."""
-    token_route = router.post(TOKEN_PATH)
-    token_route.side_effect = [httpx.Response(503)] * 3 + [httpx.Response(200, json=token_json())]
-    router.post(CALL_PATH).respond(json=call_json())
-    with pytest.warns(DeprecationWarning, match=r"TokenPolicy\(attempts"):
-        retry = RetryPolicy(token_attempts=4, backoff_initial=0)
-    with pytest.warns(DeprecationWarning, match="is deprecated: use") as warned:
-        session = AsyncSession(
-            BASE_URL,
-            APP_KEY,
-            APP_SECRET,
-            retry=retry,
-            token_lifetime=600,
-            token_timeout=5,
-            clock=FakeClock(),
-        )
-    assert len(warned) == 3
-    assert all(w.filename == __file__ for w in warned)  # pointed at the caller's line
-    with anyio.fail_after(30):
-        async with session as s:
-            await s.create_call(CreateCallRequest(called="1"))
-    assert token_route.call_count == 4  # token_attempts=4 applied
-    assert token_route.calls.last.request.headers["X-Token-Expire"] == "600"
-
-
-def test_deprecated_and_new_token_settings_together_are_refused() -> None:
-    """Mixing token= with a deprecated token argument is a ConfigurationError, not a guess."""
-    with (
-        pytest.warns(DeprecationWarning, match="token_lifetime"),
-        pytest.raises(ConfigurationError, match="not both"),
-    ):
-        AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token=TokenPolicy(), token_lifetime=60)
+def test_the_token_settings_are_only_a_token_policy() -> None:
+    """Nothing was released: the 0.1 aliases of TokenPolicy's fields are gone, not kept."""
+    with pytest.raises(TypeError):
+        AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token_lifetime=60)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        RetryPolicy(token_attempts=4)  # type: ignore[call-arg]
 
 
 @pytest.mark.parametrize(

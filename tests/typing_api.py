@@ -11,6 +11,7 @@ from ccmessaging_async import (
     ResultCode,
     ResultCodeError,
     RetryPolicy,
+    TokenPolicy,
 )
 
 
@@ -19,7 +20,7 @@ async def place_call(number: str) -> CreateCallResult | None:
         "https://service.besclouds.com",
         "app-key",
         "app-secret",
-        token_lifetime=600,
+        token=TokenPolicy(lifetime=600),
         retry=RetryPolicy(max_resends=1),
     ) as session:
         try:
@@ -37,7 +38,7 @@ async def place_call(number: str) -> CreateCallResult | None:
 
 
 async def from_environment() -> str:
-    async with AsyncSession.from_env(token_timeout=10.0) as session:
+    async with AsyncSession.from_env(token=TokenPolicy(timeout=10.0)) as session:
         result = await session.create_call(CreateCallRequest(called="88884432"))
         return result.access_code or ""
 
