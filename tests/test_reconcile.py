@@ -352,3 +352,30 @@ def test_records_that_cannot_be_read_leave_rows_unknown_and_say_so(
     assert emulator.createcall_requests == 5
     emulator.records_ret_code = None
     assert main(["reconcile", str(out), "--grace", "0"]) == ExitCode.OK
+
+
+@pytest.mark.e2e
+def test_the_command_settles_a_job_on_either_store(
+    served: EmulatorServer,
+    store: tuple[str, str | None],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`reconcile` on a job file or a job in PostgreSQL; `status` counts what it settled."""
+    location, name = store
+    named = ["--name", name] if name else []
+    emulator = served.app
+    called = [f"1389{i:07d}" for i in range(12)]
+    emulator.drop_connection(called[0], DropPoint.AFTER_RECORD)
+    emulator.drop_connection(called[1], DropPoint.BEFORE_RECORD)
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    batch = ["batch", str(source), "--out", str(out), "--job", location, *named]
+    assert main([*batch, "--transport", "httpx"]) == ExitCode.UNKNOWN
+    assert main(["reconcile", location, *named, "--grace", "0"]) == ExitCode.OK
+    said = capsys.readouterr().out
+    assert "settled from the call records: 1 created, 1 not created" in said
+    assert main(["status", location, *named, "--json"]) == ExitCode.OK
+    status = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert status["settled"] == {"created": 1, "not_created": 1}
+    assert status["counts"]["unknown"] == 0
+    assert emulator.createcall_requests == 12  # reconcile dialled nothing
