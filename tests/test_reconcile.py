@@ -379,3 +379,32 @@ def test_the_command_settles_a_job_on_either_store(
     assert status["settled"] == {"created": 1, "not_created": 1}
     assert status["counts"]["unknown"] == 0
     assert emulator.createcall_requests == 12  # reconcile dialled nothing
+
+
+@pytest.mark.e2e
+def test_a_stop_while_batch_waits_for_records_stops_it_at_once(
+    served: EmulatorServer, tmp_path: Path
+) -> None:
+    """Ctrl-C during `--reconcile-wait` ends the wait; the row stays unknown; exit 130."""
+    emulator = served.app
+    called = [f"1388{i:07d}" for i in range(3)]
+    emulator.drop_connection(called[0], DropPoint.AFTER_RECORD)
+    emulator.record_delay = 3600.0  # its record never appears in time
+    source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
+    command = [sys.executable, "-m", "ccmessaging_async.cli", "batch", str(source)]
+    command += ["--out", str(out), "--reconcile-wait", "600"]
+    env = emulator_env(served.url, emulator.app_key, emulator.app_secret)
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as process:
+        try:
+            assert process.stderr is not None
+            for line in process.stderr:
+                if line.startswith("settling unknown rows"):
+                    break
+            process.send_signal(signal.SIGINT)
+            code = process.wait(timeout=30)  # not 600 s
+            rest = process.stderr.read()
+        finally:
+            process.kill()
+    assert code == ExitCode.INTERRUPTED
+    assert "stopped while settling" in rest
+    assert [line["status"] for line in lines(out)].count("unknown") == 1

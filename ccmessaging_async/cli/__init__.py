@@ -529,7 +529,9 @@ def _run_batch(
                         run=ran,
                     )
                 if not ended.stopped and ended.failure is None and signals.first is None:
-                    await settle_after_run(session, job, args)
+                    await settle_after_run(
+                        session, job, args, stopped=lambda: signals.first is not None
+                    )
                 return ended
 
         outcome = run_on_loop(run, args)

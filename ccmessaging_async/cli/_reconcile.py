@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -21,6 +22,8 @@ __all__ = ["add_reconcile_command", "add_settle_options", "reconcile", "settle_a
 
 #: Rows left unknown that are named one by one; ``status`` and ``export`` show the rest.
 _NAMED = 20
+#: Seconds between looks for a stop while a run settles its unknown rows.
+_LOOK_FOR_A_STOP = 0.2
 
 
 def add_settle_options(command: argparse.ArgumentParser) -> None:
@@ -91,9 +94,16 @@ def _say(done: Reconciliation, counts: dict[str, int]) -> None:
 
 
 async def settle_after_run(
-    session: AsyncSession, job: OpenedJob, args: argparse.Namespace
+    session: AsyncSession,
+    job: OpenedJob,
+    args: argparse.Namespace,
+    stopped: Callable[[], bool] = lambda: False,
 ) -> Reconciliation | None:
-    """Settle the run's unknown rows when ``--reconcile-wait`` asks (``None``: not asked)."""
+    """Settle the run's unknown rows when ``--reconcile-wait`` asks (``None``: not asked).
+
+    ``stopped`` is polled: once it says so (a signal came), the settling ends at once; what
+    it settled is kept, the rest stays unknown.
+    """
     if args.reconcile_wait is None:
         return None
     if not (await anyio.to_thread.run_sync(job.store.counts))["unknown"]:
@@ -108,18 +118,37 @@ async def settle_after_run(
         if job.report is not None:
             job.report.append(records)
 
-    try:
-        done = await settle_unknown(
-            session,
-            job.store,
-            grace=args.grace,
-            skew=args.skew,
-            wait=args.reconcile_wait,
-            on_recorded=recorded,
-        )
-    except CCMessagingError as exc:
+    done: Reconciliation | None = None
+    failure: CCMessagingError | None = None
+
+    async def settle(scope: anyio.CancelScope) -> None:
+        nonlocal done, failure
+        try:
+            done = await settle_unknown(
+                session,
+                job.store,
+                grace=args.grace,
+                skew=args.skew,
+                wait=args.reconcile_wait,
+                on_recorded=recorded,
+            )
+        except CCMessagingError as exc:
+            failure = exc
+        scope.cancel()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(settle, tasks.cancel_scope)
+        # The signals were received by the run's watcher thread, which notes the first
+        # one: it is looked at a few times a second.
+        while not stopped():  # noqa: ASYNC110 - set by a signal thread, not an event
+            await anyio.sleep(_LOOK_FOR_A_STOP)
+        tasks.cancel_scope.cancel()
+    if failure is not None:
         # The run's outcomes stand; only the settling failed (what it settled is kept).
-        print(f"error: {_cannot_read(exc)}", file=sys.stderr)
+        print(f"error: {_cannot_read(failure)}", file=sys.stderr)
+        return None
+    if done is None:
+        print("stopped while settling: the rows left unknown stay unknown", file=sys.stderr)
         return None
     _say(done, await anyio.to_thread.run_sync(job.store.counts))
     return done
