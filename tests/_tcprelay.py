@@ -61,17 +61,24 @@ class TcpRelay:
                 target.sendall(data)
         with contextlib.suppress(OSError):
             target.shutdown(socket.SHUT_WR)
+        source.close()  # its only reader is done with it
 
     def cut(self) -> None:
-        """Stop listening and reset every relayed connection, as a network failure would."""
+        """Stop listening and reset every relayed connection, as a network failure would.
+
+        The sockets are shut down here and closed by their own reading threads: closing a
+        socket that another thread is blocked reading does not wake that thread on Linux
+        (the connection would stay open, and the peer wait for ever), and the freed file
+        descriptor could be reused by another socket under the reader's feet.
+        """
         with self._lock:
             self._cut = True
             sockets, self._sockets = self._sockets, []
         self._listener.close()
         for sock in sockets:
             with contextlib.suppress(OSError):
-                # An RST, not a FIN: the peer learns at once that the connection is gone.
+                # Closed with a reset: the peer learns at once that the connection is gone.
                 sock.setsockopt(
                     socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
                 )
-                sock.close()
+                sock.shutdown(socket.SHUT_RDWR)
