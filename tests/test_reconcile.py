@@ -17,11 +17,13 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 
 from ccmessaging_async import CallRecord, CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import open_job
+from ccmessaging_async.jobs._job import open_store
 from ccmessaging_async.jobs._reconcile import decide
 from ccmessaging_async.jobs._records import Attempt, UnknownRow
 from ccmessaging_async.jobs._status import status_text
@@ -162,28 +164,35 @@ async def test_a_row_settled_as_not_created_is_dialled_again_only_when_asked(
 
 
 @pytest.mark.anyio
-async def test_a_record_already_settled_as_one_rows_call_never_settles_another(
+async def test_a_call_settled_as_created_counts_as_the_jobs_own(
     store: tuple[str, str | None],
 ) -> None:
-    """One number spelt two ways: the first row's call is not taken for the second's."""
+    """Its serial number is one of the job's calls: no other row can be settled with it."""
     location, name = store
     emulator = Emulator()
-    first, second = "+8613870000001", "13870000001"
+    first, second = "+8613870000001", "13870000001"  # one number, spelt two ways
     requests = [CreateCallRequest(called=n, caller_present=CALLER) for n in (first, second)]
     emulator.drop_connection(first, DropPoint.AFTER_RECORD)
-    emulator.drop_connection(second, DropPoint.BEFORE_RECORD)
-    async with in_process_session(emulator) as session:
-        async with open_job(location, name=name, requests=requests) as job:
-            await job.run(session, concurrency=1)
-            done = await job.reconcile(session, grace=0, skew=0)
-            assert (done.created, done.not_created) == (1, 1)
-        emulator.drop_connection(second, DropPoint.BEFORE_RECORD)
-        async with open_job(location, name=name, resend_unknown=True) as job:
-            await job.run(session, concurrency=1)
-            # An hour each way: the first row's record is inside the second's window.
-            again = await job.reconcile(session, grace=0, skew=3600)
-    assert (again.created, again.not_created, again.unsettled) == (0, 1, [])
-    assert emulator.calls_for(second) == 0
+    async with (
+        in_process_session(emulator) as session,
+        open_job(location, name=name, requests=requests) as job,
+    ):
+        await job.run(session, concurrency=1)
+        done = await job.reconcile(session, grace=0, skew=0)
+    assert (done.created, done.not_created) == (1, 0)
+    serial_of = {c.called: c.serial_no for c in emulator.calls}
+    opened = await anyio.to_thread.run_sync(lambda: open_store(location, name=name))
+    try:
+        made = await anyio.to_thread.run_sync(opened.created_calls, 0.0, 4e9)
+    finally:
+        await anyio.to_thread.run_sync(opened.close)
+    assert {serial for serial, _ended in made} == set(serial_of.values())
+    # And a row whose window holds that record is not settled with it.
+    row = UnknownRow(9, 11, second, CALLER, (Attempt(20, 0.0, 4e9),))
+    record = _record(serial_of[first], first, 1000.0)
+    finals, unsettled = decide([row], [record], now=4e9, known={serial_of[first]})
+    assert [f.status for f in finals] == []
+    assert len(unsettled) == 1
 
 
 def _record(serial: str, called: str, at: float, caller: str | None = CALLER) -> CallRecord:
