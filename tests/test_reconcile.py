@@ -24,7 +24,7 @@ from ccmessaging_async import CallRecord, CreateCallRequest
 from ccmessaging_async.cli import ExitCode, main
 from ccmessaging_async.jobs import open_job
 from ccmessaging_async.jobs._job import open_store
-from ccmessaging_async.jobs._reconcile import decide
+from ccmessaging_async.jobs._matching import decide
 from ccmessaging_async.jobs._records import Attempt, UnknownRow
 from ccmessaging_async.jobs._status import status_text
 from ccmessaging_async.testing import DropPoint, Emulator, EmulatorServer
@@ -417,3 +417,11 @@ def test_a_stop_while_batch_waits_for_records_stops_it_at_once(
     assert code == ExitCode.INTERRUPTED
     assert "stopped while settling" in rest
     assert [line["status"] for line in lines(out)].count("unknown") == 1
+
+
+def test_a_record_in_the_same_millisecond_as_the_attempts_end_is_its_call() -> None:
+    """Times are whole milliseconds on both sides: a window is a millisecond wider each way."""
+    row = _row(0, "13900000001", 1000.0004, 1005.0004)  # kept as 1000.000 and 1005.000
+    for at in (999.9995, 1005.001):  # the platform rounded to its millisecond
+        finals, _ = decide([row], [_record("e", "13900000001", at)], now=1006.0, skew=0.0)
+        assert [f.status for f in finals] == ["succeeded"], at

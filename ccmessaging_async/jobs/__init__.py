@@ -32,7 +32,8 @@ from __future__ import annotations
 from ._api import Job, describe_job, export_job, open_job
 from ._errors import JobRefusedError, JobStoppedError
 from ._hours import CallingHours
-from ._reconcile import Reconciliation, Unsettled
+from ._matching import Unsettled
+from ._reconcile import Reconciliation
 from ._records import Final, Recorded, Waiting
 from ._runner import Run
 from ._suppression import SuppressionList

@@ -106,6 +106,21 @@ class Final:
     #: How an unknown outcome was settled afterwards (``None``: the call's own outcome).
     settled_by: str | None = None
 
+    @classmethod
+    def without_call(
+        cls,
+        row: int,
+        line: int,
+        called: str | None,
+        status: str,
+        *,
+        error: str | None = None,
+        result: str | None = None,
+        settled_by: str | None = None,
+    ) -> Final:
+        """Return an outcome reached without dialling: skipped, or settled afterwards."""
+        return cls(row, line, called, status, result, None, error, 0, 0.0, settled_by)
+
 
 @attrs.frozen(slots=True)
 class Attempt:

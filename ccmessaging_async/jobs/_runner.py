@@ -94,17 +94,7 @@ def _final(row: PendingRow, outcome: CallOutcome) -> Final:
 
 
 def _skipped(row: PendingRow, skip: Skip) -> Final:
-    return Final(
-        row=row.row,
-        line=row.line,
-        called=row.called,
-        status="skipped",
-        result=None,
-        result_code=None,
-        error=skip.reason,
-        attempts=0,
-        latency_ms=0.0,
-    )
+    return Final.without_call(row.row, row.line, row.called, "skipped", error=skip.reason)
 
 
 class _Withheld(Exception):  # noqa: N818 - not an error: a decision
