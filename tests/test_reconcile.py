@@ -178,7 +178,7 @@ async def test_a_call_settled_as_created_counts_as_the_jobs_own(
         open_job(location, name=name, requests=requests) as job,
     ):
         await job.run(session, concurrency=1)
-        done = await job.reconcile(session, grace=0, skew=0)
+        done = await job.reconcile(session, grace=0)
     assert (done.created, done.not_created) == (1, 0)
     serial_of = {c.called: c.serial_no for c in emulator.calls}
     opened = await anyio.to_thread.run_sync(lambda: open_store(location, name=name))
