@@ -420,8 +420,12 @@ def test_a_stop_while_batch_waits_for_records_stops_it_at_once(
 
 
 def test_a_record_in_the_same_millisecond_as_the_attempts_end_is_its_call() -> None:
-    """Times are whole milliseconds on both sides: a window is a millisecond wider each way."""
-    row = _row(0, "13900000001", 1000.0004, 1005.0004)  # kept as 1000.000 and 1005.000
-    for at in (999.9995, 1005.001):  # the platform rounded to its millisecond
-        finals, _ = decide([row], [_record("e", "13900000001", at)], now=1006.0, skew=0.0)
+    """Times are whole milliseconds on both sides: a window is wider each way by that much.
+
+    Seen: an attempt claimed at ...294.0367641 whose outcome was kept as ...294.037 (it
+    came at ...294.0379), its call recorded at ...294.038 (made at ...294.0376103).
+    """
+    row = _row(0, "13900000001", 1796570294.0367641, 1796570294.037)
+    for at in (1796570294.036, 1796570294.038, 1796570294.0385):
+        finals, _ = decide([row], [_record("e", "13900000001", at)], now=1796570300.0, skew=0.0)
         assert [f.status for f in finals] == ["succeeded"], at

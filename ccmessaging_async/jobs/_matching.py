@@ -39,9 +39,10 @@ DEFAULT_SKEW = 30.0
 #: and ``139...``); fewer digits must be equal.
 _SUFFIX = 7
 _NOT_DIGITS = re.compile(r"\D")
-#: The platform's records and the job file keep times in whole milliseconds: a window is
-#: that much wider each way, whatever the skew.
-_RESOLUTION = 0.001
+#: The job file keeps an outcome's time in whole milliseconds (up to 1 ms early) and the
+#: platform rounds a record's start to its millisecond (up to 0.5 ms late): a window is
+#: 2 ms wider each way, whatever the skew.
+_RESOLUTION = 0.002
 
 
 def window(sent_at: float, ended_at: float, skew: float) -> tuple[float, float]:
