@@ -114,10 +114,7 @@ async def settle_after_run(
         file=sys.stderr,
     )
 
-    def recorded(records: list[Recorded]) -> None:
-        if job.report is not None:
-            job.report.append(records)
-
+    recorded = _to_report(job)
     done: Reconciliation | None = None
     failure: CCMessagingError | None = None
 
@@ -154,6 +151,16 @@ async def settle_after_run(
     return done
 
 
+def _to_report(job: OpenedJob) -> Callable[[list[Recorded]], None]:
+    """Return what writes settled rows' lines to the job's report, if this run writes one."""
+
+    def recorded(records: list[Recorded]) -> None:
+        if job.report is not None:
+            job.report.append(records)
+
+    return recorded
+
+
 def _cannot_read(exc: CCMessagingError) -> str:
     return (
         f"could not read the call records ({type(exc).__name__}: {exc}); the rows left "
@@ -175,9 +182,7 @@ def reconcile(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
 
-        def recorded(records: list[Recorded]) -> None:
-            if job.report is not None:
-                job.report.append(records)
+        recorded = _to_report(job)
 
         async def run() -> Reconciliation:
             async with make_session() as session:

@@ -48,7 +48,6 @@ from ._postgres_pace import PostgresPace
 from ._postgres_schema import ensure_schema
 from ._records import (
     STATES,
-    Attempt,
     Deferral,
     Final,
     InputIdentity,
@@ -59,6 +58,7 @@ from ._records import (
     RunProgress,
     UnknownRow,
     Waiting,
+    unknown_rows_of,
 )
 from ._store import Committed
 
@@ -614,23 +614,17 @@ class PostgresStore:
 
     def unknown_rows(self) -> list[UnknownRow]:
         """Return the job's ``unknown`` rows, each with its attempts since its last outcome."""
-        found: dict[int, UnknownRow] = {}
-        for row, line, called, caller, seq, status, sent_at, finished in self._reader.execute(
-            "SELECT r.row, r.line, r.called, r.caller_present, o.seq, o.status, "
-            "extract(epoch FROM o.sent_at)::double precision, "
-            "extract(epoch FROM o.finished_at)::double precision "
-            "FROM ccmessaging.rows r JOIN ccmessaging.outcomes o ON o.job = r.job "
-            "AND o.row = r.row WHERE r.job = %s AND r.state = 'unknown' ORDER BY r.row, o.seq",
-            (self.job,),
-        ):
-            if status != "unknown":  # a known outcome ends what came before it
-                found.pop(row, None)
-                continue
-            attempt = Attempt(int(seq), sent_at, float(finished))
-            known = found.get(row)
-            attempts = (*known.attempts, attempt) if known else (attempt,)
-            found[row] = UnknownRow(row, line, called, caller, attempts)
-        return list(found.values())
+        return unknown_rows_of(
+            self._reader.execute(
+                "SELECT r.row, r.line, r.called, r.caller_present, o.seq::integer, o.status, "
+                "extract(epoch FROM o.sent_at)::double precision, "
+                "extract(epoch FROM o.finished_at)::double precision "
+                "FROM ccmessaging.rows r JOIN ccmessaging.outcomes o ON o.job = r.job "
+                "AND o.row = r.row WHERE r.job = %s AND r.state = 'unknown' "
+                "ORDER BY r.row, o.seq",
+                (self.job,),
+            )
+        )
 
     def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
         """Return ``(serial number, ended)`` of the calls made (or settled as made), sent then."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import attrs
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "RunProgress",
     "UnknownRow",
     "Waiting",
+    "unknown_rows_of",
 ]
 
 #: A row's states: ``pending -> sending -> succeeded | failed | unknown``, or
@@ -191,3 +194,24 @@ class RunProgress:
     throttles: int
     #: The pace now, calls per second (``None``: unlimited).
     pace: float | None
+
+
+def unknown_rows_of(
+    history: Iterable[tuple[int, int, str | None, str | None, int, str, float | None, float]],
+) -> list[UnknownRow]:
+    """Gather ``unknown`` rows from their outcomes, in order of row then of outcome.
+
+    ``history`` gives ``(row, line, called, caller_present, seq, status, sent_at,
+    ended_at)`` per outcome; a row's attempts are its ``unknown`` outcomes since its last
+    known one (a settlement, or a call whose outcome was known).
+    """
+    found: dict[int, UnknownRow] = {}
+    for row, line, called, caller, seq, status, sent_at, ended_at in history:
+        if status != "unknown":  # a known outcome ends what came before it
+            found.pop(row, None)
+            continue
+        attempt = Attempt(seq, sent_at, ended_at)
+        known = found.get(row)
+        attempts = (*known.attempts, attempt) if known else (attempt,)
+        found[row] = UnknownRow(row, line, called, caller, attempts)
+    return list(found.values())

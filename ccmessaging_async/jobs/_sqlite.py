@@ -33,7 +33,6 @@ from ._errors import JobRefusedError
 from ._input import InputRow
 from ._records import (
     STATES,
-    Attempt,
     Deferral,
     Final,
     InputIdentity,
@@ -44,6 +43,7 @@ from ._records import (
     RunProgress,
     UnknownRow,
     Waiting,
+    unknown_rows_of,
 )
 from ._sqlite_schema import SCHEMA, check_schema
 from ._store import Committed
@@ -417,20 +417,12 @@ class SQLiteStore:
 
     def unknown_rows(self) -> list[UnknownRow]:
         """Return the ``unknown`` rows, each with its attempts since its last known outcome."""
-        found: dict[int, UnknownRow] = {}
-        for row, line, called, caller, seq, status, sent_at, finished in self._reader.execute(
+        history = self._reader.execute(
             "SELECT r.row, r.line, r.called, r.caller_present, o.seq, o.status, o.sent_at, "
             "o.finished_at FROM rows r JOIN outcomes o ON o.row = r.row "
             "WHERE r.state = 'unknown' ORDER BY r.row, o.seq"
-        ):
-            if status != "unknown":  # a known outcome ends what came before it
-                found.pop(row, None)
-                continue
-            attempt = Attempt(seq, sent_at, _unix(finished))
-            known = found.get(row)
-            attempts = (*known.attempts, attempt) if known else (attempt,)
-            found[row] = UnknownRow(row, line, called, caller, attempts)
-        return list(found.values())
+        )
+        return unknown_rows_of((*values, _unix(finished)) for *values, finished in history)
 
     def created_calls(self, start: float, end: float) -> list[tuple[str, float]]:
         """Return ``(serial number, ended)`` of the calls made (or settled as made), sent then."""
