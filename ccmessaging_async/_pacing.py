@@ -8,14 +8,20 @@ platform's load.
 - **Signals**: a throttled answer, or a request that could not be sent (no connection).
 - **Down, once per window**: with at least two signals in a window (about
   ``max(1 s, 2 x median latency)``) and none lowered it in the last one, the rate becomes
-  0.8 x what the batch was doing (its limit, or with none its measured rate of starts),
-  or 0.95 x what the platform took in that window if that is lower and no pause skewed it.
+  0.95 x what the platform took (measured while calls were offered throughout at the
+  current limit: not over a pause, a change of the rate or the batch's first burst) when
+  that is known, else 0.8 x what the batch was doing (its limit, or with none its starts
+  in the last window). Just after a pause or a change, it waits to measure before
+  lowering again. The turns already handed out are given again at the lowered rate
+  (kept, they would go on at the old one).
 - **Retry-After** holds the call that got it; when the rate is lowered and throttles were
   more than a tenth of the window's answers, the window's longest ``Retry-After`` pauses
   the whole batch too (a few probes above the platform's rate do not stop everyone).
-- **Up, additively**: after each clean window in which starts had to wait for their turn
-  (the batch used its limit), by a twentieth of the limit that was throttled; a quarter
-  of that from 90 % of that limit on.
+- **Up**, after each clean window in which starts had to wait for their turn (the batch
+  used its limit): while no cut was measured (the first came from a burst), twice as fast
+  (a slow start); after a measured cut, by a twentieth of the limit that was throttled
+  back to it, then beyond it from a quarter of that, twice as far each clean window (up to
+  two twentieths: the limit may have been measured low).
 - **Never above** the user's ``rate`` (with none, the batch starts unlimited, bounded by
   its concurrency, and finds the platform's rate).
 - **Giving up**: when the platform has accepted nothing for ``max_throttle_wait`` while
@@ -44,10 +50,14 @@ _DECREASE = 0.8
 _MARGIN = 0.95
 #: Throttles above this share of a window's answers pause the whole batch.
 _HEAVY = 0.1
-#: From this share of the last throttled limit on, the rate climbs a quarter as fast.
-_NEAR = 0.9
-#: The shortest time a rate is measured over (the first starts come all at once).
-_SHORTEST_SPAN = 0.05
+#: Beyond the last throttled limit the climb starts at this share of a step...
+_PROBE_FIRST = 0.25
+#: ... and doubles each clean window up to this many steps.
+_PROBE_MAX = 2.0
+#: What the platform took is measured over at least this share of a window.
+_MEASURED = 0.25
+#: ... and from at least this many calls.
+_FEWEST_TAKEN = 10
 _LATENCIES = 64
 
 
@@ -69,6 +79,10 @@ class Pace:
         self._retry_after = 0.0  # the longest asked for in this window
         self._waited = False  # a start waited for its turn in this window
         self._lowered_at = -math.inf
+        self._cuts = 0  # how often the rate was lowered: a turn is good until the next
+        self._measured = False  # a cut came from what the platform took (else: slow start)
+        self._changed_at = -math.inf  # the rate's last change
+        self._probe = _PROBE_FIRST  # of a step, the next climb beyond the throttled limit
         self._throttled_limit = math.inf  # the limit the last cut came from
         self._step = 1.0
         self._starts: collections.deque[float] = collections.deque()
@@ -76,26 +90,34 @@ class Pace:
         self._first_start: float | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCIES)
 
-    def turn(self, now: float) -> tuple[float, bool]:
-        """Ask for a start at ``now``: how long to wait, and whether a turn is held.
+    def turn(self, now: float) -> tuple[float, int | None]:
+        """Ask for a start at ``now``: how long to wait, and the turn held (``None``: none).
 
-        With a turn held, the start goes after the wait (unless a pause began meanwhile);
-        without (a pause), it asks again after the wait.
+        With a turn held, the start may go after the wait if :meth:`start` agrees; without
+        (a pause), it asks again after the wait.
         """
         self._roll(now)
         if now < self.paused_until:
-            return self.paused_until - now, False
+            return self.paused_until - now, None
         if self.rate is None:
-            return 0.0, True
+            return 0.0, self._cuts
         start = max(now, self._next)
         self._next = start + 1.0 / self.rate
         if start > now:
             self._waited = True
-        return start - now, True
+        return start - now, self._cuts
 
-    def paused(self, now: float) -> bool:
-        """Whether a ``Retry-After`` pause holds every start at ``now``."""
-        return now < self.paused_until
+    def start(self, now: float, turn: int) -> bool:
+        """Start on ``turn`` at ``now``, if it still stands; else ask for a new one.
+
+        A turn stands unless a pause began or the rate was lowered since it was given: the
+        turns handed out before a cut are spaced for the old rate, and up to a concurrency's
+        worth of them would keep that rate for as long again.
+        """
+        if now < self.paused_until or turn != self._cuts:
+            return False
+        self.started(now)
+        return True
 
     def started(self, now: float) -> None:
         """Note a start at ``now`` (the measured rate counts the last window's)."""
@@ -124,52 +146,93 @@ class Pace:
             self._retry_after = max(self._retry_after, min(retry_after, MAX_PAUSE))
         retry_after_seen = self._retry_after
         if self._signals >= 2 and now - self._lowered_at >= self._window_length:
+            taken = self._taken_rate(now)
+            if taken is None and now - self._settled_at < self._window_length:
+                return False  # just after a pause or a change: measure what it takes first
             heavy = self._signals > _HEAVY * (self._signals + len(self._accepted))
-            self._lower(now)
+            self._lower(now, taken)
             if heavy and retry_after_seen > 0 and now + retry_after_seen > self.paused_until:
                 self.paused_until = now + retry_after_seen
                 self.pauses += 1
                 return True
         return False
 
-    def _lower(self, now: float) -> None:
+    def _lower(self, now: float, taken: float | None) -> None:
         # What the batch was doing: its limit, or (unlimited) its measured starts.
-        base = self.rate if self.rate is not None else self._measured_rate(now, self._starts)
-        lowered = _DECREASE * base
-        # What the platform took is the best guess of its capacity: go down to it at once,
-        # unless a pause (Retry-After) kept the window's calls from going.
-        if self.paused_until <= now - self._window_length:
-            taken = _MARGIN * self._measured_rate(now, self._accepted)
-            if 0 < taken < lowered:
-                lowered = taken
+        base = self.rate if self.rate is not None else self._started_rate(now)
+        if taken is None:
+            limit, lowered = base, _DECREASE * base
+        else:
+            # What the platform took is the best guess of its capacity: just under it at
+            # once (down to it, or not as far down as a fifth off).
+            limit = min(base, taken)
+            lowered = _MARGIN * limit
+            self._measured = True
         self.rate = max(MIN_RATE, lowered)
-        self._step = max(MIN_RATE, base / 20.0)
-        self._throttled_limit = base
+        self._changed_at = now
+        self._step = max(MIN_RATE, limit / 20.0)
+        self._throttled_limit = limit
+        self._probe = _PROBE_FIRST
         self._next = min(self._next, now + 1.0 / self.rate)
+        self._cuts += 1
         self._lowered_at = now
         self._signals = 0
         self._retry_after = 0.0
         self._window_start = now
         self._waited = False
 
-    def _measured_rate(self, now: float, moments: collections.deque[float]) -> float:
-        """Return ``moments`` per second over the last window (or since the first start)."""
-        while moments and moments[0] < now - self._window_length:
-            moments.popleft()
-        if self._first_start is None:
-            return 0.0
-        span = min(self._window_length, max(now - self._first_start, _SHORTEST_SPAN))
-        return len(moments) / span
+    @property
+    def _settled_at(self) -> float:
+        """Since when the batch has been offering calls at its current limit."""
+        return max(self.paused_until, self._changed_at)
+
+    def _taken_rate(self, now: float) -> float | None:
+        """Return the calls per second the platform took while calls were offered throughout.
+
+        Over the last window, but not before a pause (Retry-After) ended, the rate last
+        changed or the batch's first start (its first starts came at once, and a platform
+        takes only its burst of those), plus a latency for their answers to come.
+        ``None`` when that leaves less than a quarter of a window, or too few calls.
+        """
+        latency = statistics.median(self._latencies) if self._latencies else 0.0
+        first = math.inf if self._first_start is None else self._first_start
+        since = max(now - self._window_length, self._settled_at + latency, first + latency)
+        if now - since < _MEASURED * self._window_length:
+            return None
+        taken = sum(moment >= since for moment in self._accepted)
+        return taken / (now - since) if taken >= _FEWEST_TAKEN else None
+
+    def _started_rate(self, now: float) -> float:
+        """Return the starts per second over the last window.
+
+        Over a whole window even at the batch's beginning: its first starts come at once,
+        and a rate measured over the instant they took would be no rate at all.
+        """
+        starts = self._starts
+        while starts and starts[0] < now - self._window_length:
+            starts.popleft()
+        return len(starts) / self._window_length
 
     def _roll(self, now: float) -> None:
         """Close the window if it ended: one step up if it was clean and used its limit."""
         if now - self._window_start < self._window_length:
             return
         if self._signals == 0 and self._waited and self.rate is not None:
-            # Carefully near the limit that was throttled last: a quarter step.
-            near = self.rate >= _NEAR * self._throttled_limit
-            raised = self.rate + (self._step / 4 if near else self._step)
-            self.rate = raised if self.ceiling is None else min(raised, self.ceiling)
+            if not self._measured:
+                # Nothing known of the platform's rate yet (the cuts so far came from
+                # bursts): double, until a throttle in a paced window measures it.
+                raised = 2 * self.rate
+            elif self.rate < self._throttled_limit:
+                # Back to where the platform refused.
+                raised = min(self.rate + self._step, self._throttled_limit)
+            else:
+                # Beyond it carefully, a quarter step, then twice as far each clean window
+                # (up to two steps): the limit may have been measured low.
+                raised = self.rate + self._step * self._probe
+                self._probe = min(_PROBE_MAX, 2 * self._probe)
+            raised = raised if self.ceiling is None else min(raised, self.ceiling)
+            if raised != self.rate:
+                self.rate, self._changed_at = raised, now
         self._window_start = now
         self._signals = 0
         self._retry_after = 0.0
@@ -262,14 +325,13 @@ class Pacing:
         """Wait for the next start's turn; return whether the call may be sent now."""
         pace = self._pace
         while not self.stopped:
-            wait, held = pace.turn(self._clock())
+            wait, turn = pace.turn(self._clock())
             if wait > 0:
                 with anyio.move_on_after(wait):
                     await self._stopped.wait()
-                if self.stopped or not held or pace.paused(self._clock()):
-                    continue
-            pace.started(self._clock())
-            return True
+            # (Stopped during the wait: no start is counted.)
+            if turn is not None and not self.stopped and pace.start(self._clock(), turn):
+                return True
         return False
 
     async def hold(self, seconds: float) -> None:
