@@ -81,6 +81,8 @@ class Pace:
         self._lowered_at = -math.inf
         self._cuts = 0  # how often the rate was lowered: a turn is good until the next
         self._measured = False  # a cut came from what the platform took (else: slow start)
+        #: Whether the last cut came from what the platform took (else: a fifth off).
+        self.measured_cut = False
         self._changed_at = -math.inf  # the rate's last change
         self._probe = _PROBE_FIRST  # of a step, the next climb beyond the throttled limit
         self._throttled_limit = math.inf  # the limit the last cut came from
@@ -168,6 +170,7 @@ class Pace:
             limit = min(base, taken)
             lowered = _MARGIN * limit
             self._measured = True
+        self.measured_cut = taken is not None
         self.rate = max(MIN_RATE, lowered)
         self._changed_at = now
         self._step = max(MIN_RATE, limit / 20.0)

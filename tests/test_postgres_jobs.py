@@ -384,6 +384,57 @@ def test_a_cut_or_a_pause_by_one_worker_holds_them_all(
     assert first.shared_pace.pace() == pytest.approx(20.0)
 
 
+def test_a_job_with_no_rate_shares_the_pace_its_first_throttled_worker_found(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """No rate: no pace until a throttle; then the worker's found rate times the workers.
+
+    Before, a job with no rate never had a shared pace: each worker found the platform's
+    rate alone, and a throttle seen by one slowed nobody else.
+    """
+    first, second = workers
+    assert first.worker != second.worker  # both registered: two workers running
+    assert second.shared_pace.reserve_turns(1, 1.0) is None
+    first.shared_pace.slow_down(0.8, 1.0)  # a cut with nothing found: nothing to share
+    assert first.shared_pace.pace() is None
+    first.shared_pace.slow_down(0.8, 1.0, found=30.0)
+    assert second.shared_pace.pace() == pytest.approx(60.0)  # two workers running
+    first.shared_pace.slow_down(0.8, 1.0, found=5.0)  # the same window: once
+    assert second.shared_pace.pace() == pytest.approx(60.0)
+    turns = second.shared_pace.reserve_turns(6, 1.0)
+    assert turns is not None
+    assert turns.interval == pytest.approx(1 / 60.0)
+    age_pace_changes(postgres_url, first, 2.0)
+    second.shared_pace.reserve_turns(1, 1.0)  # turns still ahead: the pace is used
+    assert first.shared_pace.pace() == pytest.approx(63.0)  # a twentieth of itself
+    age_pace_changes(postgres_url, first, 2.0)
+    first.shared_pace.slow_down(0.5, 1.0)  # a cut not measured: by its factor
+    assert second.shared_pace.pace() == pytest.approx(31.5)
+    age_pace_changes(postgres_url, first, 2.0)
+    first.shared_pace.slow_down(0.8, 1.0, found=10.0)  # measured: to it, per worker
+    assert second.shared_pace.pace() == pytest.approx(20.0)
+    age_pace_changes(postgres_url, first, 2.0)
+    first.shared_pace.slow_down(0.8, 1.0, found=100.0)  # a cut never raises the pace
+    assert second.shared_pace.pace() == pytest.approx(20.0)
+
+
+def test_a_pace_the_workers_do_not_use_does_not_climb(
+    postgres_url: str, workers: tuple[PostgresStore, PostgresStore]
+) -> None:
+    """Reservations that come after the turns ran out (the workers are slower) raise nothing."""
+    first, second = workers
+    first.shared_pace.set_rate(20.0)
+    first.shared_pace.slow_down(0.5, 1.0)
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute(
+            "UPDATE ccmessaging.jobs SET tat = now() - interval '1 second' WHERE id = %s",
+            (first.job,),
+        )
+    age_pace_changes(postgres_url, first, 2.0)
+    second.shared_pace.reserve_turns(1, 1.0)
+    assert first.shared_pace.pace() == pytest.approx(10.0)
+
+
 @pytest.mark.anyio
 async def test_a_worker_throttled_reports_its_cut_and_pause_to_the_job(
     workers: tuple[PostgresStore, PostgresStore],
@@ -401,3 +452,34 @@ async def test_a_worker_throttled_reports_its_cut_and_pause_to_the_job(
     turns = second.shared_pace.reserve_turns(1, 1.0)
     assert turns is not None
     assert turns.start_in > 1.5  # the pause holds the other worker too
+
+
+@pytest.mark.anyio
+async def test_a_worker_of_a_job_with_no_rate_gives_the_job_the_pace_it_found(
+    workers: tuple[PostgresStore, PostgresStore],
+) -> None:
+    """A cut measured on what the platform took from a worker sets the job's pace.
+
+    10 starts in a second, 20 taken: its own pace 9.5/s, the job's 19/s (two workers).
+    """
+    first, second = workers
+    assert first.worker != second.worker
+    now = [0.0]
+    pacing = SharedPacing(
+        None, max_throttle_wait=600, store=first.shared_pace, clock=lambda: now[0]
+    )
+    assert await pacing.shared.turn(lambda: False, anyio.sleep)  # no pace yet: at once
+    for _ in range(10):
+        assert await pacing.admit()
+    now[0] = 1.0
+    for _ in range(20):
+        pacing.accepted(0.01)
+    pacing.throttled()
+    pacing.throttled()
+    assert pacing.rate == pytest.approx(0.95 * 10.0)  # what it started, under what was taken
+    await pacing.shared.flush()
+    assert second.shared_pace.pace() == pytest.approx(19.0)
+    assert await pacing.shared.turn(lambda: False, anyio.sleep)  # now from the job's turns
+    turns = second.shared_pace.reserve_turns(1, 1.0)
+    assert turns is not None
+    assert turns.interval == pytest.approx(1 / 19.0)

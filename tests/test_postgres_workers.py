@@ -21,6 +21,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 from ccmessaging_async.cli import ExitCode
+from ccmessaging_async.jobs._postgres_status import postgres_status
 from ccmessaging_async.testing import Emulator, EmulatorServer
 from tests._tcprelay import TcpRelay
 from tests.test_batch_job import env_for, numbers, report, write_csv
@@ -366,25 +367,34 @@ def test_rate_is_the_jobs_whatever_the_number_of_workers(
     assert "rate 20 calls/s (every worker together)" in status
 
 
+@pytest.mark.parametrize("rate", [["--rate", "80"], []], ids=["rate-80", "no-rate"])
 def test_a_throttle_seen_by_one_worker_slows_the_job(
-    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path
+    served: EmulatorServer, postgres_url: str, name: str, tmp_path: Path, rate: list[str]
 ) -> None:
-    """A tenant metered below the job's rate: the job's pace comes down, no row fails."""
-    called = numbers(300, "1402")
+    """A tenant metered below the job's rate, or a job with none: a shared pace, no row fails.
+
+    With no rate, the first worker throttled gives the job the pace it found (before, each
+    worker found the platform's rate alone and the job had no pace).
+    """
+    called = numbers(200, "1402")
     source, out = write_csv(tmp_path / "in.csv", called), tmp_path / "out.jsonl"
     emulator = served.app
     emulator.set_capacity(40, burst=5)
-    processes = [
-        worker(served, postgres_url, name, "batch", str(source), "--out", str(out), "--rate", "80")
-    ]
+    processes = [worker(served, postgres_url, name, "batch", str(source), "--out", str(out), *rate)]
     assert emulator.wait_for_calls(1, timeout=60)
-    processes.append(worker(served, postgres_url, name, "--rate", "80"))
+    processes.append(worker(served, postgres_url, name, *rate))
     for process in processes:
         code, stderr = finish(process)
         assert code == ExitCode.OK, stderr
-    assert_invariants(emulator, postgres_url, name, 300, unknown_at_most=0)
+    assert_invariants(emulator, postgres_url, name, 200, unknown_at_most=0)
     with psycopg.connect(postgres_url) as db:
         pace = db.execute("SELECT pace FROM ccmessaging.jobs WHERE name = %s", (name,)).fetchone()
     assert pace is not None
-    assert pace[0] < 80  # throttling brought the job's pace down
+    assert pace[0] is not None
+    assert pace[0] < 80  # throttling brought the job's pace down (or found one)
+    status = "\n".join(postgres_status(postgres_url, name)[0])
+    if rate:
+        assert "rate 80 calls/s (every worker together)" in status
+    else:
+        assert "no rate; the pace found from throttling:" in status
     assert emulator.throttled_requests > 0

@@ -86,6 +86,10 @@ def postgres_status(url: str, name: str) -> tuple[list[str], dict[str, Any]]:
     )
     if rate is not None:
         lines.append(f"  rate {rate:g} calls/s (every worker together), pace now {pace:.1f}")
+    elif pace is not None:
+        lines.append(
+            f"  no rate; the pace found from throttling: {pace:.1f} calls/s (every worker)"
+        )
     if alive:
         lines.append(
             f"  {alive} workers running: "

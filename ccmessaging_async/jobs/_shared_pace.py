@@ -4,9 +4,16 @@ A job in PostgreSQL with a rate keeps its pace in its ``jobs`` row: the current 
 and the next free turn (GCRA, on the database's clock). Each worker reserves a few turns
 at a time (about a quarter of a second's worth) and dials on them, so all the workers
 together never go faster than the limit. What one worker learns from throttling reaches
-every worker: a cut of its own pace lowers the job's by the same factor (at most once a
-window), a ``Retry-After`` pause holds everyone's turns, and the limit climbs back by a
-twentieth of the job's rate per window without a cut, never above that rate.
+every worker: a cut of its own pace lowers the job's (at most once a window, see below),
+a ``Retry-After`` pause holds everyone's turns, and the limit climbs back by a
+twentieth of the job's rate per window without a cut while the workers use it, never
+above that rate.
+
+A cut a worker measured on what the platform took from it (its share) sets the job's
+pace to that times the workers running, if lower; a cut it could not measure lowers the
+job's pace by its factor. A job with no rate has no pace at first (each worker keeps its
+own) until a worker's measured cut gives it one; from then on it is shared like a rate's,
+climbing by a twentieth of itself.
 
 Turns a worker reserved and did not use (it stopped) are lost: the job runs slower, never
 faster.
@@ -44,8 +51,9 @@ class SharedPace:
         self._turns: collections.deque[float] = collections.deque()
         self._batch = 1
         self._reserving = anyio.Lock()
-        self._unlimited = False
+        self._unlimited_until = -math.inf  # the job had no pace: look again after it
         self._cut: float | None = None
+        self._found: float | None = None
         self._pause = 0.0
         self._wake = anyio.Event()
 
@@ -64,18 +72,29 @@ class SharedPace:
             await idle(wait)
         return not stopped()
 
+    @property
+    def _unlimited(self) -> bool:
+        return anyio.current_time() < self._unlimited_until
+
     async def _reserve(self) -> None:
         turns = await anyio.to_thread.run_sync(self._store.reserve_turns, self._batch, _WINDOW)
         if turns is None:
-            self._unlimited = True  # the job has no rate: each worker keeps its own pace
+            # The job has no pace (no rate, no throttle yet): each worker keeps its own,
+            # and looks again in a window (one found by another worker reaches this one).
+            self._unlimited_until = anyio.current_time() + _WINDOW
             return
         now = anyio.current_time()
         self._turns.extend(now + turns.start_in + i * turns.interval for i in range(turns.count))
         self._batch = max(1, math.ceil(_LOOKAHEAD / turns.interval))
 
-    def lowered(self, factor: float) -> None:
-        """Note that this worker cut its own pace by ``factor`` (reported soon)."""
+    def lowered(self, factor: float, found: float | None = None) -> None:
+        """Note that this worker cut its own pace by ``factor`` (reported soon).
+
+        ``found``: the rate it came down to from none (a job with no pace yet gets one).
+        """
         self._cut = factor if self._cut is None else min(self._cut, factor)
+        if found is not None:
+            self._found = found if self._found is None else min(self._found, found)
         self._wake.set()
 
     def paused(self, seconds: float) -> None:
@@ -93,17 +112,19 @@ class SharedPace:
     async def flush(self) -> None:
         """Send what this worker learnt (a cut, a pause) to the job's pace now."""
         cut, self._cut = self._cut, None
+        found, self._found = self._found, None
         pause, self._pause = self._pause, 0.0
         if cut is None and pause <= 0:
             return
         try:
             if cut is not None:
-                await anyio.to_thread.run_sync(self._store.slow_down, cut, _WINDOW)
+                await anyio.to_thread.run_sync(self._store.slow_down, cut, _WINDOW, found)
             if pause > 0:
                 await anyio.to_thread.run_sync(self._store.pause, pause)
         except Exception:  # the lease keeper deals with a lost database
             logger.warning("could not slow the job's other workers down", exc_info=True)
         self._turns.clear()  # reserved at the old pace: reserve again
+        self._unlimited_until = -math.inf
 
 
 class SharedPacing(Pacing):
@@ -114,9 +135,14 @@ class SharedPacing(Pacing):
     """
 
     def __init__(
-        self, rate: float | None, *, max_throttle_wait: float, store: SharedPaceStore
+        self,
+        rate: float | None,
+        *,
+        max_throttle_wait: float,
+        store: SharedPaceStore,
+        clock: Callable[[], float] | None = None,
     ) -> None:
-        super().__init__(rate, max_throttle_wait=max_throttle_wait)
+        super().__init__(rate, max_throttle_wait=max_throttle_wait, clock=clock)
         self._store = store
         self._shared: SharedPace | None = None  # made inside the event loop
 
@@ -133,7 +159,10 @@ class SharedPacing(Pacing):
         paused = super().throttled(retry_after)
         after = self.rate
         if after is not None and (before is None or after < before):
-            self.shared.lowered(_DECREASE if before is None else after / before)
+            factor = _DECREASE if before is None else after / before
+            # A cut measured on what the platform took tells the job's pace: this worker's
+            # share of it. One that is not (a fifth off a burst) is only a direction.
+            self.shared.lowered(factor, found=after if self._pace.measured_cut else None)
         if paused and retry_after:
             self.shared.paused(retry_after)
         return paused

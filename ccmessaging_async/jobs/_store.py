@@ -55,11 +55,11 @@ class SharedPaceStore(Protocol):
         ...
 
     def reserve_turns(self, count: int, window: float) -> Turns | None:
-        """Reserve ``count`` turns at the job's pace (``None``: the job has no rate)."""
+        """Reserve ``count`` turns at the job's pace (``None``: the job has no pace yet)."""
         ...
 
-    def slow_down(self, factor: float, window: float) -> None:
-        """Lower the job's pace by ``factor``, unless it was lowered within ``window`` s."""
+    def slow_down(self, factor: float, window: float, found: float | None = None) -> None:
+        """Lower the job's pace: to ``found`` per worker running if given, else by ``factor``."""
         ...
 
     def pause(self, seconds: float) -> None:
