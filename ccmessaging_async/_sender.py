@@ -30,12 +30,13 @@ from ._errors import (
     SessionStateError,
     TokenServiceUnreachableError,
 )
+from ._exchange import Exchange
 from ._retry import Resend, RetryBudget, RetryPolicy, decide
 from ._slots import Slots
 from ._telemetry import CallWatch, Observer
 from ._token_manager import Token, TokenManager
-from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
-from ._transports.httpx_transport import RequestFactory, exchange
+from ._transports.base import Answer, BodyLimits, HiddenHeaders
+from ._transports.httpx_transport import merged_headers
 from ._transports.record import ExchangeRecord, recording
 from ._version import __version__
 
@@ -70,24 +71,16 @@ class Sender:
         tokens: TokenManager,
         policy: RetryPolicy,
         *,
+        exchange: Exchange,
         extra_headers: Mapping[str, str] | None = None,
-        tracks_writes: bool = False,
-        max_in_flight: int | None = None,
-        direct: bool = False,
-        fast: ExchangeTransport | None = None,
         observer: Observer | None = None,
     ) -> None:
-        self._client = client
+        self._exchange_with = exchange
         self._observer = observer if observer is not None else Observer()
-        # The transport records whether each request was completely written, so an
-        # exchange cut short (a deadline) can be told apart: unsent, or unknown.
-        self._tracks_writes = tracks_writes
-        self._direct = direct
-        self._fast = fast
         self._base_url = base_url
         self._tokens = tokens
         self._policy = policy
-        self._requests = RequestFactory(
+        self._headers = merged_headers(
             client,
             {
                 **(extra_headers or {}),
@@ -102,7 +95,8 @@ class Sender:
         )
         # Requests wait here rather than in httpcore's pool, where a long wait would end in
         # PoolTimeout; a wait here has no timeout and costs nothing when a slot is free.
-        self._in_flight = Slots(max_in_flight) if max_in_flight else None
+        bound = exchange.max_in_flight
+        self._in_flight = Slots(bound) if bound else None
         self._closed = False
         self._deadline = _http.exchange_deadline(client.timeout)
 
@@ -165,7 +159,7 @@ class Sender:
     ) -> CCMessagingError:
         name = call.endpoint.name
         record = progress.exchange
-        if record is None or (self._tracks_writes and record.unsent):
+        if record is None or (self._exchange_with.tracks_writes and record.unsent):
             error: CCMessagingError = NotSentError(
                 f"{name} was not sent: its deadline of {deadline:g}s passed first"
             )
@@ -273,7 +267,7 @@ class Sender:
         except TimeoutError:
             record, progress.exchange = progress.exchange, None
             call.log("deadline", started, attempt)
-            unsent = self._tracks_writes and record is not None and record.unsent
+            unsent = self._exchange_with.tracks_writes and record is not None and record.unsent
             return classify_deadline(call.endpoint, self._deadline, unsent=unsent)
         progress.exchange = None
         call.log(str(answer.status), started, attempt)
@@ -297,25 +291,11 @@ class Sender:
                 raise SessionStateError("the session was closed before this call could be sent")
             method = call.endpoint.method
             # No local holds the token as plain text (see HiddenHeaders).
-            headers = HiddenHeaders(
-                [*self._requests.headers, ("Authorization", "Bearer " + token.value)]
-            )
+            headers = HiddenHeaders([*self._headers, ("Authorization", "Bearer " + token.value)])
             with anyio.fail_after(self._deadline), recording() as progress.exchange:
                 progress.sent += 1
-                if self._fast is not None:
-                    return await self._fast.exchange(
-                        method,
-                        call.url,
-                        headers,
-                        call.body,
-                        self._requests.timeout,
-                        BODY_LIMITS,
-                    )
-                return await exchange(
-                    self._client,
-                    self._requests.build(method, call.url, call.body, headers),
-                    BODY_LIMITS,
-                    direct=self._direct,
+                return await self._exchange_with.exchange(
+                    method, call.url, headers, call.body, BODY_LIMITS
                 )
         finally:
             if slots is not None:

@@ -42,6 +42,7 @@ from ._config import (
 )
 from ._endpoints import CREATE_CALL
 from ._errors import ConfigurationError, SessionStateError
+from ._exchange import open_exchange
 from ._logging import configure_from_env
 from ._models import (
     MAX_PAGE_SIZE,
@@ -60,7 +61,6 @@ from ._telemetry import Telemetry, observer
 from ._token_manager import TokenManager
 from ._token_policy import TokenPolicy
 from ._token_service import TOKEN_PATH, Credentials, TokenFetcher
-from ._transports.base import ExchangeTransport
 from ._transports.default import pool_limits
 
 __all__ = ["AsyncSession"]
@@ -155,7 +155,7 @@ class AsyncSession:
         self._retry = retry if retry is not None else RetryPolicy()
         self._token_policy = token if token is not None else TokenPolicy()
         self._owns_client = client is None
-        tracked = False
+        own = None
         if client is None:
             own = build_client(
                 self._base_url,
@@ -167,7 +167,7 @@ class AsyncSession:
                 limits=limits,
                 timeout=timeout,
             )
-            client, limits, tracked = own.client, own.limits, own.tracks_writes
+            client, limits = own.client, own.limits
         self._client = client
         self._limits = limits
         self._observer = watching = observer(telemetry)
@@ -188,15 +188,8 @@ class AsyncSession:
             app_key,
             self._tokens,
             self._retry,
+            exchange=open_exchange(client, own, transport),
             extra_headers=extra_headers,
-            tracks_writes=tracked,
-            # With a client of its own the session knows the pool's size and that no
-            # hooks or auth need AsyncClient.send; a user's client gets the full path.
-            max_in_flight=limits.max_connections if self._owns_client else None,
-            direct=self._owns_client,
-            fast=transport
-            if self._owns_client and isinstance(transport, ExchangeTransport)
-            else None,
             observer=watching,
         )
         self._state = _State.UNOPENED

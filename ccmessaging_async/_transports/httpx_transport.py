@@ -1,4 +1,4 @@
-"""Exchanges through an ``httpx.AsyncClient``: prepared requests, a direct send, bounded reads."""
+"""Exchanges through an ``httpx.AsyncClient``: merged headers, a direct send, bounded reads."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import inspect
 import httpx
 
 from .. import _http
-from .base import Answer, BodyLimits, HiddenHeaders
+from .base import Answer, BodyLimits
 
-__all__ = ["DIRECT_SEND", "RequestFactory", "exchange", "read_bounded", "send_direct"]
+__all__ = ["DIRECT_SEND", "exchange", "merged_headers", "read_bounded", "send_direct"]
 
 
 def _transport_lookup_works() -> bool:
@@ -28,34 +28,15 @@ def _transport_lookup_works() -> bool:
 DIRECT_SEND = _transport_lookup_works()
 
 
-class RequestFactory:
-    """Builds requests for one client with its headers and timeouts merged once.
+def merged_headers(client: httpx.AsyncClient, headers: dict[str, str]) -> list[tuple[str, str]]:
+    """Return ``client``'s headers updated with ``headers``, once for every request.
 
-    ``client.build_request`` merges headers, cookies and the timeout and parses the URL on
-    every call; for a fixed set of endpoints all of that can be done up front.
+    ``client.build_request`` merges them (and cookies and the timeout) on every call; for
+    a fixed set of endpoints that can be done up front.
     """
-
-    def __init__(self, client: httpx.AsyncClient, headers: dict[str, str]) -> None:
-        merged = httpx.Headers(client.headers)
-        merged.update(headers)
-        #: The merged headers, as (name, value) pairs.
-        self.headers = merged.multi_items()
-        #: The client's timeouts, as httpx passes them to transports.
-        self.timeout = client.timeout.as_dict()
-        self._urls: dict[str, httpx.URL] = {}
-
-    def build(self, method: str, url: str, content: bytes, headers: HiddenHeaders) -> httpx.Request:
-        """Build a request to ``url`` with ``headers`` (the merged ones plus the call's)."""
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = self._urls[url] = httpx.URL(url)
-        return httpx.Request(
-            method,
-            parsed,
-            content=content,
-            headers=headers,
-            extensions={"timeout": self.timeout},
-        )
+    merged = httpx.Headers(client.headers)
+    merged.update(headers)
+    return merged.multi_items()
 
 
 async def exchange(
