@@ -37,6 +37,7 @@ from ._outcomes import CallOutcome, OutcomeStatus
 from ._pacing import Pacing
 from ._retry import RetryPolicy
 from ._session import AsyncSession
+from ._settings import SessionOptions
 from ._telemetry import Telemetry
 from ._token_policy import TokenPolicy
 from ._version import __version__
@@ -69,6 +70,7 @@ __all__ = [
     "ResultCodeError",
     "RetryPolicy",
     "ServerError",
+    "SessionOptions",
     "SessionStateError",
     "Telemetry",
     "ThrottledError",

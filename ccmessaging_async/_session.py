@@ -7,7 +7,6 @@ import datetime
 import enum
 import logging
 import os
-import ssl
 import sys
 import warnings
 from collections.abc import (
@@ -20,7 +19,7 @@ from collections.abc import (
 )
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import Self
+from typing import Self, Unpack
 
 import anyio
 import anyio.abc
@@ -30,14 +29,8 @@ from ._batch import check_batch_options, run_batch
 from ._call_records import CALL_RECORDS, read_records
 from ._client import build_client
 from ._config import (
-    DEFAULT_LIMITS,
-    DEFAULT_TIMEOUT,
     ENV_TOKEN_URL,
-    check_base_url,
     check_deadline,
-    check_headers,
-    check_reach,
-    check_token_url,
     read_env,
 )
 from ._endpoints import CREATE_CALL
@@ -55,13 +48,11 @@ from ._models import (
 )
 from ._outcomes import CallOutcome
 from ._pacing import Pacing
-from ._retry import RetryPolicy
 from ._sender import Sender
-from ._telemetry import Telemetry, observer
+from ._settings import SessionOptions, Settings
+from ._telemetry import observer
 from ._token_manager import TokenManager
-from ._token_policy import TokenPolicy
-from ._token_service import TOKEN_PATH, Credentials, TokenFetcher
-from ._transports.default import pool_limits
+from ._token_service import Credentials, TokenFetcher
 
 __all__ = ["AsyncSession"]
 
@@ -106,78 +97,50 @@ class AsyncSession:
     Pass ``client`` or ``transport`` to bring your own (a client you pass is not closed);
     ``timeout``, ``limits``, ``http2`` and ``verify`` (``False``, an ``ssl.SSLContext``,
     or the path of a CA bundle file or folder) configure the client otherwise.
+
+    The settings (:class:`SessionOptions`, all keyword-only) default to: ``timeout``
+    connect 5 s, read 15 s, write 10 s, pool 10 s; ``limits`` 100 connections, all kept
+    alive, idle ones closed after 4 s; ``token=TokenPolicy()``, ``retry=RetryPolicy()``;
+    ``http2=False``, ``verify=True``, ``allow_insecure_http=False``, ``trust_env=False``;
+    no ``client``, ``transport``, ``token_url``, ``headers``, ``proxy`` or ``telemetry``.
+    They are checked before anything is sent (:class:`ConfigurationError`).
     """
 
     def __init__(
-        self,
-        base_url: str,
-        app_key: str,
-        app_secret: str,
-        *,
-        token: TokenPolicy | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: _http.Timeout | float = DEFAULT_TIMEOUT,
-        limits: _http.Limits = DEFAULT_LIMITS,
-        http2: bool = False,
-        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
-        client: _http.AsyncClient | None = None,
-        transport: _http.AsyncBaseTransport | None = None,
-        allow_insecure_http: bool = False,
-        token_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        proxy: str | _http.Proxy | None = None,
-        trust_env: bool = False,
-        telemetry: Telemetry | None = None,
+        self, base_url: str, app_key: str, app_secret: str, **options: Unpack[SessionOptions]
     ) -> None:
-        self._base_url = check_base_url(base_url, allow_insecure_http)
-        self._token_url = (
-            self._base_url + TOKEN_PATH
-            if token_url is None
-            else check_token_url(token_url, allow_insecure_http)
-        )
-        extra_headers = check_headers(headers)
-        if not isinstance(app_key, str) or not app_key:
-            raise ConfigurationError("app_key must be a non-empty string")
-        if not isinstance(app_secret, str) or not app_secret:
-            raise ConfigurationError("app_secret must be a non-empty string")
-        check_reach(
-            client=client,
-            transport=transport,
-            proxy=proxy,
-            trust_env=trust_env,
-            verify=verify,
-            http2=http2,
-            limits=limits,
-            transport_limits=pool_limits(transport),
-        )
+        settings = Settings.of(base_url, app_key, app_secret, **options)
         configure_from_env()
-        self._credentials = Credentials(app_key, app_secret)
-        self._retry = retry if retry is not None else RetryPolicy()
-        self._token_policy = token if token is not None else TokenPolicy()
+        self._base_url = settings.base_url
+        self._token_url = settings.token_url
+        self._credentials = Credentials(settings.app_key, settings.app_secret)
+        self._retry = settings.retry
+        self._token_policy = settings.token
+        client, limits = settings.client, settings.limits
         self._owns_client = client is None
         own = None
         if client is None:
             own = build_client(
                 self._base_url,
-                transport=transport,
-                proxy=proxy,
-                trust_env=trust_env,
-                verify=verify,
-                http2=http2,
+                transport=settings.transport,
+                proxy=settings.proxy,
+                trust_env=settings.trust_env,
+                verify=settings.verify,
+                http2=settings.http2,
                 limits=limits,
-                timeout=timeout,
+                timeout=settings.timeout,
             )
             client, limits = own.client, own.limits
         self._client = client
         self._limits = limits
-        self._observer = watching = observer(telemetry)
+        self._observer = watching = observer(settings.telemetry)
         self._tokens = TokenManager(
             TokenFetcher(
                 client,
                 self._token_url,
                 self._credentials,
                 self._token_policy,
-                extra_headers,
+                settings.headers,
                 observer=watching,
             ),
             self._token_policy,
@@ -185,11 +148,11 @@ class AsyncSession:
         self._sender = Sender(
             client,
             self._base_url,
-            app_key,
+            settings.app_key,
             self._tokens,
             self._retry,
-            exchange=open_exchange(client, own, transport),
-            extra_headers=extra_headers,
+            exchange=open_exchange(client, own, settings.transport),
+            extra_headers=settings.headers,
             observer=watching,
         )
         self._state = _State.UNOPENED
@@ -198,51 +161,19 @@ class AsyncSession:
         self._task_group: anyio.abc.TaskGroup | None = None
 
     @classmethod
-    def from_env(  # the constructor's settings, spelled out for type checkers
-        cls,
-        environ: Mapping[str, str] | None = None,
-        *,
-        token: TokenPolicy | None = None,
-        retry: RetryPolicy | None = None,
-        timeout: _http.Timeout | float = DEFAULT_TIMEOUT,
-        limits: _http.Limits = DEFAULT_LIMITS,
-        http2: bool = False,
-        verify: ssl.SSLContext | str | os.PathLike[str] | bool = True,
-        client: _http.AsyncClient | None = None,
-        transport: _http.AsyncBaseTransport | None = None,
-        allow_insecure_http: bool = False,
-        token_url: str | None = None,
-        headers: Mapping[str, str] | None = None,
-        proxy: str | _http.Proxy | None = None,
-        trust_env: bool = False,
-        telemetry: Telemetry | None = None,
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **options: Unpack[SessionOptions]
     ) -> AsyncSession:
         """Build a session from ``CCMESSAGING_BASE_URL``, ``_APP_KEY`` and ``_APP_SECRET``.
 
         ``CCMESSAGING_TOKEN_URL``, when set, is the ``token_url`` (unless one is given).
-        The other arguments are the constructor's. A missing variable raises
+        The other settings are the constructor's. A missing variable raises
         :class:`ConfigurationError` naming every one that is missing.
         """
         env = os.environ if environ is None else environ
-        if token_url is None and env.get(ENV_TOKEN_URL):
-            token_url = env[ENV_TOKEN_URL]
-        return cls(
-            *read_env(env),
-            token=token,
-            retry=retry,
-            timeout=timeout,
-            limits=limits,
-            http2=http2,
-            verify=verify,
-            client=client,
-            transport=transport,
-            allow_insecure_http=allow_insecure_http,
-            token_url=token_url,
-            headers=headers,
-            proxy=proxy,
-            trust_env=trust_env,
-            telemetry=telemetry,
-        )
+        if options.get("token_url") is None and env.get(ENV_TOKEN_URL):
+            options["token_url"] = env[ENV_TOKEN_URL]
+        return cls(*read_env(env), **options)
 
     def __repr__(self) -> str:
         return (

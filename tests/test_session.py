@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import pytest
 import respx
@@ -26,10 +27,12 @@ from ccmessaging_async import (
     ResultCodeError,
     RetryPolicy,
     ServerError,
+    SessionOptions,
     SessionStateError,
     ThrottledError,
     TokenPolicy,
 )
+from ccmessaging_async._settings import Settings
 from tests._helpers import (
     APP_KEY,
     APP_SECRET,
@@ -617,3 +620,30 @@ async def test_secrets_never_in_reprs_errors_or_logs(
     for secret in (APP_SECRET, "tok-AAAA-1111", "tok-BBBB-2222", "88884432"):
         assert secret not in blob
     assert "8888****32" in blob  # numbers are masked in DEBUG lines
+
+
+def test_both_constructors_take_the_settings_the_settings_object_holds() -> None:
+    """One list of settings: SessionOptions (the keywords) and Settings (defaults, checks)."""
+    held = {field.alias for field in attrs.fields(Settings) if field.init}
+    assert held - {"base_url", "app_key", "app_secret"} == SessionOptions.__optional_keys__
+    assert SessionOptions.__required_keys__ == frozenset()
+
+
+def test_a_misspelt_setting_is_a_type_error_naming_it() -> None:
+    """`retires=3` fails as a misspelt argument does, in both constructors."""
+    environ = {
+        "CCMESSAGING_BASE_URL": "https://cc.example.com",
+        "CCMESSAGING_APP_KEY": "key",
+        "CCMESSAGING_APP_SECRET": "secret",
+    }
+    misspelt = "unexpected keyword argument 'retires'"
+    with pytest.raises(TypeError, match=misspelt):
+        AsyncSession("https://cc.example.com", "key", "secret", retires=3)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=misspelt):
+        AsyncSession.from_env(environ, retires=3)  # type: ignore[call-arg]
+
+
+def test_the_settings_hide_the_app_secret() -> None:
+    """A settings object in a traceback's locals shows no secret."""
+    settings = Settings.of("https://cc.example.com", "key", "s3cret-value")
+    assert "s3cret-value" not in repr(settings)
