@@ -21,6 +21,7 @@ from . import _http
 from ._client import OwnClient
 from ._transports.base import Answer, BodyLimits, ExchangeTransport, HiddenHeaders
 from ._transports.httpx_transport import exchange
+from ._transports.record import tracks_writes
 
 __all__ = ["ClientExchange", "Exchange", "TransportExchange", "open_exchange"]
 
@@ -52,8 +53,15 @@ class TransportExchange:
     transport: ExchangeTransport
     #: The client's timeouts, as httpx passes them to transports.
     timeout: dict[str, float | None]
-    tracks_writes: bool
     max_in_flight: int | None
+
+    @property
+    def tracks_writes(self) -> bool:
+        """Whether the transport says it records complete writes.
+
+        Asked each time: the aiohttp transport knows for sure once its connector is built.
+        """
+        return tracks_writes(self.transport)
 
     async def exchange(
         self, method: str, url: str, headers: HiddenHeaders, body: bytes, limits: BodyLimits
@@ -110,7 +118,5 @@ def open_exchange(client: _http.AsyncClient, own: OwnClient | None, transport: o
         return ClientExchange(client, direct=False, tracks_writes=False, max_in_flight=None)
     bound = own.limits.max_connections
     if isinstance(transport, ExchangeTransport):
-        return TransportExchange(
-            transport, client.timeout.as_dict(), own.tracks_writes, max_in_flight=bound
-        )
+        return TransportExchange(transport, client.timeout.as_dict(), max_in_flight=bound)
     return ClientExchange(client, direct=True, tracks_writes=own.tracks_writes, max_in_flight=bound)

@@ -239,3 +239,24 @@ async def test_without_the_internals_it_falls_back_to_aiohttps_connector(
         assert isinstance(transport, SafeAiohttpTransport)
         assert isinstance(transport.client, aiohttp.ClientSession)
         assert type(transport.client.connector) is aiohttp.TCPConnector
+
+
+async def test_a_connector_whose_internals_differ_tracks_nothing_and_says_so(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """aiohttp builds another protocol than the one tracked: nothing tracked, and declared.
+
+    The transport then declares it does not track writes, so a call cut short is
+    outcome-unknown rather than "not sent" on a record that was never filled in.
+    """
+    monkeypatch.setattr(aiohttp_wire, "ResponseHandler", type("SomeOtherHandler", (), {}))
+    transport = aiohttp_transport()
+    assert isinstance(transport, SafeAiohttpTransport)
+    assert transport.tracks_writes  # before its first request: this aiohttp allows it
+    async with LoopbackServer() as server, httpx.AsyncClient(transport=transport) as client:
+        assert (await client.get(server.url + "/")).status_code == 200
+        assert isinstance(transport.client, aiohttp.ClientSession)
+        connector = transport.client.connector
+        assert isinstance(connector, TrackedConnector)
+        assert not connector.tracking
+        assert not transport.tracks_writes

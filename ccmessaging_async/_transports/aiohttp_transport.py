@@ -45,8 +45,16 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
 
     @property
     def tracks_writes(self) -> bool:
-        """Whether its connections record what each request did (see ``record``)."""
-        return WIRE_SUPPORTED
+        """Whether its connections record what each request did (see ``record``).
+
+        Before its first request, whether this aiohttp allows it; after, whether its
+        connector does.
+        """
+        client = self.client
+        if not isinstance(client, aiohttp.ClientSession):
+            return WIRE_SUPPORTED
+        connector = client.connector
+        return isinstance(connector, TrackedConnector) and connector.tracking
 
     def get_client(self) -> aiohttp.ClientSession:
         """Build the aiohttp session, over a :class:`TrackedConnector` where aiohttp allows."""

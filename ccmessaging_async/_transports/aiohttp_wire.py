@@ -9,16 +9,19 @@ and after how long idle, and whether any byte of answer came back. From that rec
 middlebox's idle timeout (:class:`~.keepalive.KeepAlive`).
 
 It relies on aiohttp internals present from 3.10 to 3.14 (pinned: the connector's
-protocol factory, keep-alive timeout and ``_release``, and
-``ResponseHandler.set_response_params``), checked at import by :data:`WIRE_SUPPORTED`;
-without them the transport keeps aiohttp's own connector and reports every failure after
-connecting as outcome-unknown.
+protocol factory, keep-alive timeout and ``_release``; ``ResponseHandler`` as the
+connection's protocol), checked by what they are: at import (:data:`WIRE_SUPPORTED`) and
+on each connector (:attr:`TrackedConnector.tracking`), never by reading aiohttp's source.
+Without them the transport keeps aiohttp's own connections, declares that it does not
+track writes, and reports every failure after connecting as outcome-unknown. A request
+is bound to its connection's record by its first write, from the task sending it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any, cast
@@ -33,6 +36,8 @@ from .network import is_readable
 from .record import ExchangeRecord, current_record
 
 __all__ = ["WIRE_SUPPORTED", "TrackedConnector", "typed_failure"]
+
+logger = logging.getLogger("ccmessaging_async")
 
 
 def typed_failure(exc: BaseException, record: ExchangeRecord) -> httpx.TransportError:
@@ -120,17 +125,14 @@ class TrackedHandler(ResponseHandler):
         watched = _WriteWatch(cast("asyncio.Transport", transport), self._wrote)
         super().connection_made(cast("asyncio.Transport", watched))
 
-    def set_response_params(self, *args: Any, **kwargs: Any) -> None:
-        """Start recording the request about to be written (aiohttp calls this first)."""
-        record = current_record()
+    def _bind(self, record: ExchangeRecord) -> None:
+        """Start recording the request whose first bytes are being written."""
         idle_since, self.idle_since = self.idle_since, None
-        if record is not None:
-            record.started = True
-            if self._requests and idle_since is not None:
-                record.idle_for = self._clock() - idle_since
+        record.started = True
+        if self._requests and idle_since is not None:
+            record.idle_for = self._clock() - idle_since
         self._record = record
         self._requests += 1
-        super().set_response_params(*args, **kwargs)
 
     def is_connected(self) -> bool:
         """Say whether it is connected and, while idle in the pool, not closed by the peer.
@@ -169,12 +171,17 @@ class TrackedHandler(ResponseHandler):
         super().connection_lost(exc)
 
     def _wrote(self, size: int, failed: bool) -> None:
-        if self._record is None:
+        # A write runs in the task sending the request (or a task it started, which
+        # shares its context): the record open there is that request's.
+        record = current_record()
+        if record is None:
             return
+        if record is not self._record:
+            self._bind(record)
         if failed:
-            self._record.write_failed = True
+            record.write_failed = True
         else:
-            self._record.handed += size
+            record.handed += size
 
 
 class TrackedConnector(aiohttp.TCPConnector):
@@ -182,13 +189,26 @@ class TrackedConnector(aiohttp.TCPConnector):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        expiry = self._keepalive_timeout
+        # aiohttp's connector keeps its protocol factory and keep-alive expiry in private
+        # attributes (3.10-3.14). Checked on the instance, by what they are: where they
+        # differ, aiohttp's own connections are kept and nothing is tracked.
+        factory = getattr(self, "_factory", None)
+        expiry = getattr(self, "_keepalive_timeout", None)
+        #: Its connections record each request's fate (else they are aiohttp's own).
+        self.tracking = (
+            isinstance(factory, functools.partial)
+            and factory.func is ResponseHandler
+            and callable(getattr(super(), "_release", None))
+        )
         #: The keep-alive expiry in use: the configured one, or one learnt lower.
         self.keepalive = KeepAlive(expiry if isinstance(expiry, int | float) else None)
-        # aiohttp types the factory as making its own handler; a subclass is one.
-        self._factory = functools.partial(  # type: ignore[assignment]
-            TrackedHandler, loop=self._loop, on_dropped=self._peer_closed_after
-        )
+        if self.tracking:
+            # aiohttp types the factory as making its own handler; a subclass is one.
+            self._factory = functools.partial(  # type: ignore[assignment]
+                TrackedHandler, loop=self._loop, on_dropped=self._peer_closed_after
+            )
+        else:
+            logger.debug("aiohttp %s: connections not tracked", aiohttp.__version__)
 
     def _release(self, key: Any, protocol: ResponseHandler, *args: Any, **kwargs: Any) -> None:
         """Note when a connection went back to the pool."""
@@ -203,20 +223,13 @@ class TrackedConnector(aiohttp.TCPConnector):
 
 
 def _wire_supported() -> bool:
-    """Whether this aiohttp has the internals the tracked connector relies on."""
-    try:
-        import inspect  # noqa: PLC0415 - only at import
+    """Whether this aiohttp has what the tracked connector builds on.
 
-        setup = inspect.getsource(aiohttp.connector.BaseConnector.__init__)
-        request = inspect.getsource(aiohttp.client.ClientSession._request)  # noqa: SLF001
-    except (OSError, TypeError, AttributeError):
-        return False
-    return (
-        "self._factory = functools.partial(ResponseHandler" in setup
-        and "self._keepalive_timeout" in setup
-        and callable(getattr(aiohttp.connector.BaseConnector, "_release", None))
-        and "set_response_params(" in request
-        and callable(getattr(ResponseHandler, "set_response_params", None))
+    Checked again on each connector instance (:attr:`TrackedConnector.tracking`).
+    """
+    return callable(getattr(aiohttp.TCPConnector, "_release", None)) and all(
+        callable(getattr(ResponseHandler, name, None))
+        for name in ("connection_made", "data_received", "connection_lost", "is_connected")
     )
 
 
