@@ -244,7 +244,7 @@ async def test_without_the_internals_it_falls_back_to_aiohttps_connector(
 async def test_a_connector_whose_internals_differ_tracks_nothing_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """aiohttp builds another protocol than the one tracked: nothing tracked, and declared.
+    """When aiohttp builds another protocol than the one tracked: none tracked, and declared.
 
     The transport then declares it does not track writes, so a call cut short is
     outcome-unknown rather than "not sent" on a record that was never filled in.

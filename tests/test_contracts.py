@@ -1,6 +1,6 @@
 """Contracts with other libraries' internals the SDK leans on: fail here first if they move.
 
-httpx: ``AsyncClient._transport_for_url`` (the direct send; pinned ``httpx<0.29``), and
+httpx: ``AsyncClient._transport_for_url`` (the direct send; pinned ``httpx<0.30``), and
 ``AsyncHTTPTransport._pool``, which the session replaces with the flat pool (httpcore's
 pool internals it replaces are checked in ``test_pool.py``; pinned ``httpcore<1.1``).
 httpx-aiohttp: it maps aiohttp's errors to httpx's with the aiohttp error as the cause,

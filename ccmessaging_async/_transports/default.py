@@ -49,7 +49,7 @@ def default_transport(
     if proxy is not None:
         return transport
     # httpx keeps its pool, and the pool its TLS context, in private attributes (httpx
-    # 0.27-0.28, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
+    # 0.27-0.29, httpcore 1.0.x, both pinned); anything else keeps httpx's own pool.
     stock = getattr(transport, "_pool", None)
     context = getattr(stock, "_ssl_context", None)
     if not (

@@ -23,7 +23,7 @@ def _transport_lookup_works() -> bool:
         return False
 
 
-#: The direct send is used only when httpx's internals still look as pinned (httpx < 0.29);
+#: The direct send is used only when httpx's internals still look as pinned (httpx < 0.30);
 #: otherwise every request goes through ``AsyncClient.send``, slower but the same answer.
 DIRECT_SEND = _transport_lookup_works()
 
@@ -71,8 +71,8 @@ async def send_direct(client: httpx.AsyncClient, request: httpx.Request) -> http
     way ``respx.mock(using="httpx")`` intercepts). The response is streamed: close it.
     """
     # httpx/_client.py, AsyncClient._transport_for_url (line 1474 in 0.28.1): the lookup of
-    # mounts and proxies send() itself makes. Pinned by httpx<0.29, checked at import
-    # (DIRECT_SEND) and by tests/test_contracts.py.
+    # mounts and proxies send() itself makes. Pinned by httpx<0.30 (tested on 0.27-0.29),
+    # checked at import (DIRECT_SEND) and by tests/test_contracts.py.
     transport = client._transport_for_url(request.url)  # noqa: SLF001 - see above
     response = await transport.handle_async_request(request)
     response.request = request
