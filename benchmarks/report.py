@@ -154,7 +154,9 @@ def main() -> None:
         "",
         f"Measured {m['date']} with `{r['command']}` on {m['cores']} cores "
         f"({m['cpu']}), Python {m['python']}, httpx {m['httpx']} / httpcore {m['httpcore']}, "
-        f"aiohttp {m['aiohttp']}, httpx-aiohttp {m['httpx-aiohttp']}, {m['nginx']}.",
+        f"aiohttp {m['aiohttp']}"
+        + (f", httpx-aiohttp {m['httpx-aiohttp']}" if "httpx-aiohttp" in m else "")
+        + f", {m['nginx']}.",
         "Throughput: nginx returns the documented JSON, pinned to CPU 1; each client runs in",
         "its own process pinned to CPU 0; clients alternate within each round and the medians",
         "over rounds are shown. CPU is user+sys of the client process divided by calls.",

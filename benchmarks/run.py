@@ -318,7 +318,6 @@ def machine() -> dict[str, str]:
         "httpx": version("httpx"),
         "httpcore": version("httpcore"),
         "aiohttp": version("aiohttp"),
-        "httpx-aiohttp": version("httpx-aiohttp"),
         "nginx": subprocess.run(
             ["nginx", "-v"], capture_output=True, text=True, check=False
         ).stderr.strip(),

@@ -18,7 +18,7 @@ __all__ = ["aiohttp_installed", "aiohttp_transport"]
 
 def aiohttp_installed() -> bool:
     """Whether the ``aiohttp`` extra is installed (without importing it)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("aiohttp", "httpx_aiohttp"))
+    return importlib.util.find_spec("aiohttp") is not None
 
 
 def aiohttp_transport(
@@ -38,8 +38,8 @@ def aiohttp_transport(
     ``HTTPS_PROXY``/``NO_PROXY`` (and ``~/.netrc``, as aiohttp does) and ``SSL_CERT_FILE``.
 
     Its connections record whether each request was completely written, so a failure is
-    typed as SPEC section 3 wants (httpx-aiohttp, which this builds on, reports a
-    connection dropped *after* the request was written as a connect timeout). respx's
+    typed as SPEC section 3 wants (typed by their aiohttp error alone, a connection
+    dropped *after* the request was written would look like a connect timeout). respx's
     default mocking does not see this transport; use ``respx.mock(using="httpx")`` or
     keep the default transport in tests.
     """

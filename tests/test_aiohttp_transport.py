@@ -19,6 +19,7 @@ from ccmessaging_async import (
 )
 from ccmessaging_async.testing import Emulator, EmulatorServer
 from tests._faultproxy import Fault, FaultProxy
+from tests._loopback import LoopbackServer
 
 pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("anyio_backend", ["asyncio"])]
 
@@ -93,3 +94,24 @@ async def test_refused_connection_is_not_sent() -> None:
         ):
             async with session(f"http://127.0.0.1:{proxy.port}", emulator):
                 pass
+
+
+async def test_an_answer_cut_short_is_a_read_error_and_its_connection_is_not_reused() -> None:
+    """The token request's body (read by httpx) stops early: a read error, not a connect one.
+
+    The request was answered, so it reached the server: whatever cuts the body short is a
+    read error (outcome unknown), and the connection goes, never back to the pool.
+    """
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+    server = LoopbackServer(answers={"/token": head + b'{"AccessToken": "a'})
+    transport = aiohttp_transport()
+    with anyio.fail_after(10):
+        async with server, httpx.AsyncClient(transport=transport) as client:
+            async with client.stream("POST", server.url + "/token", content=b"{}") as response:
+                assert response.status_code == 200
+                await server.wait_until(lambda: server.connections[0].idle)
+                await server.close_idle()
+                with pytest.raises(httpx.ReadError):
+                    await response.aread()
+            assert (await client.post(server.url + "/", content=b"{}")).status_code == 200
+    assert [index for index, _path, _length in server.requests] == [0, 1]  # a new connection

@@ -192,7 +192,6 @@ def test_a_transport_without_its_extra_says_which_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``--transport aiohttp`` without aiohttp: the extra to install, not a traceback."""
-    monkeypatch.setitem(sys.modules, "httpx_aiohttp", None)
     monkeypatch.setitem(sys.modules, "aiohttp", None)
     monkeypatch.setenv("CCMESSAGING_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("CCMESSAGING_APP_KEY", "key")

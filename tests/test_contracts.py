@@ -3,14 +3,12 @@
 httpx: ``AsyncClient._transport_for_url`` (the direct send; pinned ``httpx<0.30``), and
 ``AsyncHTTPTransport._pool``, which the session replaces with the flat pool (httpcore's
 pool internals it replaces are checked in ``test_pool.py``; pinned ``httpcore<1.1``).
-httpx-aiohttp: it maps aiohttp's errors to httpx's with the aiohttp error as the cause,
-which the aiohttp transport reads to tell a failed connect from a later failure (pinned
-``httpx-aiohttp<0.3``).
+aiohttp's connector internals are checked on each connector by the transport itself
+(``test_aiohttp_connections.py``).
 """
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import httpcore
@@ -65,21 +63,6 @@ async def test_without_the_lookup_calls_go_through_client_send(
     async with AsyncSession(BASE_URL, APP_KEY, APP_SECRET, token=TokenPolicy.for_tests()) as s:
         await s.create_call(CreateCallRequest(called="1"))
     assert call.call_count == 1
-
-
-@pytest.mark.parametrize("anyio_backend", ["asyncio"])
-async def test_httpx_aiohttp_keeps_the_aiohttp_error_as_the_cause() -> None:
-    """httpx-aiohttp raises httpx errors caused by aiohttp's: the transport's fix reads it."""
-    aiohttp = pytest.importorskip("aiohttp")
-    httpx_aiohttp = pytest.importorskip("httpx_aiohttp")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]  # nothing listens there once closed
-    transport = httpx_aiohttp.AiohttpTransport()
-    async with httpx.AsyncClient(transport=transport) as client:
-        with pytest.raises(httpx.TransportError) as info:
-            await client.get(f"http://127.0.0.1:{port}/")
-    assert isinstance(info.value.__cause__, aiohttp.ClientConnectorError)
 
 
 def built_transports(monkeypatch: pytest.MonkeyPatch) -> list[httpx.AsyncHTTPTransport]:

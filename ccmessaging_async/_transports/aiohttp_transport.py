@@ -6,13 +6,12 @@ Imported only by :func:`ccmessaging_async.aiohttp_transport`: aiohttp is an extr
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
-from typing import Any, cast
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 import httpx
-import httpx_aiohttp
-import httpx_aiohttp.transport
 
 from .. import _http
 from .aiohttp_wire import WIRE_SUPPORTED, TrackedConnector, typed_failure
@@ -26,22 +25,41 @@ _CONNECT_TIMEOUTS = (aiohttp.ConnectionTimeoutError,)
 _READ_CHUNK = 65536
 
 
-class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
+class SafeAiohttpTransport(httpx.AsyncBaseTransport):
     """An httpx transport over aiohttp, typing each failure by whether the request left.
 
     It sends every request itself (the token request through :meth:`handle_async_request`,
-    createcall through :meth:`exchange`), with httpx-aiohttp only for its settings and
-    response stream: httpx-aiohttp maps aiohttp's errors by type and reports a connection
-    dropped *after* the request was written as a connect timeout. Here a failure to
-    connect, or a request its exchange record shows was not completely written, is not
-    sent; one a reused connection lost before any answer is a ``ConnectionDropped`` read
-    error (and teaches the connector the peer's idle timeout); anything else is a read
-    error (outcome unknown), so the SDK never re-sends it.
+    createcall through :meth:`exchange`). Typing aiohttp's errors by their type alone (as
+    httpx-aiohttp, which it once built on, does) reports a connection dropped *after* the
+    request was written as a connect timeout. Here a failure to connect, or a request its
+    exchange record shows was not completely written, is not sent; one a reused
+    connection lost before any answer is a ``ConnectionDropped`` read error (and teaches
+    the connector the peer's idle timeout); anything else is a read error (outcome
+    unknown), so the SDK never re-sends it.
     """
 
-    def __init__(self, *, trust_env: bool = False, **options: Any) -> None:
-        super().__init__(trust_env=trust_env, **options)
+    def __init__(
+        self,
+        *,
+        limits: httpx.Limits,
+        verify: ssl.SSLContext | bool = True,
+        proxy: httpx.Proxy | None = None,
+        trust_env: bool = False,
+    ) -> None:
+        #: The pool's limits: its size, and how long an idle connection is kept.
+        self.limits = limits
+        #: The TLS settings of every connection (``SSL_CERT_FILE`` read with ``trust_env``).
+        self.ssl_context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+        #: The proxy every request goes through, if any.
+        self.proxy = proxy
+        #: The aiohttp session, made on first use (inside the event loop).
+        self.client: aiohttp.ClientSession | None = None
         self._trust_env = trust_env
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session and its connections."""
+        if self.client is not None:
+            await self.client.close()
 
     @property
     def tracks_writes(self) -> bool:
@@ -51,7 +69,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         connector does.
         """
         client = self.client
-        if not isinstance(client, aiohttp.ClientSession):
+        if client is None:
             return WIRE_SUPPORTED
         connector = client.connector
         return isinstance(connector, TrackedConnector) and connector.tracking
@@ -68,7 +86,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """Send ``request`` through aiohttp (the token request), typed as :meth:`exchange`."""
-        if not isinstance(self.client, aiohttp.ClientSession):
+        if self.client is None:
             self.client = self.get_client()
         body = await request.aread()
         timeout = request.extensions.get("timeout", {})
@@ -79,7 +97,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         return httpx.Response(
             status_code=response.status,
             headers=response.raw_headers,
-            stream=httpx_aiohttp.transport.AiohttpResponseStream(response),
+            stream=_BodyStream(response),
             request=request,
             extensions={"http_version": b"HTTP/1.1"},
         )
@@ -97,7 +115,7 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
 
         The classification is the same as :meth:`handle_async_request`'s.
         """
-        if not isinstance(self.client, aiohttp.ClientSession):
+        if self.client is None:
             self.client = self.get_client()
         with recording() as record:
             response = await self._request(method, url, headers, body, timeout, record)
@@ -154,7 +172,8 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         record: ExchangeRecord,
     ) -> aiohttp.ClientResponse:
         """Send the request and read the answer's head, typing a failure."""
-        client = cast("aiohttp.ClientSession", self.client)
+        client = self.client
+        assert client is not None  # made by the caller  # noqa: S101
         try:
             return await client.request(
                 method,
@@ -179,6 +198,29 @@ class SafeAiohttpTransport(httpx_aiohttp.AiohttpTransport):
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = typed_failure(exc, record)
             raise error from error.__cause__
+
+
+class _BodyStream(httpx.AsyncByteStream):
+    """An answer's body as httpx reads it (the token request's): a failure is a read error.
+
+    The request was answered: whatever cuts the body short, it reached the platform.
+    """
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(_READ_CHUNK):
+                yield chunk
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(str(exc) or type(exc).__name__) from exc
+        except aiohttp.ClientError as exc:
+            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
+
+    async def aclose(self) -> None:
+        """Give the connection back (or close it, if the body was not read to its end)."""
+        await self._response.__aexit__(None, None, None)
 
 
 async def _read_bounded(response: aiohttp.ClientResponse, limit: int) -> tuple[bytes, bool]:

@@ -307,7 +307,6 @@ _EXTRAS = {
     "uvicorn": "cli",
     "rich": "cli",
     "aiohttp": "aiohttp",
-    "httpx_aiohttp": "aiohttp",
     "h2": "http2",
     "phonenumbers": "phone",
     "psycopg": "postgres",
