@@ -12,6 +12,7 @@ the sender asks it, never the configuration:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Protocol
 
 import attrs
@@ -39,10 +40,14 @@ class Exchange(Protocol):
         """The most requests it should have in flight (``None``: its client's pool waits)."""
         ...
 
-    async def exchange(
+    def exchange(
         self, method: str, url: str, headers: HiddenHeaders, body: bytes, limits: BodyLimits
-    ) -> Answer:
-        """Send one request and read its bounded body; raise httpx's transport errors."""
+    ) -> Awaitable[Answer]:
+        """Send one request and read its bounded body; raise httpx's transport errors.
+
+        (Plain methods returning the awaitable: no coroutine frame of their own on the
+        hot path.)
+        """
         ...
 
 
@@ -63,11 +68,11 @@ class TransportExchange:
         """
         return tracks_writes(self.transport)
 
-    async def exchange(
+    def exchange(
         self, method: str, url: str, headers: HiddenHeaders, body: bytes, limits: BodyLimits
-    ) -> Answer:
+    ) -> Awaitable[Answer]:
         """Send one request and read its bounded body; raise httpx's transport errors."""
-        return await self.transport.exchange(method, url, headers, body, self.timeout, limits)
+        return self.transport.exchange(method, url, headers, body, self.timeout, limits)
 
 
 class ClientExchange:
@@ -93,9 +98,9 @@ class ClientExchange:
         self.tracks_writes = tracks_writes
         self.max_in_flight = max_in_flight
 
-    async def exchange(
+    def exchange(
         self, method: str, url: str, headers: HiddenHeaders, body: bytes, limits: BodyLimits
-    ) -> Answer:
+    ) -> Awaitable[Answer]:
         """Send one request and read its bounded body; raise httpx's transport errors."""
         parsed = self._urls.get(url)
         if parsed is None:
@@ -103,7 +108,7 @@ class ClientExchange:
         request = httpx.Request(
             method, parsed, content=body, headers=headers, extensions={"timeout": self._timeout}
         )
-        return await exchange(self._client, request, limits, direct=self._direct)
+        return exchange(self._client, request, limits, direct=self._direct)
 
 
 def open_exchange(client: _http.AsyncClient, own: OwnClient | None, transport: object) -> Exchange:

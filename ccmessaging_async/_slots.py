@@ -1,6 +1,8 @@
-"""Slots: the in-flight bound, anyio's semaphore that a closing session can empty."""
+"""Slots: the in-flight bound, a semaphore with a free uncontended acquire."""
 
 from __future__ import annotations
+
+import collections
 
 import anyio
 
@@ -10,28 +12,33 @@ __all__ = ["Slots"]
 
 
 class Slots:
-    """A first come, first served semaphore whose uncontended acquire does not yield.
+    """A semaphore whose uncontended acquire does not yield to the event loop.
 
-    anyio's ``Semaphore(fast_acquire=True)`` (the send that follows yields anyway), with
-    :meth:`close`: a closed session's waiting calls end at once, sending nothing.
+    anyio's semaphores take two scheduler checkpoints per acquire; on the hot path of every
+    call that is measurable, and the send that follows yields anyway. Even with
+    ``fast_acquire=True`` an acquire checks for cancellation (nine more Python calls per
+    createcall, measured: benchmarks/RESULTS.md), and it has no :meth:`close`. Waiters are served
+    first come, first served; a slot handed to a waiter that is cancelled at that moment
+    passes on to the next one.
     """
 
     def __init__(self, slots: int) -> None:
-        self._semaphore = anyio.Semaphore(slots, fast_acquire=True)
+        self._free = slots
+        self._waiters: collections.deque[anyio.Event] = collections.deque()
         self._closed = False
 
     def __repr__(self) -> str:
-        return f"<Slots {self.free} free, {self.waiting} waiting>"
+        return f"<Slots {self._free} free, {len(self._waiters)} waiting>"
 
     @property
     def free(self) -> int:
         """Slots not held by anyone."""
-        return self._semaphore.value
+        return self._free
 
     @property
     def waiting(self) -> int:
         """Tasks waiting for a slot."""
-        return self._semaphore.statistics().tasks_waiting
+        return len(self._waiters)
 
     async def acquire(self) -> None:
         """Take a slot, waiting (first come, first served) while none is free.
@@ -40,24 +47,34 @@ class Slots:
         """
         if self._closed:
             raise _closed_error()
-        await self._semaphore.acquire()
-        self._give_back_if_closed()
-
-    def _give_back_if_closed(self) -> None:
-        """Woken by :meth:`close`: nothing is held once closed."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        granted = anyio.Event()
+        self._waiters.append(granted)
+        try:
+            await granted.wait()
+        except BaseException:
+            if granted.is_set():
+                self.release()  # handed over just as we were cancelled: pass it on
+            else:
+                self._waiters.remove(granted)
+            raise
         if self._closed:
-            self._semaphore.release()
-            raise _closed_error()
+            raise _closed_error()  # woken by close(); nothing is held once closed
 
     def release(self) -> None:
-        """Give a slot back (to the longest waiter, if there is one)."""
-        self._semaphore.release()
+        """Give a slot back, straight to the longest waiter if there is one."""
+        if self._waiters:
+            self._waiters.popleft().set()
+        else:
+            self._free += 1
 
     def close(self) -> None:
         """Refuse every later acquire and wake every waiter with :class:`SessionStateError`."""
         self._closed = True
-        for _ in range(self.waiting):
-            self._semaphore.release()
+        while self._waiters:
+            self._waiters.popleft().set()
 
 
 def _closed_error() -> SessionStateError:
