@@ -6,8 +6,10 @@ For a refactoring that must not cost CPU: check the old commit out beside this o
     python benchmarks/ab_trees.py /tmp/before . [--rounds 5] [--calls 5000]
 
 Each client run is ``clients.py`` in its own process pinned to CPU 0, with the tree on
-``PYTHONPATH``; nginx serves on CPU 1. Prints the median CPU µs per call of each tree,
-client ("sdk": httpx's transport; "sdk + aiohttp transport") and concurrency.
+``PYTHONPATH``; nginx serves on CPU 1; the trees swap places every other round (the one
+run second in every round measured a few per cent slower). Prints the median CPU µs per
+call of each tree, client ("sdk": httpx's transport; "sdk + aiohttp transport") and
+concurrency.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ def main() -> None:
     trees = {"before": args.before.resolve(), "after": args.after.resolve()}
     samples: dict[tuple[str, int, str], list[float]] = {}
     with nginx(1) as url:
-        for _ in range(args.rounds):
+        for round_ in range(args.rounds):
+            order = list(trees.items())
+            if round_ % 2:
+                order.reverse()  # neither tree always runs first
             for concurrency in CONCURRENCIES:
                 for client in CLIENTS:
-                    for name, tree in trees.items():
+                    for name, tree in order:
                         cpu = _cpu_per_call(tree, client, url, args.calls, concurrency)
                         samples.setdefault((client, concurrency, name), []).append(cpu)
     print("| client | concurrency | before µs/call | after µs/call | after / before |")
