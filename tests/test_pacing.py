@@ -27,6 +27,7 @@ from ccmessaging_async import (
 )
 from ccmessaging_async._pacing import MIN_RATE, Pace
 from ccmessaging_async.cli import ExitCode, main
+from ccmessaging_async.jobs._shared_pace import SharedPace
 from ccmessaging_async.jobs._status import status_text
 from ccmessaging_async.testing import Capacity, Emulator, EmulatorServer
 from ccmessaging_async.testing._capacity import TokenBucket
@@ -519,3 +520,38 @@ def test_a_pacing_made_outside_an_event_loop_runs_a_batch_later() -> None:
 
     assert anyio.run(run) == [OutcomeStatus.SUCCEEDED] * 3
     assert len(emulator.calls) == 3
+
+
+class _NoJobPace:
+    """A job store whose job has no pace yet (no rate, never throttled)."""
+
+    def set_rate(self, rate: float) -> None:
+        raise AssertionError("not asked")
+
+    def reserve_turns(self, count: int, window: float) -> None:
+        return None
+
+    def slow_down(self, factor: float, window: float, found: float | None = None) -> None:
+        raise AssertionError("not asked")
+
+    def pause(self, seconds: float) -> None:
+        raise AssertionError("not asked")
+
+
+@pytest.mark.anyio
+async def test_a_look_at_a_job_with_no_pace_that_runs_out_mid_turn_takes_no_empty_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker's look at a job with no pace may run out between two checks: no failure.
+
+    With no pace, a worker looks again a window later; a look running out between two
+    checks once took a turn from an empty queue (IndexError: the worker stopped, exit 4).
+    Found by a full run of the suite (a PostgreSQL worker test); here each look at the
+    clock is 0.6 s after the last, so the window ends between the two checks every time.
+    """
+    moments = itertools.count()
+    monkeypatch.setattr(anyio, "current_time", lambda: next(moments) * 0.6)
+    shared = SharedPace(_NoJobPace())
+    with anyio.fail_after(5):
+        for _ in range(5):
+            assert await shared.turn(lambda: False, anyio.sleep)

@@ -61,12 +61,14 @@ class SharedPace:
         self, stopped: Callable[[], bool], idle: Callable[[float], Awaitable[None]]
     ) -> bool:
         """Wait for this worker's next turn at the job's pace; ``False`` if stopped first."""
-        while not self._unlimited and not self._turns:
+        while not self._turns:
+            # Asked once per pass: whether the job has no pace depends on the time, which
+            # moves between two looks.
+            if self._unlimited:
+                return not stopped()
             async with self._reserving:
-                if not self._unlimited and not self._turns:
+                if not self._turns and not self._unlimited:
                     await self._reserve()
-        if self._unlimited:
-            return not stopped()
         at = self._turns.popleft()  # no await since the check: still there
         while (wait := at - anyio.current_time()) > 0 and not stopped():
             await idle(wait)
