@@ -92,7 +92,8 @@ class SharedPace:
     def lowered(self, factor: float, found: float | None = None) -> None:
         """Note that this worker cut its own pace by ``factor`` (reported soon).
 
-        ``found``: the rate it came down to from none (a job with no pace yet gets one).
+        ``found``: the rate it came down to when the cut was measured on what the platform
+        took from it (its share of the job's pace; a job with no pace yet gets one).
         """
         self._cut = factor if self._cut is None else min(self._cut, factor)
         if found is not None:
