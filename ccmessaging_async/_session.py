@@ -109,19 +109,13 @@ class AsyncSession:
     def __init__(
         self, base_url: str, app_key: str, app_secret: str, **options: Unpack[SessionOptions]
     ) -> None:
-        settings = Settings.of(base_url, app_key, app_secret, **options)
+        self._settings = settings = Settings.of(base_url, app_key, app_secret, **options)
         configure_from_env()
-        self._base_url = settings.base_url
-        self._token_url = settings.token_url
-        self._credentials = Credentials(settings.app_key, settings.app_secret)
-        self._retry = settings.retry
-        self._token_policy = settings.token
-        client, limits = settings.client, settings.limits
-        self._owns_client = client is None
-        own = None
+        credentials = Credentials(settings.app_key, settings.app_secret)
+        client, limits, own = settings.client, settings.limits, None
         if client is None:
             own = build_client(
-                self._base_url,
+                settings.base_url,
                 transport=settings.transport,
                 proxy=settings.proxy,
                 trust_env=settings.trust_env,
@@ -131,26 +125,27 @@ class AsyncSession:
                 timeout=settings.timeout,
             )
             client, limits = own.client, own.limits
+        self._owns_client = own is not None
         self._client = client
-        self._limits = limits
+        self._limits = limits  # the pool's, when the session built the client
         self._observer = watching = observer(settings.telemetry)
         self._tokens = TokenManager(
             TokenFetcher(
                 client,
-                self._token_url,
-                self._credentials,
-                self._token_policy,
+                settings.token_url,
+                credentials,
+                settings.token,
                 settings.headers,
                 observer=watching,
             ),
-            self._token_policy,
+            settings.token,
         )
         self._sender = Sender(
             client,
-            self._base_url,
+            settings.base_url,
             settings.app_key,
             self._tokens,
-            self._retry,
+            settings.retry,
             exchange=open_exchange(client, own, settings.transport),
             extra_headers=settings.headers,
             observer=watching,
@@ -177,19 +172,19 @@ class AsyncSession:
 
     def __repr__(self) -> str:
         return (
-            f"<AsyncSession {self._state.value} {self._base_url} "
-            f"app_key={self._credentials.app_key!r}>"
+            f"<AsyncSession {self._state.value} {self._settings.base_url} "
+            f"app_key={self._settings.app_key!r}>"
         )
 
     @property
     def base_url(self) -> str:
         """The platform's base URL, without a trailing slash."""
-        return self._base_url
+        return self._settings.base_url
 
     @property
     def token_url(self) -> str:
         """The token service's full URL."""
-        return self._token_url
+        return self._settings.token_url
 
     @property
     def client(self) -> _http.AsyncClient:
