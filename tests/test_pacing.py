@@ -74,17 +74,26 @@ def test_two_signals_lower_the_rate_to_four_fifths_of_what_the_batch_did() -> No
     assert pace.rate == pytest.approx(80.0)
 
 
-def test_the_rate_falls_to_what_the_platform_took() -> None:
-    """200 starts/s, 140/s or 20/s taken, then throttles: down to just under what was taken."""
-    for taken, expected in ((140, 133.0), (20, 19.0)):
-        pace = Pace(None, now=0.0)
-        started(pace, 1, 0.0)
-        started(pace, 200, 1.0)
-        for _ in range(taken):
-            pace.accepted(1.25, 0.01)
-        pace.throttled(1.5, None)
-        pace.throttled(1.5, None)
-        assert pace.rate == pytest.approx(expected)
+def throttled_after_taking(taken: int) -> Pace:
+    """200 starts in the second from 1.0 s, ``taken`` of them taken, then two throttles."""
+    pace = Pace(None, now=0.0)
+    started(pace, 1, 0.0)
+    started(pace, 200, 1.0)
+    for _ in range(taken):
+        pace.accepted(1.25, 0.01)
+    pace.throttled(1.5, None)
+    pace.throttled(1.5, None)
+    return pace
+
+
+@pytest.mark.parametrize(("taken", "expected"), [(140, 133.0), (20, 19.0), (180, 171.0)])
+def test_a_cut_goes_to_just_under_what_the_platform_took(taken: int, expected: float) -> None:
+    """200 starts/s, then throttles: 95 % of what was taken.
+
+    Whether that is below a fifth off (140/s, 20/s taken) or above it (180/s: 171/s, not
+    the 160/s a fifth off would give).
+    """
+    assert throttled_after_taking(taken).rate == pytest.approx(expected)
 
 
 def test_the_first_starts_say_nothing_of_what_the_platform_takes() -> None:
@@ -100,18 +109,6 @@ def test_the_first_starts_say_nothing_of_what_the_platform_takes() -> None:
     pace.throttled(0.2, None)
     pace.throttled(0.2, None)
     assert pace.rate == pytest.approx(80.0)
-
-
-def test_a_cut_goes_to_just_under_what_the_platform_took_not_a_fifth_below() -> None:
-    """200 starts/s, 180/s taken, then throttles: 171/s (95 % of it), not 160/s."""
-    pace = Pace(None, now=0.0)
-    started(pace, 1, 0.0)
-    started(pace, 200, 1.0)
-    for _ in range(180):
-        pace.accepted(1.25, 0.01)
-    pace.throttled(1.5, None)
-    pace.throttled(1.5, None)
-    assert pace.rate == pytest.approx(171.0)
 
 
 def test_turns_given_before_a_cut_are_given_again_at_the_lowered_rate() -> None:
@@ -309,6 +306,19 @@ def test_before_the_platforms_rate_is_measured_the_rate_doubles() -> None:
         pace.turn(now)
         rates.append(pace.rate)
     assert rates == pytest.approx([160.0, 320.0, 640.0])
+
+
+def test_above_the_limit_that_was_throttled_the_rate_probes_from_a_quarter_step() -> None:
+    """Cut to 171/s from 180/s taken: one step of 9/s back to 180, then 2.25/s, 4.5/s..."""
+    pace = throttled_after_taking(180)
+    now, rates = 1.5, []
+    for _ in range(3):
+        pace.turn(now)
+        pace.turn(now)  # waits for its turn: the batch uses its limit
+        now += 1.01
+        pace.turn(now)
+        rates.append(pace.rate)
+    assert rates == pytest.approx([180.0, 182.25, 186.75])
 
 
 def test_a_limit_never_throttled_stays_where_the_user_set_it() -> None:
