@@ -21,7 +21,9 @@ platform's load.
   used its limit): while no cut was measured (the first came from a burst), twice as fast
   (a slow start); after a measured cut, by a twentieth of the limit that was throttled
   back to it, then beyond it from a quarter of that, twice as far each clean window (up to
-  two twentieths: the limit may have been measured low).
+  two twentieths: the limit may have been measured low). The turns already handed out
+  are given again at the raised rate too: spaced for the old one, a concurrency's worth
+  of them would hold the batch there for as long again.
 - **Never above** the user's ``rate`` (with none, the batch starts unlimited, bounded by
   its concurrency, and finds the platform's rate).
 - **Giving up**: when the platform has accepted nothing for ``max_throttle_wait`` while
@@ -79,7 +81,9 @@ class Pace:
         self._retry_after = 0.0  # the longest asked for in this window
         self._waited = False  # a start waited for its turn in this window
         self._lowered_at = -math.inf
-        self._cuts = 0  # how often the rate was lowered: a turn is good until the next
+        #: How often the turns handed out were voided (the rate changed): a turn is good
+        #: until the next.
+        self.issue = 0
         self._measured = False  # a cut came from what the platform took (else: slow start)
         #: Whether the last cut came from what the platform took (else: a fifth off).
         self.measured_cut = False
@@ -102,21 +106,21 @@ class Pace:
         if now < self.paused_until:
             return self.paused_until - now, None
         if self.rate is None:
-            return 0.0, self._cuts
+            return 0.0, self.issue
         start = max(now, self._next)
         self._next = start + 1.0 / self.rate
         if start > now:
             self._waited = True
-        return start - now, self._cuts
+        return start - now, self.issue
 
     def start(self, now: float, turn: int) -> bool:
         """Start on ``turn`` at ``now``, if it still stands; else ask for a new one.
 
-        A turn stands unless a pause began or the rate was lowered since it was given: the
-        turns handed out before a cut are spaced for the old rate, and up to a concurrency's
+        A turn stands unless a pause began or the rate changed since it was given: the
+        turns handed out before are spaced for the old rate, and up to a concurrency's
         worth of them would keep that rate for as long again.
         """
-        if now < self.paused_until or turn != self._cuts:
+        if now < self.paused_until or turn != self.issue:
             return False
         self.started(now)
         return True
@@ -177,7 +181,7 @@ class Pace:
         self._throttled_limit = limit
         self._probe = _PROBE_FIRST
         self._next = min(self._next, now + 1.0 / self.rate)
-        self._cuts += 1
+        self.issue += 1
         self._lowered_at = now
         self._signals = 0
         self._retry_after = 0.0
@@ -236,6 +240,8 @@ class Pace:
             raised = raised if self.ceiling is None else min(raised, self.ceiling)
             if raised != self.rate:
                 self.rate, self._changed_at = raised, now
+                self._next = min(self._next, now)
+                self.issue += 1
         self._window_start = now
         self._signals = 0
         self._retry_after = 0.0
@@ -272,6 +278,7 @@ class Pacing:
         self._started: Pace | None = None  # made on first use, inside the event loop
         self._stop_asked = False
         self._stop_event: anyio.Event | None = None
+        self._wake_event: anyio.Event | None = None
         #: Whether it stopped because the platform accepted nothing for too long.
         self.gave_up: bool = False
 
@@ -280,6 +287,21 @@ class Pacing:
         if self._started is None:
             self._started = Pace(self._rate, self._clock())
         return self._started
+
+    @property
+    def _waiting(self) -> anyio.Event:
+        """Set when the waits for a turn end early: a stop, or turns given again."""
+        if self._wake_event is None:
+            self._wake_event = anyio.Event()
+            if self._stop_asked:
+                self._wake_event.set()
+        return self._wake_event
+
+    def _reissued(self) -> None:
+        """Wake the starts waiting for turns that no longer stand, to ask again."""
+        if self._wake_event is not None:
+            self._wake_event.set()
+            self._wake_event = None
 
     @property
     def _stopped(self) -> anyio.Event:
@@ -323,16 +345,21 @@ class Pacing:
         self._stop_asked = True
         if self._stop_event is not None:
             self._stop_event.set()
+        if self._wake_event is not None:
+            self._wake_event.set()
 
     async def admit(self) -> bool:
         """Wait for the next start's turn; return whether the call may be sent now."""
         pace = self._pace
         while not self.stopped:
+            issue = pace.issue
             wait, turn = pace.turn(self._clock())
+            if pace.issue != issue:
+                self._reissued()
             if wait > 0:
                 with anyio.move_on_after(wait):
-                    await self._stopped.wait()
-            # (Stopped during the wait: no start is counted.)
+                    await self._waiting.wait()
+            # (Stopped or given a new turn during the wait: no start is counted.)
             if turn is not None and not self.stopped and pace.start(self._clock(), turn):
                 return True
         return False
@@ -349,7 +376,11 @@ class Pacing:
     def throttled(self, retry_after: float | None = None) -> bool:
         """Note a throttle signal; return whether its ``retry_after`` paused the batch."""
         now = self._clock()
-        paused = self._pace.throttled(now, retry_after)
+        pace = self._pace
+        issue = pace.issue
+        paused = pace.throttled(now, retry_after)
+        if pace.issue != issue:
+            self._reissued()
         if now - self._pace.accepted_at >= self._max_throttle_wait:
             self.gave_up = True
             self.stop()

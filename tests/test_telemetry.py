@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import attrs
 import httpx
 import pytest
@@ -374,12 +375,12 @@ async def test_a_meter_provider_that_raises_leaves_the_session_working() -> None
     assert result.result_code == "0"
 
 
-@pytest.mark.slow
+@pytest.mark.fake_clock
 async def test_a_throttled_batch_reports_its_throttles_pauses_and_limit(
     recorded: Recorded,
 ) -> None:
     """Throttles and pauses are counted; the running batch's limit is a gauge."""
-    emulator = Emulator()
+    emulator = Emulator(clock=anyio.current_time)
     emulator.set_capacity(50.0, burst=5, retry_after=0.05)
     pacing = Pacing()
     async with in_process(emulator, recorded.telemetry) as session:
