@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import looptime
 import pytest
 import respx
 from hypothesis import settings
 
+from tests._fake_clock import fake_clock_options
 from tests._helpers import BASE_URL
 
 # No per-example deadline: on a shared, loaded machine a slow example is not a failure.
@@ -30,20 +30,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> str | tuple[str, dict[str, 
     if request.node.get_closest_marker("fake_clock") is None:
         return name
     return name, fake_clock_options(name)
-
-
-def fake_clock_options(backend: str) -> dict[str, Any]:
-    """Run options for an event loop whose clock jumps to its next timer when all wait.
-
-    A wait then takes no real time, and the test sees exactly the times it would in real
-    time. Only for tests with nothing outside the loop (respx, in-process emulator): the
-    clock would also jump over a real socket's or a thread's wait.
-    """
-    if backend == "trio":
-        from trio.testing import MockClock  # noqa: PLC0415 - trio runs only what needs it
-
-        return {"clock": MockClock(autojump_threshold=0)}
-    return {"loop_factory": looptime.new_event_loop}
 
 
 @pytest.fixture
