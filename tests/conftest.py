@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,16 @@ class _FaultRowsFromWorkers:
         from tests._report import ROWS  # noqa: PLC0415 - only when the suite ran
 
         ROWS.extend(tuple(row) for row in getattr(node, "workeroutput", {}).get("fault_rows", []))
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """Two workers per core for ``-n auto``: many tests wait, on a socket or a process."""
+    del config
+    return (
+        2 * len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity")
+        else 2 * (os.cpu_count() or 1)
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
