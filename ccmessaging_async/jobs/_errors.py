@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 
 __all__ = ["POSTGRES_EXTRA", "JobRefusedError", "JobStoppedError", "storage_errors"]
 
@@ -25,10 +26,9 @@ class JobStoppedError(Exception):
 
 
 def storage_errors() -> tuple[type[Exception], ...]:
-    """Return the errors of a job's store that stop a run (psycopg's, when installed)."""
+    """Return the errors of a job's store that stop a run (psycopg's, when it is in use)."""
     errors: tuple[type[Exception], ...] = (sqlite3.Error, OSError, JobStoppedError)
-    try:
-        import psycopg  # noqa: PLC0415 - the postgres extra
-    except ImportError:
-        return errors
-    return (*errors, psycopg.Error)
+    # Not imported for a job file: nothing can raise its errors, and importing it costs a
+    # job's process about 80 ms.
+    psycopg = sys.modules.get("psycopg")
+    return errors if psycopg is None else (*errors, psycopg.Error)
