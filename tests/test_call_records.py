@@ -10,6 +10,7 @@ import datetime
 import json
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 import respx
@@ -281,6 +282,7 @@ async def test_the_emulator_refuses_more_than_seven_days_in_one_query() -> None:
     assert no_token.status_code == 403
 
 
+@pytest.mark.fake_clock
 async def test_a_token_that_expires_between_pages_is_renewed_and_the_page_read() -> None:
     """The platform forgets every token after the first page: the rest is still read, once."""
     emulator = Emulator()
@@ -289,6 +291,7 @@ async def test_a_token_that_expires_between_pages_is_renewed_and_the_page_read()
         emulator.app_key,
         emulator.app_secret,
         transport=httpx.ASGITransport(app=emulator),
+        token=TokenPolicy(clock=anyio.current_time),  # its second between fetches: no wait
     ) as client:
         for i in range(5):
             await client.create_call(CreateCallRequest(called=f"1380000000{i}"))

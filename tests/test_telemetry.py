@@ -216,6 +216,7 @@ async def test_each_call_is_one_span_with_what_happened_and_metrics_count_it(
         assert number not in text
 
 
+@pytest.mark.fake_clock
 async def test_resends_and_budget_refusals_are_counted(recorded: Recorded) -> None:
     with respx.mock(base_url=BASE_URL, assert_all_called=False) as mock:
         mock.post(TOKEN_PATH).respond(200, json=token_json("t0ken-123"))
