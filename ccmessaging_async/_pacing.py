@@ -381,7 +381,7 @@ class Pacing:
         paused = pace.throttled(now, retry_after)
         if pace.issue != issue:
             self._reissued()
-        if now - self._pace.accepted_at >= self._max_throttle_wait:
+        if now - pace.accepted_at >= self._max_throttle_wait:
             self.gave_up = True
             self.stop()
         return paused
