@@ -39,7 +39,7 @@ def _cpu_per_call(tree: Path, client: str, url: str, calls: int, concurrency: in
     result = json.loads(done.stdout.strip().splitlines()[-1])
     if result["errors"]:
         raise RuntimeError(f"{tree} {client}: {result['errors']} failed calls")
-    return float(result["cpu"]) / result["calls"] * 1e6
+    return float(result["cpu"]) / float(result["calls"]) * 1e6
 
 
 def main() -> None:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ccmessaging_async.cli import _store, main
+from ccmessaging_async.cli import main
+from ccmessaging_async.jobs._sqlite import SQLiteStore
 
-_open = _store.JobStore.__init__
+_open = SQLiteStore.__init__
 
 
-def _without_fsync(self: _store.JobStore, path: Path, *, synchronous: str = "OFF") -> None:
+def _without_fsync(self: SQLiteStore, path: Path, *, synchronous: str = "OFF") -> None:
     _open(self, path, synchronous=synchronous)
 
 
-_store.JobStore.__init__ = _without_fsync  # type: ignore[method-assign]
+SQLiteStore.__init__ = _without_fsync  # type: ignore[method-assign]
 sys.exit(main())

@@ -67,7 +67,7 @@ def run_workers(commands: list[list[str]], env: dict[str, str], cwd: str) -> dic
     for process in processes:
         output, _ = process.communicate(timeout=7200)
         if process.returncode != 0:
-            raise RuntimeError(f"{process.args} exited {process.returncode}: {output}")
+            raise RuntimeError(f"{process.args!r} exited {process.returncode}: {output!r}")
         summaries.append(output.strip().splitlines()[0] if output.strip() else "")
     stop.set()
     sampler.join()

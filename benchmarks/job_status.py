@@ -27,9 +27,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from ccmessaging_async.cli._input import InputIdentity, InputRow
-from ccmessaging_async.cli._status import status_text
-from ccmessaging_async.cli._store import Final, JobStore
+from ccmessaging_async.jobs._input import InputRow
+from ccmessaging_async.jobs._records import Final, InputIdentity, InputRules
+from ccmessaging_async.jobs._sqlite import SQLiteStore
+from ccmessaging_async.jobs._status import status_text
 
 OLD_QUERY = (
     "SELECT o.result_code, count(*) FROM rows r JOIN outcomes o ON o.row = r.row "
@@ -64,9 +65,10 @@ def _final(row: int) -> Final:
 def _finished_job(folder: Path, count: int, *, index: bool = True) -> tuple[Path, float]:
     """A finished job of ``count`` rows; return it and the seconds per group commit."""
     path = folder / f"job-{count}-{index}.job"
-    store = JobStore(path, synchronous="OFF")
+    store = SQLiteStore(path, synchronous="OFF")
     try:
-        store.import_rows(_rows(count), path, "csv", InputIdentity(0, "0" * 64))
+        identity = InputIdentity(0, "0" * 64)
+        store.import_rows(_rows(count), str(path), "csv", lambda: identity, InputRules())
         if not index:
             store._db.execute("DROP INDEX rows_state")  # noqa: SLF001 - the comparison
         started = time.perf_counter()

@@ -20,7 +20,7 @@ import resource
 import ssl
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -125,7 +125,7 @@ async def raw_aiohttp(
 
 def _sdk(
     transport: Callable[[int], httpx.AsyncBaseTransport | None], *, http2: bool = False
-) -> Callable[..., Awaitable[None]]:
+) -> Callable[..., Coroutine[Any, Any, None]]:
     async def client(url: str, concurrency: int, work: Callable[[Runner], Awaitable[None]]) -> None:
         made = transport(concurrency)
         # Settings for the transport the session builds; one brought carries its own.
@@ -161,7 +161,7 @@ def _aiohttp_before(concurrency: int) -> httpx.AsyncBaseTransport:
     """The aiohttp transport over aiohttp's own connector (before write tracking)."""
     from ccmessaging_async._transports import aiohttp_transport as module
 
-    module.WIRE_SUPPORTED = False  # this process runs one client only
+    module.WIRE_SUPPORTED = False  # type: ignore[attr-defined]  # this process runs one client
     return _aiohttp_transport(concurrency)
 
 

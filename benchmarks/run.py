@@ -51,7 +51,7 @@ def run_client(name: str, url: str, calls: int, concurrency: int) -> dict[str, f
     return result
 
 
-def throughput(url: str, calls: int, rounds: int) -> dict[str, dict[int, dict[str, float]]]:
+def throughput(url: str, calls: int, rounds: int) -> dict[str, dict[int, dict[str, Any]]]:
     """Median CPU µs/call and calls/s per client and concurrency, alternating clients."""
     samples: dict[str, dict[int, list[dict[str, float]]]] = {
         name: {c: [] for c in CONCURRENCIES} for name in CLIENTS

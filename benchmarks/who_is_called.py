@@ -112,6 +112,7 @@ def main() -> None:
     """Run both measurements and print the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--json", type=Path, default=HERE / "who_is_called.json")
     args = parser.parse_args()
     results: dict[str, Any] = {
         "rows": args.rows,
@@ -153,7 +154,7 @@ def main() -> None:
             "check_us": float(per_check) * 1e6,
             "append_1000_ms": float(appended) * 1000,
         }
-    (HERE / "who_is_called.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
     print("\n| import | time | rows/s | duplicates | peak RSS |\n|---|---|---|---|---|")
     for tag, found in results["import"].items():
         print(
