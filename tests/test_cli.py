@@ -15,7 +15,8 @@ import anyio
 import pytest
 
 from ccmessaging_async import AsyncSession, ConfigurationError, __version__
-from ccmessaging_async.cli import ExitCode, _parser, main
+from ccmessaging_async.cli import ExitCode, main
+from ccmessaging_async.cli._parser import build_parser
 from ccmessaging_async.testing import Emulator, EmulatorServer
 
 
@@ -70,7 +71,7 @@ def test_the_console_script_runs_where_posix_is_missing_and_says_what_needs_it(
 
 
 def test_every_option_of_every_command_has_help() -> None:
-    parser = _parser()
+    parser = build_parser()
     commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
     for name, command in commands.choices.items():
         for action in command._actions:  # noqa: SLF001
