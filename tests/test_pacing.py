@@ -334,6 +334,18 @@ def test_clean_windows_that_use_the_limit_raise_it_additively_up_to_the_ceiling(
     assert max(rate or 0.0 for rate in rates) == 100.0  # never above what the user set
 
 
+def rates_after_busy_windows(pace: Pace, now: float, windows: int = 3) -> list[float | None]:
+    """The rate after each of ``windows`` clean windows in which a start waited its turn."""
+    rates = []
+    for _ in range(windows):
+        pace.turn(now)
+        pace.turn(now)  # waits for its turn: the batch uses its limit
+        now += 1.01
+        pace.turn(now)
+        rates.append(pace.rate)
+    return rates
+
+
 def test_before_the_platforms_rate_is_measured_the_rate_doubles() -> None:
     """A cut from a first burst says little: clean busy windows double the rate (slow start)."""
     pace = Pace(None, now=0.0)
@@ -341,27 +353,13 @@ def test_before_the_platforms_rate_is_measured_the_rate_doubles() -> None:
     pace.throttled(0.1, None)
     pace.throttled(0.1, None)
     assert pace.rate == pytest.approx(80.0)  # a fifth off the 100 started in the window
-    now, rates = 0.1, []
-    for _ in range(3):
-        pace.turn(now)
-        pace.turn(now)  # waits for its turn: the batch uses its limit
-        now += 1.01
-        pace.turn(now)
-        rates.append(pace.rate)
-    assert rates == pytest.approx([160.0, 320.0, 640.0])
+    assert rates_after_busy_windows(pace, 0.1) == pytest.approx([160.0, 320.0, 640.0])
 
 
 def test_above_the_limit_that_was_throttled_the_rate_probes_from_a_quarter_step() -> None:
     """Cut to 171/s from 180/s taken: one step of 9/s back to 180, then 2.25/s, 4.5/s..."""
     pace = throttled_after_taking(180)
-    now, rates = 1.5, []
-    for _ in range(3):
-        pace.turn(now)
-        pace.turn(now)  # waits for its turn: the batch uses its limit
-        now += 1.01
-        pace.turn(now)
-        rates.append(pace.rate)
-    assert rates == pytest.approx([180.0, 182.25, 186.75])
+    assert rates_after_busy_windows(pace, 1.5) == pytest.approx([180.0, 182.25, 186.75])
 
 
 def test_a_limit_never_throttled_stays_where_the_user_set_it() -> None:
