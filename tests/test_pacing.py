@@ -167,9 +167,9 @@ def metered_run(
     Each of ``concurrency`` workers does what the batch engine does with a :class:`Pace`:
     ask for a turn, wait for it (woken to ask again when the turns are given again), start
     if it still stands (else ask again), send; a throttled call is held for its
-    ``Retry-After`` and goes again. Time is simulated, so
-    the result is exact and the test takes no time. Returns when each call was created and
-    when each throttled request was sent.
+    ``Retry-After`` and goes again. Time is simulated, so the result is exact and the test
+    takes no time. Returns when each call was created and when each throttled request was
+    sent.
     """
     bucket = TokenBucket(Capacity(capacity, 10, 1.0, result_code=False), 0.0)
     pace = Pace(None, now=0.0)
